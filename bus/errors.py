@@ -1,0 +1,47 @@
+"""The bus's error family.
+
+Two kinds of error, as everywhere in this project:
+
+* ``BusRefusal`` and its subclasses are *the caller's mistake* (usually a model's):
+  a path outside the role's scope, a malformed path, a file that is too large.
+  The bus records a ``refused`` event, and the agent loop shows the message to the
+  model, which carries on. Messages therefore say what was refused and what to do.
+* ``BusFault`` is *the system's fault* (a corrupt index, a missing root): it is raised
+  to the operator with a message that says how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class BusError(Exception):
+    """Base class of every error the bus raises."""
+
+
+class BusRefusal(BusError):
+    """A request the bus refused; nothing was written."""
+
+    rule = "refused"
+
+
+class InvalidProjectName(BusRefusal):
+    rule = "project-name"
+
+
+class InvalidPath(BusRefusal):
+    rule = "path"
+
+
+class ScopeViolation(BusRefusal):
+    rule = "scope"
+
+
+class FileTooLarge(BusRefusal):
+    rule = "size"
+
+
+class NotFound(BusRefusal):
+    rule = "not-found"
+
+
+class BusFault(BusError):
+    """Something is wrong with the bus itself, not with the request."""

@@ -1,0 +1,128 @@
+"""``aisci bus ...``: look at and maintain the File-as-Bus from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from rich.console import Console
+from rich.table import Table
+
+from bus import Bus, query
+from bus.reground import workspace_map
+from bus.repair import repair
+from bus.scopes import scope_for
+
+console = Console()
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list):  # a metrics map arrives as [(name, value), ...]
+        return ", ".join(f"{v[0]}={_cell(v[1])}" if isinstance(v, tuple) else _cell(v) for v in value)
+    return str(value)
+
+
+def print_table(table: pa.Table, title: str | None = None, limit: int = 200) -> None:
+    """Render an Arrow table with Rich (the last ``limit`` rows; times in UTC)."""
+    out = Table(title=title)
+    for name in table.column_names:
+        out.add_column(name, overflow="fold")
+    for row in table.slice(max(table.num_rows - limit, 0)).to_pylist():
+        out.add_row(*(_cell(v) for v in row.values()))
+    console.print(out)
+    if table.num_rows > limit:
+        console.print(f"[dim](showing the last {limit} of {table.num_rows} rows; use --limit)[/dim]")
+
+
+def cmd_ls(bus: Bus, args: argparse.Namespace) -> None:
+    names = bus.projects()
+    if not names:
+        console.print(f"No projects under {bus.root}. Create one with `aisci demo` or `aisci run`.")
+        return
+    table = bus.index.scan(names, columns=["project", "seq", "time", "kind"])
+    stats = table.group_by("project").aggregate([("seq", "count"), ("time", "max")])
+    writes = table.filter(pc.is_in(table.column("kind"), pa.array(["write", "append"])))
+    wstats = writes.group_by("project").aggregate([("kind", "count")])
+    joined = pa.table({"project": pa.array(names)}).join(stats, "project").join(wstats, "project")
+    joined = joined.rename_columns(
+        {"seq_count": "events", "time_max": "last event", "kind_count": "file writes"}
+    ).sort_by("project")
+    print_table(joined.select(["project", "events", "file writes", "last event"]), title=f"projects on {bus.root}")
+
+
+def cmd_log(bus: Bus, args: argparse.Namespace) -> None:
+    table = query.events(bus, args.project, since=args.since, kinds=args.kind or None)
+    cols = ["seq", "time", "role", "instance", "kind", "path", "version", "size", "summary", "metrics"]
+    print_table(table.select(cols), title=f"events of {args.project}", limit=args.limit)
+
+
+def cmd_query(bus: Bus, args: argparse.Namespace) -> None:
+    if args.what == "best":
+        print_table(query.best_metric(bus, args.metric, args.mode), title=f"best {args.metric} per project ({args.mode})")
+    elif args.what == "tokens":
+        print_table(query.tokens_by_role(bus, [args.project] if args.project else None), title="tokens per role")
+    elif args.what == "files":
+        print_table(query.latest_files(bus, args.project).drop_columns(["hash"]), title=f"files of {args.project}")
+    elif args.what == "map":
+        table = workspace_map(bus.index.snapshot(args.project), scope_for(args.role))
+        print_table(table.drop_columns(["hash"]), title=f"what '{args.role}' sees in {args.project}")
+
+
+def cmd_compact(bus: Bus, args: argparse.Namespace) -> None:
+    for name in [args.project] if args.project else bus.index.projects():
+        rows = bus.index.compact(name)
+        console.print(f"{name}: compacted {rows} journal rows")
+
+
+def cmd_repair(bus: Bus, args: argparse.Namespace) -> None:
+    for name in [args.project] if args.project else bus.projects():
+        r = repair(bus, name)
+        if r.clean:
+            console.print(f"{name}: consistent")
+            continue
+        console.print(f"[bold]{name}[/bold]: torn rows cut {r.torn_rows}, counter fixed {r.counter_fixed}, "
+                      f"temp files removed {r.temp_removed}, segments quarantined {r.quarantined or 'none'}")
+        for path in r.recovered:
+            console.print(f"  recovered {path}")
+        for path in r.missing:
+            console.print(f"  [yellow]indexed but missing on disk[/yellow]: {path}")
+        for name_ in r.unreadable_names:
+            console.print(f"  [yellow]not UTF-8, left alone[/yellow]: {name_}")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bus", help="inspect and maintain the File-as-Bus")
+    bus_sub = p.add_subparsers(dest="bus_cmd", required=True)
+    bus_sub.add_parser("ls", help="list projects").set_defaults(func=cmd_ls)
+    log = bus_sub.add_parser("log", help="events of a project")
+    log.add_argument("project")
+    log.add_argument("--since", type=int, default=0, help="only events after this sequence number")
+    log.add_argument("--kind", action="append", help="only events of this kind (repeatable)")
+    log.add_argument("--limit", type=int, default=200)
+    log.set_defaults(func=cmd_log)
+    q = bus_sub.add_parser("query", help="queries over the index")
+    qs = q.add_subparsers(dest="what", required=True)
+    best = qs.add_parser("best", help="best metric per project, across all projects")
+    best.add_argument("--metric", required=True)
+    best.add_argument("--mode", choices=["max", "min"], default="max")
+    tokens = qs.add_parser("tokens", help="tokens spent per project and role")
+    tokens.add_argument("--project")
+    files = qs.add_parser("files", help="the latest version of every file of a project")
+    files.add_argument("project")
+    wmap = qs.add_parser("map", help="the workspace map one role re-grounds on")
+    wmap.add_argument("project")
+    wmap.add_argument("--role", default="viewer")
+    q.set_defaults(func=cmd_query)
+    for name, func, text in (("compact", cmd_compact, "move journal rows into Parquet segments"),
+                             ("repair", cmd_repair, "make the index consistent with the files after a crash")):
+        c = bus_sub.add_parser(name, help=text)
+        c.add_argument("project", nargs="?", help="one project (default: all)")
+        c.set_defaults(func=func)
