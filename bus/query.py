@@ -20,7 +20,7 @@ from .reground import latest_files as _latest_files
 
 def events(bus: Bus, project: str, since: int = 0, kinds: list[str] | None = None) -> pa.Table:
     """Events of ``project`` with ``seq > since`` (optionally of some kinds), by seq."""
-    table = bus.index.snapshot(project, since)
+    table = bus.project(project).events(since)
     if kinds:
         table = table.filter(pc.is_in(table.column("kind"), pa.array(kinds)))
     return table
@@ -28,7 +28,7 @@ def events(bus: Bus, project: str, since: int = 0, kinds: list[str] | None = Non
 
 def latest_files(bus: Bus, project: str) -> pa.Table:
     """The latest version of every file of ``project``."""
-    return _latest_files(bus.index.snapshot(project))
+    return _latest_files(bus.project(project).events())
 
 
 def best_metric(bus: Bus, metric: str, mode: str = "max", projects: list[str] | None = None) -> pa.Table:

@@ -126,6 +126,21 @@ def _remove_stale_temp(bus: Bus, project: str, report: RepairReport) -> None:
             pass
 
 
+def _cut_log_tail(bus: Bus, project: str, system, rel: str, full: Path, end: int) -> None:
+    """Truncate a log to the end of its last indexed record. The cut bytes (a torn
+    record, or one whose row was in flight) are kept in the version store."""
+    with open(full, "rb") as f:
+        f.seek(end)
+        tail = f.read()
+    staged, digest = bus.store.stage(project, tail)
+    bus.store.keep(project, staged, digest)
+    os.unlink(staged)
+    os.truncate(full, end)
+    system.record(KIND_RECOVERED, f"repair: cut {len(tail)} unindexed bytes (an append in flight) "
+                  f"from the end of the log; they are kept as object {digest[:12]}",
+                  path=rel, hash=digest, size=len(tail))
+
+
 def _reconcile_files(bus: Bus, project: str, report: RepairReport) -> None:
     proj = bus.project(project)
     system = proj.as_role("system", "repair")
@@ -148,6 +163,10 @@ def _reconcile_files(bus: Bus, project: str, report: RepairReport) -> None:
             known = latest.get(rel)
             size = full.stat().st_size
             if known is not None and events[known["version"]]["kind"] == KIND_APPEND:
+                if size > known["size"]:  # an append in flight: cut it, keep its bytes
+                    _cut_log_tail(bus, project, system, rel, full, known["size"])
+                    report.recovered.append(rel)
+                    continue
                 if size == known["size"]:
                     continue
                 why = f"log is {size} bytes but its last indexed record ends at {known['size']}"

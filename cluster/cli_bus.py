@@ -16,6 +16,8 @@ from bus.repair import repair
 from bus.scopes import scope_for
 
 console = Console()
+if not console.is_terminal:  # piped to a file or a CI log: don't fold at 80 columns
+    console = Console(width=160)
 
 
 def _cell(value: object) -> str:
@@ -72,7 +74,7 @@ def cmd_query(bus: Bus, args: argparse.Namespace) -> None:
     elif args.what == "files":
         print_table(query.latest_files(bus, args.project).drop_columns(["hash"]), title=f"files of {args.project}")
     elif args.what == "map":
-        table = workspace_map(bus.index.snapshot(args.project), scope_for(args.role))
+        table = workspace_map(bus.project(args.project).events(), scope_for(args.role))
         print_table(table.drop_columns(["hash"]), title=f"what '{args.role}' sees in {args.project}")
 
 

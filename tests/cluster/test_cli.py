@@ -1,0 +1,46 @@
+"""The `aisci` command line, run for real (in-process main() and as a console script)."""
+
+import os
+import subprocess
+import sys
+
+from bus import Bus
+from cluster.cli import main
+
+
+def test_demo_then_inspect(tmp_path, capsys):
+    root = str(tmp_path / "root")
+    assert main(["--root", root, "demo"]) == 0
+    out = capsys.readouterr().out
+    assert "demo-wine: 0.972" in out and "refused" in out
+    assert Bus(root).projects() == ["demo-diabetes", "demo-iris", "demo-wine"]
+
+    assert main(["--root", root, "bus", "ls"]) == 0
+    assert "demo-iris" in capsys.readouterr().out
+    assert main(["--root", root, "bus", "log", "demo-iris", "--kind", "refused"]) == 0
+    assert "submission" in capsys.readouterr().out
+    assert main(["--root", root, "bus", "query", "best", "--metric", "score"]) == 0
+    assert "0.972" in capsys.readouterr().out
+    assert main(["--root", root, "bus", "query", "map", "demo-iris", "--role", "analyst"]) == 0
+    out = capsys.readouterr().out
+    assert "analysis/data.md" in out and "code/train.py" not in out
+    assert main(["--root", root, "bus", "query", "tokens"]) == 0
+    assert main(["--root", root, "bus", "compact"]) == 0
+    assert main(["--root", root, "bus", "repair"]) == 0
+    assert capsys.readouterr().out.count("consistent") == 3
+
+
+def test_errors_are_clear_and_exit_nonzero(tmp_path, capsys):
+    root = str(tmp_path / "root")
+    assert main(["--root", root, "bus", "log", "Bad Name"]) == 2
+    assert "invalid project name" in capsys.readouterr().err
+    assert main(["--root", root, "bus", "query", "files", "missing"]) == 2
+    assert "no project 'missing'" in capsys.readouterr().err
+
+
+def test_console_script_uses_aisci_root(tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "aisci")
+    env = dict(os.environ, AISCI_ROOT=str(tmp_path / "envroot"))
+    out = subprocess.run([exe, "demo"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert Bus(tmp_path / "envroot").projects() == ["demo-diabetes", "demo-iris", "demo-wine"]
