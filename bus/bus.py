@@ -18,7 +18,6 @@ operations and ``bus.reground`` for what an agent re-reads at each step.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,10 +30,6 @@ from .objects import VersionStore
 from .paths import check_project_name
 from .schema import KIND_PROJECT
 from .scopes import WORKSPACE_FOLDERS, Scope, scope_for
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class Bus:
@@ -80,7 +75,8 @@ class Project:
     def __init__(self, bus: Bus, name: str):
         self.bus = bus
         self.name = name
-        self.dir = Path(os.path.realpath(bus.root / "projects" / name))
+        self.real = os.path.realpath(bus.root / "projects" / name)  # str: joined on every access
+        self.dir = Path(self.real)
 
     def as_role(self, role: str, instance: str | None = None, scope: Scope | None = None):
         """A view of this project with ``role``'s permissions (default scopes in ``bus.scopes``)."""

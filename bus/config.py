@@ -37,7 +37,7 @@ class BusConfig(BaseModel):
         "in an experiment's outputs folder, written by the run itself.",
     )
     compact_rows: int = Field(
-        default=2000,
+        default=500,
         gt=0,
         description="A writer compacts a project's journals into a Parquet segment once its own "
         "journal holds this many rows.",

@@ -22,18 +22,21 @@ import secrets
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from . import rollup
 from .config import BusConfig
 from .crashpoints import crashpoint
-from .journal import ProjectJournal, parse_journal, read_counter
-from .schema import SCHEMA, empty_table, rows_to_table
+from .journal import ProjectJournal, read_counter, write_counter
+from .schema import SCHEMA, decode_journal, empty_table
 
 _SEG_RE = re.compile(r"^seg-(\d{12})-(\d{12})\.parquet$")
 _SEG_CACHE_MAX = 512
+ROLLUP_AFTER_FILES = 32  # segment files outside the rollup before a scan builds a new one
 
 
 def _segment_name(lo: int, hi: int) -> str:
@@ -65,6 +68,10 @@ def _write_parquet_atomic(table: pa.Table, path: Path) -> None:
     os.rename(tmp, path)
 
 
+def _seq_at_least(table: pa.Table, low: int) -> pa.Table:
+    return table if low <= 0 else table.filter(pc.greater_equal(table.column("seq"), low))
+
+
 class _JournalCache:
     """Rows already parsed from one journal file, so re-reads only parse new bytes."""
 
@@ -79,11 +86,12 @@ class Index:
 
     def __init__(self, root: Path, config: BusConfig):
         self.config = config
+        self.index_root = Path(root) / "index"
         self.journal_root = Path(root) / "index" / "journal"
         self.segment_root = Path(root) / "index" / "segments"
         self._journals: dict[str, ProjectJournal] = {}
         self._segments: dict[Path, pa.Table] = {}  # immutable files: cache by path
-        self._journal_rows: dict[Path, _JournalCache] = {}
+        self._journal_rows: dict[str, dict[Path, _JournalCache]] = {}  # project -> file -> rows
 
     # -- writing ---------------------------------------------------------------------
 
@@ -113,20 +121,22 @@ class Index:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
             except BlockingIOError:
                 return -1
-            next_seq = read_counter(fd)
+            next_seq, gen = read_counter(fd)
             sdir = self.segment_root / project
             sdir.mkdir(parents=True, exist_ok=True)
             _, covered = choose_segments(os.listdir(sdir))
             journals = sorted(p for p in jdir.iterdir() if p.suffix == ".jsonl")
-            rows = [r for p in journals for r in parse_journal(p.read_bytes())[0] if covered <= r["seq"] < next_seq]
-            if rows:
-                table = rows_to_table(sorted(rows, key=lambda r: r["seq"]))
+            parts = [decode_journal(p.read_bytes())[0] for p in journals]
+            table = pa.concat_tables([empty_table()] + parts)
+            table = table.filter((pc.field("seq") >= covered) & (pc.field("seq") < next_seq)).sort_by("seq")
+            if table.num_rows:
                 _write_parquet_atomic(table, sdir / _segment_name(covered, next_seq))
                 crashpoint("mid_compact")
             for p in journals:  # every row in them is now in a segment
                 p.unlink(missing_ok=True)
+            write_counter(fd, next_seq, gen + 1)  # tells writers to start new journal files
             self._merge_segments(sdir)
-            return len(rows)
+            return table.num_rows
         finally:
             os.close(fd)  # releases the flock
 
@@ -158,7 +168,7 @@ class Index:
             return 1
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)  # waits out a writer's critical section
-            return read_counter(fd)
+            return read_counter(fd)[0]
         finally:
             os.close(fd)
 
@@ -177,28 +187,75 @@ class Index:
                 parts = [self._read_segment(sdir / n) for lo, hi, n in chosen if hi > since]
             except FileNotFoundError:
                 continue
-            parts.append(journal_part.filter(pc.field("seq") >= covered))
+            parts.append(_seq_at_least(journal_part, covered))
             table = pa.concat_tables(parts)
-            table = table.filter((pc.field("seq") > since) & (pc.field("seq") < next_seq))
+            seq = table.column("seq")
+            table = table.filter(pc.and_(pc.greater(seq, since), pc.less(seq, next_seq)))
             return table.sort_by("seq")
         raise RuntimeError(f"index of {project!r} kept changing while being read; try again")
 
     def scan(self, projects: Iterable[str] | None = None, columns: list[str] | None = None) -> pa.Table:
-        """Rows of many projects at once (cross-project queries). Compacted segments are
-        read in one multi-threaded dataset scan; journal tails are added per project."""
-        names = self.projects() if projects is None else list(projects)
-        files, tails = [], []
+        """Rows of many projects at once, for cross-project queries.
+
+        Not cached and not a per-project snapshot (a row whose predecessor is still in
+        flight may show). Reads the newest rollup (``bus.rollup``), then per project
+        the segment and journal rows above the rollup's bound; builds a new rollup
+        when more than ``ROLLUP_AFTER_FILES`` segment files are not in it.
+        """
+        for _ in range(10):  # a rollup or segment replaced while we read it: read again
+            try:
+                return self._scan(None if projects is None else list(projects), columns)
+            except FileNotFoundError:
+                continue
+        raise RuntimeError("the index kept changing while being scanned; try again")
+
+    def _scan(self, projects: list[str] | None, columns: list[str] | None) -> pa.Table:
+        names = self.projects() if projects is None else projects
+        cols = columns or list(SCHEMA.names)
+        read_cols = list(dict.fromkeys(cols + ["project", "seq"]))
+        roll_path, covers = rollup.newest(self.index_root)
+        files: list[str] = []
+        file_project: dict[str, tuple[str, int]] = {}
+        blobs: list[bytes] = []
+        floor_of: dict[str, int] = {}  # lowest seq not in the rollup
+        journal_floor_of: dict[str, int] = {}  # lowest seq in neither rollup nor segments
         for project in names:
-            journal_part = self._read_journals(project)  # journals before segments: see module doc
+            # Journals before segments (see the module doc): a journal compacted in
+            # between shows up in the segment listing, and the floor drops its copy.
+            jdir = self.journal_root / project
+            for path in jdir.glob("*.jsonl") if jdir.is_dir() else ():
+                try:
+                    data = path.read_bytes()
+                except FileNotFoundError:
+                    continue
+                blobs.append(data[: data.rfind(b"\n") + 1])
             sdir = self.segment_root / project
             chosen, covered = choose_segments(os.listdir(sdir)) if sdir.is_dir() else ([], 0)
-            files.extend(str(sdir / n) for _, _, n in chosen)
-            if journal_part.num_rows:
-                tails.append(journal_part.filter(pc.field("seq") >= covered))
-        cols = columns or list(SCHEMA.names)
-        parts = [ds.dataset(files, schema=SCHEMA, format="parquet").to_table(columns=cols)] if files else []
-        parts += [t.select(cols) for t in tails]
-        return pa.concat_tables(parts) if parts else empty_table().select(cols)
+            floor = covers.get(project, 0)
+            floor_of[project], journal_floor_of[project] = floor, max(floor, covered)
+            for _, hi, name in chosen:
+                if hi > floor:
+                    files.append(str(sdir / name))
+                    file_project[files[-1]] = (project, covered)
+        parts = []
+        if roll_path is not None:
+            wanted = pc.field("project").isin(names) if projects is not None else None
+            parts.append(pq.read_table(roll_path, columns=read_cols, filters=wanted, schema=SCHEMA))
+        if files:
+            fresh = ds.dataset(files, schema=SCHEMA, format="parquet")
+            if len(files) > ROLLUP_AFTER_FILES:
+                seg_rows = fresh.to_table()
+                seg_rows = rollup.above(seg_rows, floor_of)
+                parts.append(seg_rows.select(read_cols))
+                rollup.build(self.index_root, seg_rows, dict(file_project.values()))
+            else:
+                parts.append(rollup.above(fresh.to_table(columns=read_cols), floor_of))
+        tail, _ = decode_journal(b"".join(blobs))
+        if tail.num_rows:
+            parts.append(rollup.above(tail, journal_floor_of).select(read_cols))
+        if not parts:
+            return empty_table().select(cols)
+        return pa.concat_tables(parts).select(cols)
 
     def _read_segment(self, path: Path) -> pa.Table:
         table = self._segments.get(path)
@@ -215,29 +272,28 @@ class Index:
             paths = [jdir / n for n in os.listdir(jdir) if n.endswith(".jsonl")]
         except FileNotFoundError:
             return empty_table()
+        known = self._journal_rows.setdefault(project, {})
+        for gone in set(known) - set(paths):  # compacted away: its rows are in a segment now
+            del known[gone]
         tables = []
         for path in paths:
             try:
                 with open(path, "rb") as f:
                     ino = os.fstat(f.fileno()).st_ino
-                    cache = self._journal_rows.get(path)
+                    cache = known.get(path)
                     if cache is None or cache.ino != ino:
-                        cache = self._journal_rows[path] = _JournalCache(ino)
+                        cache = known[path] = _JournalCache(ino)
                     f.seek(cache.offset)
-                    rows, good = parse_journal(f.read())
-            except FileNotFoundError:  # compacted away: its rows are in a segment now
-                self._journal_rows.pop(path, None)
+                    new_rows, good = decode_journal(f.read())
+            except FileNotFoundError:
+                known.pop(path, None)
                 continue
-            if rows:
-                cache.tables.append(rows_to_table(rows))
+            if new_rows.num_rows:
+                cache.tables.append(new_rows)
                 cache.offset += good
                 if len(cache.tables) > 8:  # keep few, large chunks
                     cache.tables = [pa.concat_tables(cache.tables).combine_chunks()]
             tables.extend(cache.tables)
-        # Forget files that compaction removed.
-        live = set(paths)
-        for gone in [p for p in self._journal_rows if p.parent == jdir and p not in live]:
-            del self._journal_rows[gone]
         return pa.concat_tables(tables) if tables else empty_table()
 
     def close(self) -> None:

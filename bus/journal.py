@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from .crashpoints import crashpoint
+from .schema import encode_row
 
 _COUNTER_WIDTH = 20  # ascii digits, so a person can `cat` the counter
 
@@ -48,9 +49,15 @@ def writer_id() -> str:
 _WRITER: tuple[int, str] | None = None
 
 
-def read_counter(fd: int) -> int:
-    raw = os.pread(fd, _COUNTER_WIDTH, 0)
-    return int(raw) if raw.strip() else 1
+def read_counter(fd: int) -> tuple[int, int]:
+    """(next sequence number, compaction generation) from a project's SEQ file."""
+    raw = os.pread(fd, 2 * _COUNTER_WIDTH, 0)
+    seq, gen = raw[:_COUNTER_WIDTH], raw[_COUNTER_WIDTH:]
+    return (int(seq) if seq.strip() else 1), (int(gen) if gen.strip() else 0)
+
+
+def write_counter(fd: int, seq: int, gen: int) -> None:
+    os.pwrite(fd, (str(seq).rjust(_COUNTER_WIDTH) + str(gen).rjust(_COUNTER_WIDTH)).encode(), 0)
 
 
 class ProjectJournal:
@@ -63,6 +70,7 @@ class ProjectJournal:
         self._seq_fd: int | None = None
         self._fd: int | None = None
         self._path: Path | None = None
+        self._gen = -1  # compaction generation our journal file belongs to
         self._pid = -1
         self.rows_written = 0  # rows this handle appended to its current journal file
 
@@ -79,14 +87,14 @@ class ProjectJournal:
             seq_fd = self._seq_fd
             fcntl.flock(seq_fd, fcntl.LOCK_EX)
             try:
-                seq = read_counter(seq_fd)
+                seq, gen = read_counter(seq_fd)
                 # The counter moves first: a crash after this leaves a gap, never a
                 # duplicate sequence number.
-                os.pwrite(seq_fd, str(seq + 1).rjust(_COUNTER_WIDTH).encode(), 0)
+                write_counter(seq_fd, seq + 1, gen)
                 crashpoint("after_seq")
                 row = build_row(seq)
-                fd = self._journal_fd()
-                os.write(fd, (json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n").encode())
+                fd = self._journal_fd(gen)
+                os.write(fd, encode_row(row))
                 self.rows_written += 1
             finally:
                 fcntl.flock(seq_fd, fcntl.LOCK_UN)
@@ -106,17 +114,16 @@ class ProjectJournal:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._seq_fd = os.open(self.dir / "SEQ", os.O_RDWR | os.O_CREAT, 0o644)
 
-    def _journal_fd(self) -> int:
-        """Our journal's descriptor, reopened if compaction removed the file."""
+    def _journal_fd(self, gen: int) -> int:
+        """Our journal's descriptor. A new generation means a compaction removed every
+        journal file, ours included, so we start a new file."""
+        if self._fd is not None and gen == self._gen:
+            return self._fd
         if self._fd is not None:
-            try:
-                if os.stat(self._path).st_ino == os.fstat(self._fd).st_ino:
-                    return self._fd
-            except FileNotFoundError:
-                pass
             os.close(self._fd)
         self._path = self.dir / f"{writer_id()}.{secrets.token_hex(2)}.jsonl"
         self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._gen = gen
         self.rows_written = 0
         return self._fd
 

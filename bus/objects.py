@@ -12,8 +12,8 @@ too; edits belong in new bus writes.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
-import secrets
 from pathlib import Path
 
 from .crashpoints import crashpoint
@@ -33,9 +33,13 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+_STAGED = itertools.count()  # per process: with the writer id, a unique temp name
+
+
 class VersionStore:
     def __init__(self, root: Path):
         self.root = Path(root) / "objects"
+
 
     def path(self, project: str, digest: str) -> Path:
         return self.root / project / digest[:2] / digest
@@ -43,14 +47,13 @@ class VersionStore:
     def tmp_dir(self, project: str) -> Path:
         return self.root / project / "tmp"
 
-    def stage(self, project: str, data: bytes) -> tuple[Path, str]:
+    def stage(self, project: str, data: bytes) -> tuple[str, str]:
         """Write ``data`` to a fresh temp file, fsynced and read-only; return it and its hash."""
-        tmp_dir = self.tmp_dir(project)
-        tmp = tmp_dir / f"{writer_id()}-{secrets.token_hex(6)}"
+        tmp = f"{self.root}/{project}/tmp/{writer_id()}-{next(_STAGED)}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         except FileNotFoundError:
-            tmp_dir.mkdir(parents=True, exist_ok=True)
+            self.tmp_dir(project).mkdir(parents=True, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         try:
             view = memoryview(data)
@@ -62,42 +65,31 @@ class VersionStore:
         crashpoint("after_tmp")
         return tmp, sha256(data)
 
-    def keep(self, project: str, staged: Path, digest: str) -> None:
+    def keep(self, project: str, staged: str, digest: str) -> None:
         """Link a staged file into the store. If identical content is stored already,
         the staged name is pointed at that inode instead, so that every bus-written
         workspace file shares its inode with the store (``keep_existing`` relies on it)."""
-        dest = self.path(project, digest)
+        dest = f"{self.root}/{project}/{digest[:2]}/{digest}"
         try:
             os.link(staged, dest)
         except FileNotFoundError:
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
             return self.keep(project, staged, digest)
         except FileExistsError:
-            alias = staged.with_name(staged.name + ".alias")
+            alias = staged + ".alias"
             os.link(dest, alias)
             os.rename(alias, staged)
         crashpoint("after_link")
 
-    def keep_existing(self, project: str, path: Path) -> tuple[str, int] | None:
-        """Preserve a workspace file that is not in the store yet (an appended log, or a
-        file written outside the bus) before it is replaced. Returns (hash, size)."""
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return None
-        if st.st_nlink > 1:  # a bus-written file: already linked into the store
-            return None
-        digest = sha256_file(path)
-        dest = self.path(project, digest)
-        if not dest.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp, _ = self.stage(project, path.read_bytes())
-            try:
-                os.link(tmp, dest)
-            except FileExistsError:
-                pass
-            os.unlink(tmp)
-        return digest, st.st_size
+    def keep_existing(self, project: str, path: str | Path) -> tuple[str, int]:
+        """Store a workspace file that is not in the store (an appended log, or a file
+        written outside the bus) before the bus replaces it. Returns (hash, size)."""
+        with open(path, "rb") as f:
+            data = f.read()
+        staged, digest = self.stage(project, data)
+        self.keep(project, staged, digest)
+        os.unlink(staged)
+        return digest, len(data)
 
     def read(self, project: str, digest: str) -> bytes:
         try:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+import stat
+from typing import NamedTuple
 
 from .errors import InvalidPath, InvalidProjectName
 
@@ -74,17 +75,42 @@ def normalize(path: object) -> str:
     return "/".join(parts)
 
 
-def resolve_inside(project_dir: Path, rel: str) -> Path:
-    """Join ``rel`` (already normalized) to ``project_dir`` and refuse symlink escapes.
+class Target(NamedTuple):
+    """Where a checked path lands: its real location, and its ``stat`` if it exists."""
 
-    ``os.path.realpath`` follows every symlink on the way, including the last
-    component, so a link anywhere in the chain that points outside the project is
-    caught. The caller passes the realpath of the project folder.
+    path: str
+    st: os.stat_result | None
+    parent_exists: bool
+
+
+def resolve_inside(project_dir: str, rel: str) -> Target:
+    """Locate ``rel`` (already normalized) under ``project_dir`` and refuse symlink escapes.
+
+    Walks the components below the project folder with ``lstat`` (cheaper than a full
+    ``realpath``, which would stat every folder above the project too); a component
+    that is a symlink is resolved with ``realpath`` and must stay inside the project.
+    Components that do not exist yet will be created by the bus as real folders.
+    ``project_dir`` must itself be a realpath.
     """
-    target = os.path.realpath(os.path.join(project_dir, rel))
-    root = str(project_dir)
-    if target != root and not target.startswith(root + os.sep):
-        raise InvalidPath(
-            f"path {rel!r} refused: it resolves through a symlink to {target!r}, outside the project"
-        )
-    return Path(target)
+    current = project_dir
+    parts = rel.split("/")
+    st = None
+    for i, part in enumerate(parts):
+        step = current + "/" + part
+        try:
+            st = os.lstat(step)
+        except FileNotFoundError:
+            rest = "/".join(parts[i:])
+            return Target(current + "/" + rest, None, parent_exists=i == len(parts) - 1)
+        if stat.S_ISLNK(st.st_mode):
+            real = os.path.realpath(step)
+            if real != project_dir and not real.startswith(project_dir + "/"):
+                raise InvalidPath(f"path {rel!r} refused: it resolves through a symlink to {real!r}, outside the project")
+            try:
+                st = os.stat(real)
+            except FileNotFoundError:  # a dangling link inside the project
+                st = None
+            current = real
+        else:
+            current = step
+    return Target(current, st, parent_exists=True)

@@ -29,12 +29,11 @@ import pyarrow.parquet as pq
 
 from .bus import Bus
 from .index import choose_segments
-from .journal import parse_journal, read_counter
+from .journal import parse_journal, read_counter, write_counter
 from .objects import sha256_file
 from .reground import latest_files
 from .schema import KIND_APPEND, KIND_RECOVERED, SCHEMA
 
-_COUNTER_WIDTH = 20
 _STALE_TMP_S = 3600
 
 
@@ -91,8 +90,9 @@ def _fix_journals(bus: Bus, project: str, report: RepairReport) -> None:
         sdir = bus.index.segment_root / project
         if sdir.is_dir():
             highest = max(highest, choose_segments(os.listdir(sdir))[1] - 1)
-        if read_counter(fd) <= highest:
-            os.pwrite(fd, str(highest + 1).rjust(_COUNTER_WIDTH).encode(), 0)
+        next_seq, gen = read_counter(fd)
+        if next_seq <= highest:
+            write_counter(fd, highest + 1, gen + 1)
             report.counter_fixed = True
     finally:
         os.close(fd)

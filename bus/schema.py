@@ -8,7 +8,11 @@ the Parquet files are plain enough for DuckDB or pandas to read as they are.
 
 from __future__ import annotations
 
+import io
+import json
+
 import pyarrow as pa
+import pyarrow.json as pj
 
 SCHEMA_VERSION = 1
 
@@ -55,8 +59,53 @@ def empty_table() -> pa.Table:
     return SCHEMA.empty_table()
 
 
-def rows_to_table(rows: list[dict]) -> pa.Table:
-    """Journal rows (dicts with ``time`` in integer microseconds) to an Arrow table."""
-    if not rows:
-        return empty_table()
-    return pa.Table.from_pylist(rows, schema=SCHEMA)
+# -- journal encoding -------------------------------------------------------------------
+# Journal lines are JSON objects that Arrow's C++ JSON reader parses directly (ten
+# times faster than json.loads per line): time is integer microseconds and metrics
+# are a list of {"k": name, "v": value} (the reader cannot parse dynamic-key objects).
+
+_KV = pa.struct([("k", pa.string()), ("v", pa.float64())])
+JOURNAL_SCHEMA = pa.schema(
+    [pa.field(f.name, pa.int64() if f.name == "time" else pa.list_(_KV) if f.name == "metrics" else f.type)
+     for f in SCHEMA]
+)
+_PARSE = pj.ParseOptions(explicit_schema=JOURNAL_SCHEMA, unexpected_field_behavior="ignore")
+# Threads pay off only on large inputs (a cross-project scan), not on one journal tail.
+_READ_SMALL = pj.ReadOptions(use_threads=False)
+_READ_LARGE = pj.ReadOptions(use_threads=True, block_size=1 << 20)
+
+
+def encode_row(row: dict) -> bytes:
+    """One journal line for ``row`` (a dict with SCHEMA's column names)."""
+    metrics = row.get("metrics")
+    if metrics:
+        row = dict(row, metrics=[{"k": str(k), "v": float(v)} for k, v in metrics.items()])
+    return (json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+def _from_journal_schema(table: pa.Table) -> pa.Table:
+    time_col = table.column("time").cast(pa.timestamp("us", tz="UTC"))
+    kv = table.column("metrics").combine_chunks()
+    metrics = pa.MapArray.from_arrays(kv.offsets, kv.values.field("k"), kv.values.field("v"), mask=kv.is_null())
+    table = table.set_column(table.schema.get_field_index("time"), SCHEMA.field("time"), time_col)
+    table = table.set_column(table.schema.get_field_index("metrics"), SCHEMA.field("metrics"), metrics)
+    return table.cast(SCHEMA)
+
+
+def decode_journal(data: bytes) -> tuple[pa.Table, int]:
+    """Rows of a journal's bytes as a SCHEMA table, and the length of the well-formed
+    prefix (a line torn by a crash ends it; see ``bus.journal.parse_journal``)."""
+    good = data.rfind(b"\n") + 1
+    if good == 0:
+        return empty_table(), 0
+    try:
+        options = _READ_LARGE if good > (1 << 20) else _READ_SMALL
+        table = pj.read_json(io.BytesIO(data[:good]), read_options=options, parse_options=_PARSE)
+    except pa.ArrowInvalid:  # a damaged line (power loss): keep the rows before it
+        from .journal import parse_journal
+
+        rows, good = parse_journal(data)
+        if not rows:
+            return empty_table(), good
+        table = pa.Table.from_pylist(rows, schema=JOURNAL_SCHEMA)
+    return _from_journal_schema(table), good

@@ -18,7 +18,9 @@ loses only that row, which ``aisci bus repair`` re-derives from the file.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import shutil
+import stat
+import time
 from typing import TYPE_CHECKING, Any, Iterable
 
 import pyarrow as pa
@@ -29,7 +31,7 @@ from .crashpoints import crashpoint
 from .errors import BusRefusal, FileTooLarge, InvalidPath, NotFound, ScopeViolation
 from .journal import writer_id
 from .objects import sha256
-from .paths import normalize, resolve_inside
+from .paths import Target, normalize, resolve_inside
 from .schema import KIND_APPEND, KIND_RECOVERED, KIND_REFUSED, KIND_WRITE
 from .scopes import Scope
 
@@ -59,21 +61,23 @@ class RoleView:
 
         Returns the index row; its ``version`` (= ``seq``) names this version.
         """
-        rel, dest = self._checked(path, "write")
+        rel, target = self._checked(path, "write")
         data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
         self._check_size(rel, len(data))
-        if dest.is_dir():
+        if target.st is not None and stat.S_ISDIR(target.st.st_mode):
             self._refuse(InvalidPath(f"'{rel}' is a folder; write to a file inside it"), rel)
         store, project = self._bus.store, self.project.name
         staged, digest = store.stage(project, data)
         store.keep(project, staged, digest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        resolve_inside(self.project.dir, rel)  # the folders we just made are ours, still inside
-        kept = store.keep_existing(project, dest)
-        if kept is not None:  # an appended log or a file written outside the bus
+        if not target.parent_exists:
+            os.makedirs(os.path.dirname(target.path), exist_ok=True)
+        if target.st is not None and target.st.st_nlink == 1:
+            # Not a bus-written file (those share their inode with the store): an
+            # appended log or a file written outside the bus. Keep it before replacing it.
+            kept = store.keep_existing(project, target.path)
             self.record(KIND_RECOVERED, "kept the previous content (it was not in the version store)",
                         path=rel, hash=kept[0], size=kept[1], version=None)
-        os.rename(staged, dest)
+        os.rename(staged, target.path)
         crashpoint("after_rename")
         return self._commit(KIND_WRITE, path=rel, hash=digest, size=len(data), summary=summary,
                             metrics=metrics, derived_from=derived_from, is_version=True)
@@ -81,11 +85,12 @@ class RoleView:
     def append(self, path: str, record: str | bytes, summary: str = "") -> dict:
         """Append one record to a log file; atomic per record (one ``write`` under the
         project's lock, so records of concurrent writers never interleave)."""
-        rel, dest = self._checked(path, "write")
+        rel, target = self._checked(path, "write")
         data = record.encode("utf-8") if isinstance(record, str) else bytes(record)
         self._check_size(rel, len(data))
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        resolve_inside(self.project.dir, rel)
+        if not target.parent_exists:
+            os.makedirs(os.path.dirname(target.path), exist_ok=True)
+        dest = target.path
 
         def build(seq: int) -> dict:
             self._unshare(dest)
@@ -116,13 +121,12 @@ class RoleView:
     # -- reading ---------------------------------------------------------------------
 
     def read_bytes(self, path: str) -> bytes:
-        rel, dest = self._checked(path, "read")
-        try:
-            size = dest.stat().st_size
-        except FileNotFoundError:
+        rel, target = self._checked(path, "read")
+        if target.st is None or not stat.S_ISREG(target.st.st_mode):
             self._refuse(NotFound(f"'{rel}' does not exist; see the workspace map for what does"), rel)
-        self._check_size(rel, size, reading=True)
-        return dest.read_bytes()
+        self._check_size(rel, target.st.st_size, reading=True)
+        with open(target.path, "rb") as f:
+            return f.read()
 
     def read(self, path: str) -> str:
         """A text file's content (undecodable bytes shown as U+FFFD)."""
@@ -134,8 +138,8 @@ class RoleView:
         return "".join(lines[max(start, 1) - 1 : end])
 
     def exists(self, path: str) -> bool:
-        rel, dest = self._checked(path, "read")
-        return dest.is_file()
+        _, target = self._checked(path, "read")
+        return target.st is not None and stat.S_ISREG(target.st.st_mode)
 
     def versions(self, path: str) -> pa.Table:
         """Every recorded version of ``path`` (write, append and recovered events)."""
@@ -144,7 +148,7 @@ class RoleView:
 
     def read_version(self, path: str, version: int) -> bytes:
         """The content of ``path`` as of ``version`` (a ``seq`` from ``versions``)."""
-        rel, dest = self._checked(path, "read")
+        rel, target = self._checked(path, "read")
         rows = reground.versions(self.project.events(), rel).filter(pa.compute.field("version") == version)
         if rows.num_rows == 0:
             self._refuse(NotFound(f"'{rel}' has no version {version}; see `versions('{rel}')`"), rel)
@@ -153,7 +157,7 @@ class RoleView:
             return self._bus.store.read(self.project.name, row["hash"])
         # An appended log: the version is the file's prefix up to the end of that record.
         end = row["offset"] + row["size"]
-        with open(dest, "rb") as f:
+        with open(target.path, "rb") as f:
             data = f.read(end)
         if sha256(data[row["offset"] :]) != row["hash"]:
             raise NotFound(f"'{rel}' was rewritten after version {version}; its earlier content is in "
@@ -178,14 +182,14 @@ class RoleView:
 
     # -- internals -------------------------------------------------------------------
 
-    def _checked(self, path: Any, op: str) -> tuple[str, Path]:
+    def _checked(self, path: Any, op: str) -> tuple[str, Target]:
         """Normalize ``path``, check the scope for ``op``, refuse symlink escapes."""
         try:
             rel = normalize(path)
             allowed = self.scope.can_write(rel) if op == "write" else self.scope.can_read(rel)
             if not allowed:
                 raise ScopeViolation(self.scope.explain(self.role, op, rel))
-            return rel, resolve_inside(self.project.dir, rel)
+            return rel, resolve_inside(self.project.real, rel)
         except BusRefusal as e:
             self._refuse(e, path)
 
@@ -205,7 +209,7 @@ class RoleView:
         self._commit(KIND_REFUSED, path=shown[:1024], summary=f"[{error.rule}] {error}")
         raise error
 
-    def _unshare(self, dest: Path) -> None:
+    def _unshare(self, dest: str) -> None:
         """Before appending to a file the bus wrote whole (its inode is a stored
         version), give it an inode of its own so the stored version stays intact."""
         try:
@@ -213,8 +217,9 @@ class RoleView:
         except FileNotFoundError:
             return
         if st.st_nlink > 1:
-            tmp = dest.with_name(f".{dest.name}.{writer_id()}.unshare")
-            tmp.write_bytes(dest.read_bytes())
+            folder, name = os.path.split(dest)
+            tmp = os.path.join(folder, f".{name}.{writer_id()}.unshare")
+            shutil.copyfile(dest, tmp)
             os.rename(tmp, dest)
 
     def _commit(self, kind: str, is_version: bool = False, **fields: Any) -> dict:
@@ -223,9 +228,7 @@ class RoleView:
         )
 
     def _row(self, seq: int, kind: str, **fields: Any) -> dict:
-        from .bus import now_us
-
-        row = {"project": self.project.name, "seq": seq, "time": now_us(), "role": self.role,
+        row = {"project": self.project.name, "seq": seq, "time": time.time_ns() // 1000, "role": self.role,
                "instance": self.instance, "kind": kind, "writer": writer_id()}
         for key, value in fields.items():
             if value is not None and value != "":

@@ -94,3 +94,35 @@ def test_reground_is_the_same_from_journals_and_segments(tmp_path):
     assert before.equals(after)
     assert len(list((tmp_path / "r" / "index" / "segments" / "p").glob("*.parquet"))) <= bus.config.max_segments
     assert pc.sum(pc.equal(after.column("role"), "coder")).as_py() == 13
+
+
+def test_cross_project_rollup_keeps_every_row_once(tmp_path):
+    from bus.index import ROLLUP_AFTER_FILES
+
+    root = tmp_path / "r"
+    bus = Bus(config=BusConfig(root=root, compact_rows=10, max_segments=3))
+    projects = [f"p{i:02d}" for i in range(ROLLUP_AFTER_FILES // 2 + 4)]
+    for name in projects:
+        fill(bus, name, [0.01 * i for i in range(25)])  # several compactions per project
+    total = sum(Bus(root).project(p).events().num_rows for p in projects)
+
+    def scanned():
+        table = Bus(root).index.scan(columns=["project", "seq"])
+        pairs = list(zip(table.column("project").to_pylist(), table.column("seq").to_pylist()))
+        assert len(pairs) == len(set(pairs)), "a row was read twice"
+        return len(pairs)
+
+    assert not (root / "index" / "rollup").exists()
+    assert scanned() == total  # more segment files than the threshold: builds a rollup
+    assert len(list((root / "index" / "rollup").glob("roll-*.parquet"))) == 1
+    assert scanned() == total  # read back through the rollup
+    # More rows after the rollup, including merges that straddle its bounds.
+    for name in projects[:5]:
+        fill(bus, name, [0.99, 0.5])
+    for name in projects:
+        bus.index.compact(name)
+    assert scanned() == total + 5 * 4  # two writes and two LLM calls per project
+    assert scanned() == sum(Bus(root).project(p).events().num_rows for p in projects)
+    best = query.best_metric(Bus(root), "score").to_pylist()
+    assert [r["project"] for r in best[:5]] == projects[:5] and best[0]["value"] == 0.99
+    assert query.best_metric(Bus(root), "score", projects=["p07"]).to_pylist()[0]["value"] == 0.24
