@@ -102,6 +102,9 @@ def bench_query(base: Path, projects: int, events: int) -> float:
         table = query.best_metric(Bus(root), "score")  # fresh Bus: no in-process cache
         return dict(zip(table.column("project").to_pylist(), table.column("value").to_pylist()))
 
+    # The first cross-project query also builds the rollup (bus.rollup), a one-off
+    # like compaction: reported apart, then steady-state queries are compared.
+    t0 = time.perf_counter(); indexed(); first = time.perf_counter() - t0
     walk_times, index_times = [], []
     for _ in range(3):
         t0 = time.perf_counter(); expected = walk(); walk_times.append(time.perf_counter() - t0)
@@ -109,7 +112,8 @@ def bench_query(base: Path, projects: int, events: int) -> float:
         assert got == expected, "the index and the sidecars disagree"
     w, i = statistics.median(walk_times), statistics.median(index_times)
     log(f"best metric per project ({projects} projects x {events} events): walk+parse {w * 1000:.0f} ms, "
-        f"index {i * 1000:.1f} ms, speedup {w / i:.0f}x (goal >= 100x)")
+        f"index {i * 1000:.1f} ms (first query, building the rollup: {first * 1000:.0f} ms), "
+        f"speedup {w / i:.0f}x (goal >= 100x)")
     return w / i
 
 

@@ -27,10 +27,10 @@ def _row(i: int, w: str) -> pa.Table:
     return pa.table({"seq": [i], "writer": [w], "path": [f"code/f{i}.py"], "hash": ["0" * 64]}, schema=SCHEMA)
 
 
-def commit_delta(where: str, w: str, n: int) -> int:
+def commit_delta(where: str, w: str, n: int) -> tuple[int, float, float]:
     import deltalake
 
-    failures = 0
+    failures, start = 0, time.time()
     for i in range(n):
         for _ in range(20):  # retry on commit conflicts
             try:
@@ -38,13 +38,13 @@ def commit_delta(where: str, w: str, n: int) -> int:
                 break
             except Exception:
                 failures += 1
-    return failures
+    return failures, start, time.time()
 
 
-def commit_lance(where: str, w: str, n: int) -> int:
+def commit_lance(where: str, w: str, n: int) -> tuple[int, float, float]:
     import lance
 
-    failures = 0
+    failures, start = 0, time.time()
     for i in range(n):
         for _ in range(20):
             try:
@@ -53,30 +53,37 @@ def commit_lance(where: str, w: str, n: int) -> int:
                 break
             except Exception:
                 failures += 1
-    return failures
+    return failures, start, time.time()
 
 
-def commit_bus(where: str, w: str, n: int) -> int:
+def commit_bus(where: str, w: str, n: int) -> tuple[int, float, float]:
     from bus import Bus
 
     view = Bus(where).create_project("choice").as_role("system", w)
+    start = time.time()
     for i in range(n):
         view.record("bench", f"row {i}", path=f"code/f{i}.py", hash="0" * 64)
-    return 0
+    return 0, start, time.time()
 
 
-def count(kind: str, where: str) -> int:
+def count(kind: str, where: str) -> tuple[int, float]:
+    """Rows committed, read back whole, and the read's time in ms (imports excluded)."""
     if kind == "delta":
         import deltalake
 
-        return deltalake.DeltaTable(where).to_pyarrow_table().num_rows
-    if kind == "lance":
+        t0 = time.perf_counter()
+        rows = deltalake.DeltaTable(where).to_pyarrow_table().num_rows
+    elif kind == "lance":
         import lance
 
-        return lance.dataset(where).count_rows()
-    from bus import Bus
+        t0 = time.perf_counter()
+        rows = lance.dataset(where).count_rows() - 1  # minus the row that created it
+    else:
+        from bus import Bus
 
-    return Bus(where).project("choice").events().num_rows - 1  # minus project_created
+        t0 = time.perf_counter()
+        rows = Bus(where).project("choice").events().num_rows - 1  # minus project_created
+    return rows, (time.perf_counter() - t0) * 1000
 
 
 def run(kind: str, base: Path, writers: int, n: int) -> None:
@@ -84,13 +91,12 @@ def run(kind: str, base: Path, writers: int, n: int) -> None:
     where = str(base / f"{kind}-{writers}")
     if kind == "lance":  # lance needs the dataset created before concurrent appends
         commit_lance(where, "init", 1)
-    t0 = time.perf_counter()
     with mp.get_context("spawn").Pool(writers) as pool:
-        failures = sum(pool.starmap(fn, [(where, f"w{i}", n) for i in range(writers)]))
-    elapsed = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    rows = count(kind, where) - (1 if kind == "lance" else 0)
-    read_ms = (time.perf_counter() - t1) * 1000
+        results = pool.starmap(fn, [(where, f"w{i}", n) for i in range(writers)])
+    # Timed inside the workers (process start and imports excluded).
+    failures = sum(r[0] for r in results)
+    elapsed = max(r[2] for r in results) - min(r[1] for r in results)
+    rows, read_ms = count(kind, where)
     print(f"{kind:6s} writers={writers} commits/s={writers * n / elapsed:8.1f} rows={rows}/{writers * n} "
           f"conflict_retries={failures} read_all_ms={read_ms:.1f}", flush=True)
 

@@ -68,6 +68,13 @@ def _write_parquet_atomic(table: pa.Table, path: Path) -> None:
     os.rename(tmp, path)
 
 
+def _listdir(path: str | Path) -> list[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
 def _seq_at_least(table: pa.Table, low: int) -> pa.Table:
     return table if low <= 0 else table.filter(pc.greater_equal(table.column("seq"), low))
 
@@ -182,7 +189,7 @@ class Index:
             next_seq = self.next_seq(project)
             journal_part = self._read_journals(project)
             sdir = self.segment_root / project
-            chosen, covered = choose_segments(os.listdir(sdir)) if sdir.is_dir() else ([], 0)
+            chosen, covered = choose_segments(_listdir(sdir))
             try:
                 parts = [self._read_segment(sdir / n) for lo, hi, n in chosen if hi > since]
             except FileNotFoundError:
@@ -222,15 +229,17 @@ class Index:
         for project in names:
             # Journals before segments (see the module doc): a journal compacted in
             # between shows up in the segment listing, and the floor drops its copy.
-            jdir = self.journal_root / project
-            for path in jdir.glob("*.jsonl") if jdir.is_dir() else ():
-                try:
-                    data = path.read_bytes()
-                except FileNotFoundError:
-                    continue
-                blobs.append(data[: data.rfind(b"\n") + 1])
+            jdir = f"{self.journal_root}/{project}"
+            for name in _listdir(jdir):
+                if name.endswith(".jsonl"):
+                    try:
+                        with open(f"{jdir}/{name}", "rb") as f:
+                            data = f.read()
+                    except FileNotFoundError:
+                        continue
+                    blobs.append(data[: data.rfind(b"\n") + 1])
             sdir = self.segment_root / project
-            chosen, covered = choose_segments(os.listdir(sdir)) if sdir.is_dir() else ([], 0)
+            chosen, covered = choose_segments(_listdir(sdir))
             floor = covers.get(project, 0)
             floor_of[project], journal_floor_of[project] = floor, max(floor, covered)
             for _, hi, name in chosen:

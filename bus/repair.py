@@ -112,6 +112,14 @@ def _quarantine_segments(bus: Bus, project: str, report: RepairReport) -> None:
             report.quarantined.append(path.name)
     for tmp in sdir.glob(".seg-*.tmp"):  # compaction killed before its rename
         tmp.unlink(missing_ok=True)
+    # Rollups are a cross-project cache (bus.rollup): an unreadable one is dropped,
+    # and the next scan builds a new one from the segments.
+    for path in (bus.root / "index" / "rollup").glob("roll-*.parquet"):
+        try:
+            pq.read_table(path, schema=SCHEMA)
+        except Exception:
+            path.unlink(missing_ok=True)
+            report.quarantined.append(f"rollup {path.name} (dropped: a cache)")
 
 
 def _remove_stale_temp(bus: Bus, project: str, report: RepairReport) -> None:
