@@ -11,3 +11,13 @@ def bus(tmp_path):
 @pytest.fixture
 def project(bus):
     return bus.create_project("proj")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One small real Ray cluster for the whole session (starting one takes ~5 s)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, namespace="aisci-tests")
+    yield ray
+    ray.shutdown()

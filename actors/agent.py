@@ -1,0 +1,175 @@
+"""The specialist agent: a pure function of (role, subtask, current workspace).
+
+``Agent.run(project, subtask)`` re-grounds on the bus, asks the model, runs its tool
+calls, records the step, and repeats until the model calls ``finish``, a budget is
+spent, or the model keeps sending calls nobody can run. It keeps nothing between
+invocations: one agent (and one pool of agent actors) serves every project.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from bus import Bus, RoleView
+from bus.reground import render_map
+
+from . import context, prompts
+from .llm.protocol import LLM, LLMError, LLMReply, LLMRequest
+from .llm.record import RecordingLLM
+from .roles import ROLES, Role
+from .tools import Finished, FormatError, Launcher, ToolBox, parse_text_call
+
+# Events other agents' steps produce that are not news to a re-grounding agent.
+_QUIET_KINDS = ("llm_call", "agent_step", "agent_start", "refused")
+
+
+class Subtask(BaseModel):
+    id: str = Field(description="Stable id: a retried subtask keeps it (idempotent dispatch).")
+    role: str
+    goal: str
+    files: list[str] = Field(default_factory=list, description="Files the agent is shown in full at the start.")
+    context: str = Field(default="", description="What the orchestrator passes in its prompt (besides the bus).")
+    max_steps: int | None = None
+
+
+class AgentResult(BaseModel):
+    project: str
+    subtask_id: str
+    role: str
+    instance: str
+    status: Literal["finished", "failed", "budget"]
+    summary: str = ""
+    steps: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    files_written: list[str] = Field(default_factory=list)
+    step_overhead_ms: list[float] = Field(default_factory=list, description="Per step, time outside the model.")
+
+
+class Agent:
+    def __init__(self, bus: Bus, llm: LLM, roles: dict[str, Role] | None = None,
+                 launcher: Launcher | None = None, max_format_errors: int = 3):
+        self.bus, self.llm, self.roles = bus, llm, roles or ROLES
+        self.launcher, self.max_format_errors = launcher, max_format_errors
+
+    def run(self, project: str, subtask: Subtask) -> AgentResult:
+        role = self.roles.get(subtask.role)
+        if role is None:
+            raise ValueError(f"unknown role {subtask.role!r}; known: {', '.join(sorted(self.roles))}")
+        proj = self.bus.project(project)
+        instance = f"{role.name}-{subtask.id}"
+        view = proj.as_role(role.name, instance)
+        llm = RecordingLLM(self.llm, view, proj.as_role("system", instance))
+        tools = ToolBox(view, role.tools, self.launcher)
+        result = AgentResult(project=project, subtask_id=subtask.id, role=role.name, instance=instance, status="failed")
+        cursor = view.record("agent_start", f"{role.name}: {subtask.goal[:160]}")["seq"]
+        messages = [{"role": "system", "content": self._system_prompt(view, role, tools)},
+                    {"role": "user", "content": self._subtask_prompt(view, subtask)}]
+        format_errors = 0
+        try:
+            while True:
+                t0 = time.perf_counter()
+                if result.steps >= (subtask.max_steps or role.max_steps) or \
+                        result.prompt_tokens + result.completion_tokens >= role.max_tokens:
+                    result.status, result.summary = "budget", f"stopped after {result.steps} steps: budget spent"
+                    break
+                result.steps += 1
+                cursor = self._reground(view, messages, cursor)
+                context.fit(messages, role.context_chars)
+                overhead = time.perf_counter() - t0
+                reply = llm.complete(LLMRequest(messages=messages, tools=tools.schemas(), tag=subtask.id))
+                t1 = time.perf_counter()
+                result.prompt_tokens += reply.prompt_tokens
+                result.completion_tokens += reply.completion_tokens
+                ok = self._act(reply, tools, messages)
+                format_errors = 0 if ok else format_errors + 1
+                view.record("agent_step", f"step {result.steps}: {len(reply.tool_calls)} calls",
+                            metrics={"format_errors": float(format_errors)})
+                result.step_overhead_ms.append((overhead + time.perf_counter() - t1) * 1000)
+                if format_errors >= self.max_format_errors:
+                    result.summary = f"ended after {format_errors} malformed replies in a row"
+                    break
+        except Finished as done:
+            result.status, result.summary = "finished", done.summary
+        except LLMError:
+            raise  # a system fault (backend down): the orchestrator decides to retry
+        except Exception as e:  # a bug or a bad reply must not kill the actor: record it
+            result.summary = f"agent error: {type(e).__name__}: {e}"
+        finally:
+            result.files_written = tools.written
+            view.record("agent_end", f"{result.status}: {result.summary[:300]}",
+                        prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                        metrics={"steps": float(result.steps)})
+        return result
+
+    # -- the three parts of a step --------------------------------------------------
+
+    def _reground(self, view: RoleView, messages: list[dict], cursor: int) -> int:
+        """Tell the model what other agents changed since its last step."""
+        changes = view.changes_since(cursor)
+        last = changes.column("seq").to_pylist()[-1] if changes.num_rows else cursor
+        news = [r for r in changes.to_pylist() if r["instance"] != view.instance and r["kind"] not in _QUIET_KINDS]
+        if news:
+            lines = [f"- {r['kind']} {r['path'] or ''} by {r['role']}: {r['summary'] or ''}".rstrip() for r in news]
+            messages.append({"role": "user", "content": "Changed by others since your last step:\n" + "\n".join(lines)})
+        return last
+
+    def _act(self, reply: LLMReply, tools: ToolBox, messages: list[dict]) -> bool:
+        """Run the reply's tool calls; returns False if the reply could not be acted on."""
+        if reply.tool_calls:
+            messages.append({"role": "assistant", "content": reply.text or None,
+                             "tool_calls": [{"id": c.id, "type": "function",
+                                             "function": {"name": c.name, "arguments": c.arguments}}
+                                            for c in reply.tool_calls]})
+            ok = True
+            for call in reply.tool_calls:
+                out, good = self._run_tool(tools, call.name, call.arguments)
+                ok = ok and good
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": out})
+            return ok
+        messages.append({"role": "assistant", "content": reply.text})
+        parsed = parse_text_call(reply.text)
+        if parsed is None:
+            messages.append({"role": "user", "content": "ERROR: no tool call found. Call a tool (or write one "
+                             'JSON object {"tool": name, "arguments": {...}}), or call finish(summary).'})
+            return False
+        out, good = self._run_tool(tools, parsed[0], parsed[1])
+        messages.append({"role": "user", "content": f"[result of {parsed[0]}]\n{out}"})
+        return good
+
+    @staticmethod
+    def _run_tool(tools: ToolBox, name: str, arguments) -> tuple[str, bool]:
+        try:
+            return tools.call(name, arguments), True
+        except FormatError as e:
+            return f"ERROR: {e}", False
+
+    # -- prompts ----------------------------------------------------------------------
+
+    def _system_prompt(self, view: RoleView, role: Role, tools: ToolBox) -> str:
+        return prompts.render(
+            "system", role=role.name, project=view.project.name, mission=prompts.render(role.name),
+            read_globs=", ".join(view.scope.read + view.scope.write), write_globs=", ".join(view.scope.write) or "nothing",
+            tool_hint="" if tools.schemas() else 'Answer with one JSON object {"tool": name, "arguments": {...}}.',
+        )
+
+    def _subtask_prompt(self, view: RoleView, subtask: Subtask) -> str:
+        named = []
+        for path in subtask.files:
+            try:
+                named.append(f"--- {path} ---\n{view.read(path)[:8000]}")
+            except Exception as e:  # a refusal or a missing file is shown, not raised
+                named.append(f"--- {path} --- ({e})")
+        return prompts.render(
+            "subtask", subtask_id=subtask.id, goal=subtask.goal,
+            context=f"From the orchestrator:\n{subtask.context}\n" if subtask.context else "",
+            workspace_map=render_map(view.workspace_map()) or "(none yet)", named_files="\n".join(named),
+        )
+
+
+def result_json(result: AgentResult) -> str:
+    return json.dumps(result.model_dump(), indent=1)

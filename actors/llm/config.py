@@ -1,0 +1,47 @@
+"""Choosing an LLM backend by name, from config."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .protocol import LLM
+
+
+class LLMConfig(BaseModel):
+    """Which model drives the agents. Saved with every project's results."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["scripted", "openai", "vllm"] = Field(
+        default="scripted", description="scripted: replays `script` (tests); openai: any OpenAI-compatible "
+        "endpoint; vllm: an engine actor inside the Ray cluster, shared by every agent.")
+    model: str = Field(default="", description="Model name (openai) or path/name of the weights (vllm).")
+    base_url: str = Field(default="", description="openai: the endpoint, e.g. http://localhost:8000/v1.")
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="openai: the environment variable holding the key.")
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+    script: list[dict[str, Any]] | dict[str, list[dict[str, Any]]] = Field(
+        default_factory=list, description="scripted: the replies, or one list per subtask id.")
+    vllm: dict[str, Any] = Field(default_factory=dict, description="vllm: engine arguments (max_model_len, "
+                                 "gpu_memory_utilization, ...) and `num_gpus` for the engine actor.")
+
+
+def make_llm(config: LLMConfig) -> LLM:
+    """Build a backend in this process (the vLLM backend lives in its own actor:
+    see ``actors.llm.server``)."""
+    if config.backend == "scripted":
+        from .scripted import ScriptedLLM
+
+        return ScriptedLLM(config.script)
+    if config.backend == "openai":
+        from .openai_compat import OpenAICompatLLM
+
+        return OpenAICompatLLM(config.base_url or None, config.model or None, config.api_key_env,
+                               config.timeout_s, config.max_retries)
+    if config.backend == "vllm":
+        from .vllm_engine import VLLMEngine
+
+        return VLLMEngine(config.model, **{k: v for k, v in config.vllm.items() if k != "num_gpus"})
+    raise ValueError(f"unknown LLM backend {config.backend!r}")

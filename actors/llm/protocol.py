@@ -1,0 +1,69 @@
+"""The one small protocol every LLM backend speaks.
+
+Messages and tool schemas go in (OpenAI chat format: ``{"role": ..., "content": ...}``
+and ``{"type": "function", "function": {...}}``); text, tool calls and token usage
+come out. Backends: ``scripted`` (tests and replays), ``openai`` (any
+OpenAI-compatible endpoint), ``vllm`` (an engine actor inside the Ray cluster).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+
+class ToolCall(BaseModel):
+    """One call of a tool, as the model asked for it."""
+
+    id: str = Field(description="Call id; echoed back in the tool's reply message.")
+    name: str
+    arguments: str = Field(description="The arguments as the model wrote them: a JSON string, maybe malformed.")
+
+
+class LLMReply(BaseModel):
+    """What a backend returns for one request."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = Field(default=0, description="Prompt tokens served from a prefix cache, when known.")
+    model: str = ""
+    backend: str = ""
+    latency_s: float = 0.0
+
+
+class LLMRequest(BaseModel):
+    """Everything that determines a reply, kept on the bus for audit and replay."""
+
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    response_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON schema the reply text must follow (structured output for decisions)."
+    )
+    max_tokens: int = 1024
+    temperature: float = 0.0
+    tag: str = Field(default="", description="Who asks (the subtask id): lets a scripted model keep one script per subtask.")
+
+
+@runtime_checkable
+class LLM(Protocol):
+    """A language model: ``complete(request) -> LLMReply``. Backends must be safe to
+    call from several threads and raise ``LLMUnavailable`` for transport failures."""
+
+    name: str
+
+    def complete(self, request: LLMRequest) -> LLMReply: ...
+
+
+class LLMError(Exception):
+    """Base class of LLM backend errors (system faults: raised to the operator)."""
+
+
+class LLMUnavailable(LLMError):
+    """The backend could not be reached or kept failing after its retries."""
+
+
+class ScriptExhausted(LLMError):
+    """A scripted model was asked for more replies than it was given."""

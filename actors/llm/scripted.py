@@ -1,0 +1,72 @@
+"""A deterministic model that replays given replies: for tests and for replaying a
+recorded run (``ScriptedLLM.from_bus``) step by step while debugging."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Iterable
+
+from .protocol import LLMReply, LLMRequest, ScriptExhausted, ToolCall
+
+
+def reply(text: str = "", calls: Iterable[tuple[str, dict | str]] = ()) -> LLMReply:
+    """A scripted reply: text and/or tool calls ``(name, arguments)``; a ``str``
+    argument is passed through unparsed (to script malformed calls)."""
+    tool_calls = [
+        ToolCall(id=f"call_{i}", name=name, arguments=args if isinstance(args, str) else json.dumps(args))
+        for i, (name, args) in enumerate(calls)
+    ]
+    return LLMReply(text=text, tool_calls=tool_calls)
+
+
+class ScriptedLLM:
+    """Returns its replies in order, one per request; token counts are estimated
+    (4 characters a token) so budgets and accounting work as with a real model."""
+
+    name = "scripted"
+
+    def __init__(self, replies: Iterable[LLMReply | dict] | dict[str, Iterable[LLMReply | dict]],
+                 model: str = "scripted"):
+        # One script, or one per tag (subtask id), so that concurrent subtasks sharing
+        # this model each get their own replies in order, deterministically.
+        scripts = replies if isinstance(replies, dict) else {"": replies}
+        self._scripts = {tag: [r if isinstance(r, LLMReply) else LLMReply.model_validate(r) for r in rs]
+                         for tag, rs in scripts.items()}
+        self._next: dict[str, int] = {tag: 0 for tag in self._scripts}
+        self._lock = threading.Lock()
+        self.model = model
+        self.requests: list[LLMRequest] = []
+
+    @property
+    def remaining(self) -> int:
+        return sum(len(rs) - self._next[t] for t, rs in self._scripts.items())
+
+    def complete(self, request: LLMRequest) -> LLMReply:
+        tag = request.tag if request.tag in self._scripts else ""
+        with self._lock:
+            script = self._scripts.get(tag, [])
+            if self._next.get(tag, 0) >= len(script):
+                raise ScriptExhausted(
+                    f"the scripted model has no reply left for {request.tag or 'the default script'!r} "
+                    f"(it was given {len(script)}); add replies to the script"
+                )
+            out = script[self._next[tag]].model_copy()
+            self._next[tag] += 1
+            self.requests.append(request)
+        if out.latency_s:  # a scripted "thinking time", to test what happens meanwhile
+            time.sleep(out.latency_s)
+        prompt_chars = sum(len(str(m.get("content") or "")) for m in request.messages)
+        out.prompt_tokens = out.prompt_tokens or prompt_chars // 4 + 1
+        out.completion_tokens = out.completion_tokens or (len(out.text) + sum(len(c.arguments) for c in out.tool_calls)) // 4 + 1
+        out.model, out.backend = self.model, "scripted"
+        return out
+
+    @classmethod
+    def from_bus(cls, view, instance: str | None = None) -> "ScriptedLLM":
+        """Replay the replies recorded on a project (``actors.llm.record``), in order;
+        optionally only those of one agent instance."""
+        from .record import recorded_calls
+
+        return cls([call["reply"] for call in recorded_calls(view, instance)], model="replay")

@@ -1,0 +1,76 @@
+"""One LLM per cluster, as a named Ray actor that every agent of every project shares.
+
+For vLLM this is what makes prefix caching pay off (all re-grounding prompts reach one
+engine) and what gives the engine its GPUs from Ray; for a scripted model it keeps one
+script however many agent actors ask. The actor restarts if it dies
+(``max_restarts=-1``), and ``RemoteLLM`` waits for the restart and retries, within a
+bound, before reporting ``LLMUnavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+
+import ray
+
+from .config import LLMConfig, make_llm
+from .protocol import LLMReply, LLMRequest, LLMUnavailable
+
+NAMESPACE = "aisci"
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0)
+class LLMServer:
+    def __init__(self, config: dict):
+        self.config = LLMConfig.model_validate(config)
+        self.llm = make_llm(self.config)
+
+    async def complete(self, request: dict) -> dict:
+        req = LLMRequest.model_validate(request)
+        acomplete = getattr(self.llm, "acomplete", None)
+        if acomplete is not None:  # vLLM: many requests in flight, batched by the engine
+            reply = await acomplete(req)
+        else:
+            reply = await asyncio.to_thread(self.llm.complete, req)
+        return reply.model_dump()
+
+    def stats(self) -> dict:
+        return getattr(self.llm, "stats", lambda: {})()
+
+
+def server_name(config: LLMConfig) -> str:
+    """One server per distinct config (two scripts, or two models, never share one)."""
+    digest = hashlib.sha1(json.dumps(config.model_dump(), sort_keys=True).encode()).hexdigest()[:10]
+    return f"llm-{config.backend}-{config.model or 'default'}-{digest}".replace("/", "_")
+
+
+def start_server(config: LLMConfig):
+    """The cluster's LLM actor for ``config`` (created on first use, then shared)."""
+    num_gpus = float(config.vllm.get("num_gpus", 1 if config.backend == "vllm" else 0))
+    return LLMServer.options(
+        name=server_name(config), namespace=NAMESPACE, get_if_exists=True, lifetime="detached",
+        num_gpus=num_gpus, num_cpus=0 if config.backend != "vllm" else 1, max_concurrency=64,
+    ).remote(config.model_dump())
+
+
+class RemoteLLM:
+    """The LLM protocol over a handle to the shared ``LLMServer`` actor."""
+
+    def __init__(self, config: LLMConfig, restart_wait_s: float = 120.0):
+        self.config, self.name, self.restart_wait_s = config, config.backend, restart_wait_s
+        self._handle = start_server(config)
+
+    def complete(self, request: LLMRequest) -> LLMReply:
+        deadline = time.monotonic() + self.restart_wait_s
+        while True:
+            try:
+                return LLMReply.model_validate(ray.get(self._handle.complete.remote(request.model_dump())))
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
+                # The engine actor died or is restarting: wait for Ray to restart it.
+                if time.monotonic() > deadline:
+                    raise LLMUnavailable(f"the LLM actor {server_name(self.config)} did not come back within "
+                                         f"{self.restart_wait_s:.0f} s: {e}") from None
+                time.sleep(1.0)

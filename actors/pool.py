@@ -1,0 +1,83 @@
+"""Agent actors and the one pool of them that serves every project on the cluster.
+
+An ``AgentActor`` is a thin Ray wrapper around ``actors.agent.Agent``: it holds no
+project state, so any actor can run any subtask of any project. ``AgentPool`` sends
+each subtask to the least busy actor, and re-sends it to another actor if the one
+running it dies (the subtask id stays the same, so the retry is recognisable).
+"""
+
+from __future__ import annotations
+
+import ray
+
+from bus import Bus, BusConfig
+
+from .agent import Agent, AgentResult, Subtask
+from .llm.config import LLMConfig
+from .llm.server import RemoteLLM
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0)
+class AgentActor:
+    def __init__(self, bus_config: dict, llm_config: dict):
+        llm = RemoteLLM(LLMConfig.model_validate(llm_config))
+        self.agent = Agent(Bus(config=BusConfig.model_validate(bus_config)), llm)
+
+    def run(self, project: str, subtask: dict) -> dict:
+        return self.agent.run(project, Subtask.model_validate(subtask)).model_dump()
+
+    def ping(self) -> bool:
+        return True
+
+
+class AgentPool:
+    """A fixed set of agent actors shared by every project.
+
+        >>> pool = AgentPool(4, bus.config, LLMConfig(backend="openai", ...))  # doctest: +SKIP
+        >>> pool.run("iris", Subtask(id="a1", role="analyst", goal="..."))      # doctest: +SKIP
+    """
+
+    def __init__(self, size: int, bus_config: BusConfig, llm_config: LLMConfig, num_cpus: float = 0.5,
+                 max_retries: int = 2):
+        if size < 1:
+            raise ValueError("an agent pool needs at least one actor")
+        self._args = (bus_config.model_dump(mode="json"), llm_config.model_dump())
+        self._num_cpus = num_cpus
+        self._actors = [self._new_actor() for _ in range(size)]
+        self._busy = [0] * size  # in-flight subtasks per actor (this process's view)
+        self.max_retries = max_retries
+
+    def _new_actor(self):
+        return AgentActor.options(num_cpus=self._num_cpus).remote(*self._args)
+
+    def submit(self, project: str, subtask: Subtask) -> tuple[int, ray.ObjectRef]:
+        i = min(range(len(self._actors)), key=self._busy.__getitem__)
+        self._busy[i] += 1
+        return i, self._actors[i].run.remote(project, subtask.model_dump())
+
+    def run_many(self, items: list[tuple[str, Subtask]]) -> list[AgentResult]:
+        """Run subtasks concurrently; a subtask whose actor dies is retried on another."""
+        pending = {ref: (i, item, 0) for item in items for i, ref in [self.submit(*item)]}
+        results: dict[int, AgentResult] = {}
+        order = {id(item): n for n, item in enumerate(items)}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            i, item, tries = pending.pop(done[0])
+            self._busy[i] -= 1
+            try:
+                results[order[id(item)]] = AgentResult.model_validate(ray.get(done[0]))
+            except ray.exceptions.RayActorError:
+                # The actor died mid-subtask (node lost, OOM): Ray restarts it, and the
+                # subtask goes to another actor now rather than waiting for that.
+                if tries >= self.max_retries:
+                    raise
+                j, ref = self.submit(*item)
+                pending[ref] = (j, item, tries + 1)
+        return [results[n] for n in range(len(items))]
+
+    def run(self, project: str, subtask: Subtask) -> AgentResult:
+        return self.run_many([(project, subtask)])[0]
+
+    @property
+    def actors(self) -> list:
+        return list(self._actors)

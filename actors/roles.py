@@ -1,0 +1,36 @@
+"""Roles of the specialist agents: a role is a scope, a prompt, a tool set and budgets.
+
+The scope is the bus scope of the same name (``bus.scopes.DEFAULT_SCOPES``); the prompt
+is ``actors/prompts/<name>.md``. Roles are data (pydantic), so a YAML file can define
+more; ``ROLES`` is the default registry.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_READ = ("list_files", "read_file")
+_BASE = _READ + ("write_file", "append_log", "finish")
+
+
+class Role(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="Role name; also the name of its bus scope and prompt template.")
+    tools: tuple[str, ...] = Field(description="Tools the model may call (see actors.tools.SCHEMAS).")
+    max_steps: int = Field(default=24, gt=0, description="Model calls per subtask before it ends as 'budget'.")
+    max_tokens: int = Field(default=400_000, gt=0, description="Prompt + completion tokens per subtask.")
+    context_chars: int = Field(
+        default=48_000, gt=1000,
+        description="Size of the in-invocation message list; older tool output is cut to fit (it stays on the bus).",
+    )
+
+
+ROLES: dict[str, Role] = {
+    "analyst": Role(name="analyst", tools=_BASE),
+    "planner": Role(name="planner", tools=_BASE),
+    "coder": Role(name="coder", tools=_BASE),
+    "experimenter": Role(name="experimenter", tools=_BASE + ("launch_experiment",)),
+    "debugger": Role(name="debugger", tools=_BASE),
+    "writer": Role(name="writer", tools=_BASE),
+}
