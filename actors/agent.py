@@ -8,7 +8,6 @@ invocations: one agent (and one pool of agent actors) serves every project.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Literal
 
@@ -80,16 +79,15 @@ class Agent:
                 result.steps += 1
                 cursor = self._reground(view, messages, cursor)
                 context.fit(messages, role.context_chars)
-                overhead = time.perf_counter() - t0
                 reply = llm.complete(LLMRequest(messages=messages, tools=tools.schemas(), tag=subtask.id))
-                t1 = time.perf_counter()
                 result.prompt_tokens += reply.prompt_tokens
                 result.completion_tokens += reply.completion_tokens
                 ok = self._act(reply, tools, messages)
                 format_errors = 0 if ok else format_errors + 1
                 view.record("agent_step", f"step {result.steps}: {len(reply.tool_calls)} calls",
                             metrics={"format_errors": float(format_errors)})
-                result.step_overhead_ms.append((overhead + time.perf_counter() - t1) * 1000)
+                # Everything but the model's own latency (recording the call included).
+                result.step_overhead_ms.append((time.perf_counter() - t0 - reply.latency_s) * 1000)
                 if format_errors >= self.max_format_errors:
                     result.summary = f"ended after {format_errors} malformed replies in a row"
                     break
@@ -169,7 +167,3 @@ class Agent:
             context=f"From the orchestrator:\n{subtask.context}\n" if subtask.context else "",
             workspace_map=render_map(view.workspace_map()) or "(none yet)", named_files="\n".join(named),
         )
-
-
-def result_json(result: AgentResult) -> str:
-    return json.dumps(result.model_dump(), indent=1)

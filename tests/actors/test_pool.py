@@ -61,3 +61,15 @@ def test_a_subtask_whose_actor_dies_is_retried_on_another(ray_cluster, bus):
     starts = [r for r in bus.project("gamma").events().to_pylist() if r["kind"] == "agent_start"]
     assert [s["instance"] for s in starts] == ["analyst-g1", "analyst-g1"]  # same subtask id: a recognisable retry
     ray.kill(ray.get_actor(server_name(config), namespace=NAMESPACE))
+
+
+def test_calls_wait_for_a_restarted_llm_actor(ray_cluster):
+    from actors.llm.protocol import LLMRequest
+    from actors.llm.server import RemoteLLM
+
+    config = LLMConfig(script=[reply(text="pong").model_dump()] * 3)
+    llm = RemoteLLM(config, restart_wait_s=60)
+    assert llm.complete(LLMRequest(messages=[{"role": "user", "content": "ping"}])).text == "pong"
+    ray.kill(llm._handle, no_restart=False)  # Ray restarts it (max_restarts=-1)
+    assert llm.complete(LLMRequest(messages=[{"role": "user", "content": "ping"}])).text == "pong"
+    ray.kill(llm._handle)
