@@ -18,11 +18,9 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import secrets
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -32,7 +30,7 @@ from . import rollup
 from .config import BusConfig
 from .crashpoints import crashpoint
 from .journal import ProjectJournal, read_counter, write_counter
-from .schema import SCHEMA, decode_journal, empty_table
+from .schema import SCHEMA, decode_journal, empty_table, write_parquet_atomic
 
 _SEG_RE = re.compile(r"^seg-(\d{12})-(\d{12})\.parquet$")
 _SEG_CACHE_MAX = 512
@@ -55,17 +53,6 @@ def choose_segments(names: Iterable[str]) -> tuple[list[tuple[int, int, str]], i
             chosen.append((lo, hi, name))
             covered = hi
     return chosen, covered
-
-
-def _write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
 
 
 def _listdir(path: str | Path) -> list[str]:
@@ -137,7 +124,7 @@ class Index:
             table = pa.concat_tables([empty_table()] + parts)
             table = table.filter((pc.field("seq") >= covered) & (pc.field("seq") < next_seq)).sort_by("seq")
             if table.num_rows:
-                _write_parquet_atomic(table, sdir / _segment_name(covered, next_seq))
+                write_parquet_atomic(table, sdir / _segment_name(covered, next_seq))
                 crashpoint("mid_compact")
             for p in journals:  # every row in them is now in a segment
                 p.unlink(missing_ok=True)
@@ -153,7 +140,7 @@ class Index:
         if len(chosen) <= self.config.max_segments:
             return
         table = pa.concat_tables(self._read_segment(sdir / n) for _, _, n in chosen)
-        _write_parquet_atomic(table, sdir / _segment_name(chosen[0][0], chosen[-1][1]))
+        write_parquet_atomic(table, sdir / _segment_name(chosen[0][0], chosen[-1][1]))
         for _, _, n in chosen:
             (sdir / n).unlink(missing_ok=True)
             self._segments.pop(sdir / n, None)

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .schema import SCHEMA
+from .schema import SCHEMA, write_parquet_atomic
 
 COVERS_KEY = b"aisci.covers"
 
@@ -88,14 +88,7 @@ def build(index_root: Path, rows: pa.Table, bounds: dict[str, int]) -> Path | No
         table = pa.concat_tables(parts).sort_by([("project", "ascending"), ("seq", "ascending")])
         table = table.replace_schema_metadata({**(SCHEMA.metadata or {}), COVERS_KEY: json.dumps(covers).encode()})
         path = folder / f"roll-{time.time_ns():020d}.parquet"
-        tmp = folder / f".{path.name}.tmp"
-        pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
+        write_parquet_atomic(table, path, row_group_size=1 << 20)
         if old_path:  # readers of the old file retry on FileNotFoundError
             old_path.unlink(missing_ok=True)
         return path

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import secrets
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.json as pj
+import pyarrow.parquet as pq
 
 SCHEMA_VERSION = 1
 
@@ -57,6 +61,19 @@ KIND_RECOVERED = "recovered"
 
 def empty_table() -> pa.Table:
     return SCHEMA.empty_table()
+
+
+def write_parquet_atomic(table: pa.Table, path: Path, **options) -> None:
+    """Write ``table`` to ``path`` so that readers see the whole file or none of it:
+    a temp file in the same folder, fsynced, then renamed into place."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    pq.write_table(table, tmp, compression="zstd", **options)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
 
 
 # -- journal encoding -------------------------------------------------------------------
