@@ -1,0 +1,82 @@
+"""Medals as MLE-bench computes them, on leaderboards of every size class; grading the
+shipped tasks, valid and invalid submissions."""
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from benchmarks.grading import medals
+from benchmarks.grading.task import Task, shipped_tasks
+
+
+@pytest.mark.parametrize(
+    "n, positions",
+    [(1, (1, 1, 1)), (10, (1, 2, 4)), (99, (9, 19, 39)), (100, (10, 20, 40)), (150, (10, 30, 60)),
+     (249, (10, 49, 99)), (250, (10, 50, 100)), (500, (11, 50, 100)), (999, (11, 50, 100)),
+     (1000, (12, 50, 100)), (2000, (14, 100, 200))],
+)
+def test_threshold_positions_by_size_class(n, positions):
+    assert medals.medal_positions(n) == positions
+
+
+@pytest.mark.parametrize("n", [10, 150, 500, 2000])
+@pytest.mark.parametrize("lower", [False, True])
+def test_medals_on_each_size_class(n, lower):
+    # Best first: n, n-1, ..., 1 when higher is better; 1, 2, ..., n when lower is.
+    board = [float(i + 1) for i in range(n)] if lower else [float(n - i) for i in range(n)]
+    gold_p, silver_p, bronze_p = medals.medal_positions(n)
+    at = lambda p: board[p - 1]  # noqa: E731
+    step = -0.5 if not lower else 0.5  # half a place worse
+    r = medals.rank(at(gold_p), board)
+    assert (r.medal, r.lower_is_better, r.gold_threshold) == ("gold", lower, at(gold_p))
+    assert medals.rank(at(gold_p) + step, board).medal == "silver"
+    assert medals.rank(at(silver_p), board).medal == "silver"
+    assert medals.rank(at(silver_p) + step, board).medal == "bronze"
+    assert medals.rank(at(bronze_p), board).medal == "bronze"
+    worse = medals.rank(at(bronze_p) + step, board)
+    assert worse.medal == "none" and not worse.any_medal
+    median = (n + 1) / 2
+    assert worse.median_threshold == median
+    assert medals.rank(median, board).above_median is False  # strictly better than the median
+    assert medals.rank(median + (-0.5 if lower else 0.5), board).above_median is True
+    assert medals.rank(None, board).medal == "none" and not medals.rank(None, board).above_median
+
+
+def test_the_shipped_tasks_grade_valid_and_perfect_submissions(tmp_path):
+    tasks = shipped_tasks()
+    assert set(tasks) == {"breast-cancer", "digits", "diabetes"}
+    kinds = {Task(p).spec.kind for p in tasks.values()}
+    assert kinds == {"classification", "regression"}
+    for task_id, path in tasks.items():
+        task = Task(path)
+        sample = task.grade(task.public_dir / "sample_submission.csv")
+        assert sample.valid and sample.medal == "none" and not sample.above_median, task_id
+        perfect = tmp_path / f"{task_id}.csv"
+        shutil.copy(task.private_dir / "answers.csv", perfect)
+        graded = task.grade(perfect)
+        assert graded.valid and graded.medal == "gold", (task_id, graded)
+        assert graded.lower_is_better == (task.spec.metric == "rmse")
+        board = pd.read_csv(path / "leaderboard.csv")
+        assert len(board) >= 40 and list(board.score) == sorted(board.score, reverse=not graded.lower_is_better)
+
+
+def test_invalid_submissions_score_nothing(tmp_path):
+    task = Task(shipped_tasks()["digits"])
+    answers = pd.read_csv(task.private_dir / "answers.csv")
+    cases = {
+        "missing column": answers.rename(columns={"target": "label"}),
+        "ids must be exactly": answers.iloc[:-1],
+        "duplicate ids": pd.concat([answers.iloc[:-1], answers.iloc[:1]]),
+        "empty values": answers.assign(target=None),
+    }
+    for needle, frame in cases.items():
+        path = tmp_path / "s.csv"
+        frame.to_csv(path, index=False)
+        grade = task.grade(path)
+        assert grade.score is None and not grade.valid and grade.medal == "none" and needle in grade.reason, needle
+    (tmp_path / "bad.csv").write_bytes(b"\xff\xfe\x00garbage")
+    assert not task.grade(tmp_path / "bad.csv").valid
+    assert task.grade(tmp_path / "missing.csv").reason == "no submission file"
+    with pytest.raises(FileNotFoundError, match="not a task folder"):
+        Task(tmp_path)
