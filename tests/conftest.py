@@ -15,9 +15,10 @@ def project(bus):
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """One small real Ray cluster for the whole session (starting one takes ~5 s)."""
+    """One small real Ray cluster for the whole session (starting one takes ~5 s), with
+    two fake GPUs so that GPU scheduling is exercised on a CPU machine."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, namespace="aisci-tests")
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, namespace="aisci-tests")
     yield ray
     ray.shutdown()

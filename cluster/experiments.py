@@ -1,0 +1,154 @@
+"""Experiments as Ray tasks: one run = one task, placed by Ray from the run's spec
+(``num_gpus``, ``num_cpus``, memory), running the project's code in a subprocess in
+its own folder ``experiments/<id>/``, sandboxed (``cluster.sandbox``), with a time
+limit, a memory limit and an output cap. stdout/stderr go to ``output.log`` there;
+metrics come from the ``metrics.json`` the code writes. A failed run (exception,
+timeout, out of memory) is a normal result the debugging role reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Literal
+
+import ray
+from pydantic import BaseModel, Field
+
+from bus import Bus, BusConfig
+
+from .sandbox import bwrap_command
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class RunSpec(BaseModel):
+    name: str = Field(description="The run's id: its folder experiments/<name>/.")
+    command: str = Field(description="Shell command, run in the run's folder.")
+    gpus: float = Field(default=0, ge=0)
+    cpus: float = Field(default=1, gt=0)
+    memory_mb: int = Field(default=4096, gt=0, description="Address-space limit of the run's processes.")
+    timeout_s: float = Field(default=3600, gt=0)
+    output_cap_bytes: int = Field(default=1_000_000, gt=0, description="Beyond this, output is dropped (the tail is kept).")
+    sandbox: Literal["bwrap", "none"] = "bwrap"
+    network: bool = False
+    hide: list[str] = Field(default_factory=list, description="Paths the run must not see (private answers).")
+
+
+class RunResult(BaseModel):
+    name: str
+    status: Literal["ok", "failed", "timeout", "oom"]
+    exit_code: int | None
+    duration_s: float
+    metrics: dict[str, float] = Field(default_factory=dict)
+    output_tail: str = ""
+    node: str = ""
+
+
+def _limits(memory_mb: int):
+    def apply() -> None:  # in the child, before exec: the limit covers the whole sandbox
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return apply
+
+
+def _read_capped(proc: subprocess.Popen, log: Path, cap: int, deadline: float) -> tuple[bool, int]:
+    """Copy the run's output to ``log`` up to ``cap`` bytes; keep a rolling tail after
+    that. Returns (timed out, bytes dropped)."""
+    dropped, tail = 0, b""
+    os.set_blocking(proc.stdout.fileno(), False)
+    with open(log, "wb") as out:
+        written = 0
+        while True:
+            chunk = proc.stdout.read(65536)
+            if chunk:
+                room = cap - written
+                out.write(chunk[:room])
+                written += min(len(chunk), max(room, 0))
+                if len(chunk) > room:
+                    dropped += len(chunk) - max(room, 0)
+                    tail = (tail + chunk[max(room, 0):])[-4096:]
+                continue
+            if proc.poll() is not None:
+                break
+            if time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)  # the whole group: bwrap and everything in it
+                proc.wait()
+                return True, dropped
+            time.sleep(0.02)
+        if dropped:
+            out.write(f"\n[... {dropped} bytes of output dropped (output_cap_bytes); the last 4 KB:]\n".encode() + tail)
+    return False, dropped
+
+
+def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
+    """Run one experiment here and now (the body of the Ray task ``launch`` schedules)."""
+    run = RunSpec.model_validate(spec)
+    if not _NAME_RE.match(run.name):
+        raise ValueError(f"experiment name {run.name!r}: use lower-case letters, digits, '.', '_' or '-'")
+    bus = Bus(config=BusConfig.model_validate(bus_config))
+    proj = bus.project(project)
+    system = proj.as_role("system", f"run-{run.name}")
+    run_dir = proj.dir / "experiments" / run.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.json").unlink(missing_ok=True)  # a retried run must not report the old metrics
+    if run.sandbox == "bwrap":
+        argv = bwrap_command(run.command, bus.root, proj.dir, run_dir, run.hide, run.gpus > 0, run.network)
+    else:
+        argv = ["bash", "-c", run.command]
+    env = {k: v for k, v in os.environ.items() if not re.search(r"KEY|TOKEN|SECRET|PASSWORD", k)}
+    env.update(OMP_NUM_THREADS=str(max(int(run.cpus), 1)), PYTHONUNBUFFERED="1")
+    system.record("experiment_start", f"{run.name}: {run.command[:200]}", path=f"experiments/{run.name}/spec.json",
+                  metrics={"gpus": run.gpus, "cpus": run.cpus})
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=_limits(run.memory_mb), start_new_session=True)
+    timed_out, _ = _read_capped(proc, run_dir / "output.log", run.output_cap_bytes, t0 + run.timeout_s)
+    duration = time.monotonic() - t0
+    output = (run_dir / "output.log").read_bytes()
+    tail = output[-4000:].decode("utf-8", "replace")
+    metrics = _read_metrics(run_dir / "metrics.json")
+    if timed_out:
+        status = "timeout"
+    elif proc.returncode == 0:
+        status = "ok"
+    elif "MemoryError" in tail or "Cannot allocate memory" in tail or "std::bad_alloc" in tail:
+        status = "oom"
+    else:
+        status = "failed"
+    result = RunResult(name=run.name, status=status, exit_code=None if timed_out else proc.returncode,
+                       duration_s=round(duration, 3), metrics=metrics, output_tail=tail,
+                       node=ray.get_runtime_context().get_node_id() if ray.is_initialized() else "")
+    # What the run wrote lands on the bus as versions, attributed to the run.
+    system.write(f"experiments/{run.name}/output.log", output, summary=f"{status}: output of {run.name}")
+    system.write(f"experiments/{run.name}/result.json", json.dumps(result.model_dump(), indent=1),
+                 summary=f"{status} in {duration:.1f} s", metrics=metrics or None)
+    system.record("experiment", f"{run.name}: {status} in {duration:.1f} s", path=f"experiments/{run.name}/result.json",
+                  metrics={**metrics, "duration_s": duration})
+    return result.model_dump()
+
+
+def _read_metrics(path: Path) -> dict[str, float]:
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+_remote_run = ray.remote(max_retries=0)(run_experiment)
+
+
+def launch(bus_config: BusConfig, project: str, spec: RunSpec) -> ray.ObjectRef:
+    """Schedule a run as a Ray task with the resources its spec asks for."""
+    return _remote_run.options(num_gpus=spec.gpus, num_cpus=spec.cpus,
+                               memory=spec.memory_mb * 1024 * 1024).remote(bus_config.model_dump(mode="json"),
+                                                                            project, spec.model_dump())

@@ -1,0 +1,45 @@
+"""The sandbox experiment code runs in (bubblewrap, Debian package `bubblewrap`).
+
+What a run can see and do:
+- the whole system read-only (Python, the virtualenv, CUDA libraries);
+- its project read-only, and its own run folder (``experiments/<id>/``) read-write;
+- nothing of the rest of the bus (other projects, the index, the version store),
+  nothing of the paths in ``hide`` (a task's private answers), no home folders
+  (keys, tokens), a private /tmp, no network unless allowed;
+- GPUs only when the run asked for them (Ray sets CUDA_VISIBLE_DEVICES).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+
+class SandboxUnavailable(RuntimeError):
+    pass
+
+
+def bwrap_command(command: str, bus_root: Path, project_dir: Path, run_dir: Path, hide: list[str],
+                  gpus: bool, network: bool) -> list[str]:
+    exe = shutil.which("bwrap")
+    if exe is None:
+        raise SandboxUnavailable(
+            "experiments run in a bubblewrap sandbox, and `bwrap` is not installed: `apt-get install bubblewrap` "
+            "(or set sandbox: none in the experiment config, to run code unsandboxed on a machine you trust)"
+        )
+    args = [exe, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--new-session",
+            "--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/tmp"]
+    args += ["--dev-bind", "/dev", "/dev"] if gpus else ["--dev", "/dev"]
+    if not network:
+        args.append("--unshare-net")
+    for home in ("/root", "/home"):
+        if Path(home).is_dir():
+            args += ["--tmpfs", home]
+    # Order matters: hide the bus, then show this project read-only, then the run folder writable.
+    args += ["--tmpfs", str(bus_root), "--ro-bind", str(project_dir), str(project_dir),
+             "--bind", str(run_dir), str(run_dir)]
+    for path in hide:
+        if Path(path).exists():
+            args += ["--tmpfs", str(path)] if Path(path).is_dir() else ["--ro-bind", "/dev/null", str(path)]
+    args += ["--chdir", str(run_dir), "--setenv", "HOME", str(run_dir), "bash", "-c", command]
+    return args

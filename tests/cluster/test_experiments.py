@@ -1,0 +1,97 @@
+"""Experiments: real subprocesses in the real sandbox, as Ray tasks on a small cluster."""
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import ray
+
+from cluster.experiments import RunSpec, launch, run_experiment
+
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+
+
+def run(bus, project, **spec):
+    return run_experiment(bus.config.model_dump(mode="json"), project, RunSpec(**spec).model_dump())
+
+
+@pytest.fixture
+def proj(bus):
+    p = bus.create_project("exp")
+    p.as_role("coder").write("code/train.py", "import json\njson.dump({'score': 0.75, 'loss': 0.5}, "
+                             "open('metrics.json', 'w'))\nprint('trained')\n")
+    return p
+
+
+@needs_bwrap
+def test_a_run_reports_its_metrics_and_lands_on_the_bus(bus, proj):
+    result = run(bus, "exp", name="r1", command=f"python3 {proj.dir}/code/train.py")
+    assert (result["status"], result["exit_code"], result["metrics"]) == ("ok", 0, {"score": 0.75, "loss": 0.5})
+    viewer = proj.as_role("viewer")
+    assert "trained" in viewer.read("experiments/r1/output.log")
+    assert json.loads(viewer.read("experiments/r1/result.json"))["status"] == "ok"
+    event = [r for r in proj.events().to_pylist() if r["kind"] == "experiment"][-1]
+    assert dict(event["metrics"])["score"] == 0.75 and event["instance"] == "run-r1"
+
+
+@needs_bwrap
+def test_failures_timeouts_and_memory_are_normal_results(bus, proj, tmp_path):
+    failed = run(bus, "exp", name="boom", command="python3 -c 'raise ValueError(\"bad feature\")'")
+    assert failed["status"] == "failed" and "ValueError: bad feature" in failed["output_tail"]
+    marker = proj.dir / "experiments" / "slow" / "finished"
+    slow = run(bus, "exp", name="slow", command="sleep 30; touch finished", timeout_s=1.5)
+    assert slow["status"] == "timeout" and slow["duration_s"] < 10
+    import time
+    time.sleep(1)
+    assert not marker.exists()  # killed, not left running
+    oom = run(bus, "exp", name="oom", memory_mb=300, command="python3 -c 'x = bytearray(2 * 1024**3)'")
+    assert oom["status"] == "oom"
+    loud = run(bus, "exp", name="loud", output_cap_bytes=10_000, command="yes y | head -c 300000; echo THE-END")
+    log = (proj.dir / "experiments" / "loud" / "output.log").read_bytes()
+    assert len(log) < 20_000 and b"dropped" in log and b"THE-END" in log
+
+
+@pytest.fixture
+def private_dir():
+    """Outside /tmp and /root (which the sandbox replaces anyway), so hiding is what is tested."""
+    path = Path(tempfile.mkdtemp(prefix="aisci-private-", dir="/var/tmp"))
+    (path / "answers.csv").write_text("id,target\n0,1\n")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@needs_bwrap
+def test_the_sandbox_hides_private_answers_and_protects_the_bus(bus, proj, private_dir):
+    private = private_dir
+    control = run(bus, "exp", name="control", command=f"cat {private}/answers.csv")
+    assert control["status"] == "ok" and "id,target" in control["output_tail"]  # visible unless hidden
+    other = bus.create_project("other")
+    other.as_role("coder").write("code/secret.py", "SECRET = 1\n")
+    probes = {
+        "read_answers": f"cat {private}/answers.csv",
+        "read_other_project": f"cat {other.dir}/code/secret.py",
+        "write_own_code": f"echo hacked > {proj.dir}/code/train.py",
+        "write_other_project": f"echo x > {other.dir}/code/planted.py",
+        "write_index": f"touch {bus.root}/index/planted",
+    }
+    for name, command in probes.items():
+        result = run(bus, "exp", name=name.replace("_", "-"), command=command, hide=[str(private)])
+        assert result["status"] == "failed", (name, result["output_tail"])
+    assert "import json" in (proj.dir / "code" / "train.py").read_text()
+    assert not (other.dir / "code" / "planted.py").exists() and not (bus.root / "index" / "planted").exists()
+    ok = run(bus, "exp", name="own-folder", command="echo fine > note.txt && cat note.txt && touch ~/x /root/y",
+             hide=[str(private)])
+    assert ok["status"] == "ok" and "fine" in ok["output_tail"]
+    assert not Path("/root/y").exists()  # home folders are private scratch space inside the sandbox
+
+
+@needs_bwrap
+def test_runs_are_ray_tasks_placed_by_their_resources(ray_cluster, bus, proj):
+    cmd = "python3 -c \"import json, os; json.dump({'gpu': float(os.environ.get('CUDA_VISIBLE_DEVICES', '-1'))}, open('metrics.json', 'w'))\""
+    on_gpu = ray.get(launch(bus.config, "exp", RunSpec(name="gpu-run", command=cmd, gpus=1, memory_mb=512)))
+    on_cpu = ray.get(launch(bus.config, "exp", RunSpec(name="cpu-run", command=cmd, gpus=0, memory_mb=512)))
+    assert on_gpu["status"] == "ok" and on_gpu["metrics"]["gpu"] in (0.0, 1.0)  # Ray gave it one (fake) GPU
+    assert on_cpu["status"] == "ok"
+    assert on_gpu["node"]
