@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from bus import Bus, RoleView
+from bus import Bus, RoleView, Scope
 from bus.reground import render_map
 
 from . import context, prompts
@@ -51,9 +51,12 @@ class AgentResult(BaseModel):
 
 class Agent:
     def __init__(self, bus: Bus, llm: LLM, roles: dict[str, Role] | None = None,
-                 launcher: Launcher | None = None, max_format_errors: int = 3):
+                 launcher: Launcher | None = None, max_format_errors: int = 3, bus_memory: bool = True):
         self.bus, self.llm, self.roles = bus, llm, roles or ROLES
         self.launcher, self.max_format_errors = launcher, max_format_errors
+        # Off is the paper's ablation: an agent reads only task/ and what it writes itself;
+        # all it learns of other agents' work is what the orchestrator's prompt says.
+        self.bus_memory = bus_memory
 
     def run(self, project: str, subtask: Subtask) -> AgentResult:
         role = self.roles.get(subtask.role)
@@ -62,6 +65,8 @@ class Agent:
         proj = self.bus.project(project)
         instance = f"{role.name}-{subtask.id}"
         view = proj.as_role(role.name, instance)
+        if not self.bus_memory:
+            view = proj.as_role(role.name, instance, Scope(read=("task/**",), write=view.scope.write))
         llm = RecordingLLM(self.llm, view, proj.as_role("system", instance))
         tools = ToolBox(view, role.tools, self.launcher)
         result = AgentResult(project=project, subtask_id=subtask.id, role=role.name, instance=instance, status="failed")

@@ -13,15 +13,18 @@ import ray
 from bus import Bus, BusConfig
 
 from .agent import Agent, AgentResult, Subtask
-from .llm.config import LLMConfig
+from .llm.config import LLMConfig, make_llm
 from .llm.server import RemoteLLM
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
 class AgentActor:
-    def __init__(self, bus_config: dict, llm_config: dict):
-        llm = RemoteLLM(LLMConfig.model_validate(llm_config))
-        self.agent = Agent(Bus(config=BusConfig.model_validate(bus_config)), llm)
+    def __init__(self, bus_config: dict, llm_config: dict, bus_memory: bool = True):
+        config = LLMConfig.model_validate(llm_config)
+        # The baseline and OpenAI backends are stateless clients: one per actor. The
+        # others (a script, a vLLM engine) are one shared actor for the whole cluster.
+        llm = make_llm(config) if config.backend in ("baseline", "openai") else RemoteLLM(config)
+        self.agent = Agent(Bus(config=BusConfig.model_validate(bus_config)), llm, bus_memory=bus_memory)
 
     def run(self, project: str, subtask: dict) -> dict:
         return self.agent.run(project, Subtask.model_validate(subtask)).model_dump()
@@ -38,10 +41,10 @@ class AgentPool:
     """
 
     def __init__(self, size: int, bus_config: BusConfig, llm_config: LLMConfig, num_cpus: float = 0.5,
-                 max_retries: int = 2):
+                 max_retries: int = 2, bus_memory: bool = True):
         if size < 1:
             raise ValueError("an agent pool needs at least one actor")
-        self._args = (bus_config.model_dump(mode="json"), llm_config.model_dump())
+        self._args = (bus_config.model_dump(mode="json"), llm_config.model_dump(), bus_memory)
         self._num_cpus = num_cpus
         self._actors = [self._new_actor() for _ in range(size)]
         self._busy = [0] * size  # in-flight subtasks per actor (this process's view)

@@ -75,8 +75,9 @@ class RoleView:
             # Not a bus-written file (those share their inode with the store): an
             # appended log or a file written outside the bus. Keep it before replacing it.
             kept = store.keep_existing(project, target.path)
-            self.record(KIND_RECOVERED, "kept the previous content (it was not in the version store)",
-                        path=rel, hash=kept[0], size=kept[1], version=None)
+            if kept[0] != digest:  # identical content (a run's output being indexed) loses nothing
+                self.record(KIND_RECOVERED, "kept the previous content (it was not in the version store)",
+                            path=rel, hash=kept[0], size=kept[1], version=None)
         os.rename(staged, target.path)
         crashpoint("after_rename")
         return self._commit(KIND_WRITE, path=rel, hash=digest, size=len(data), summary=summary,

@@ -14,6 +14,7 @@ import re
 import resource
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Literal
@@ -26,6 +27,8 @@ from bus import Bus, BusConfig
 from .sandbox import bwrap_command
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_OWN_FILES = ("output.log", "result.json", "spec.json")  # written by the runner or already on the bus
+_INGEST_MAX_BYTES = 4 * 1024 * 1024  # bigger outputs (checkpoints) stay plain files in the run folder
 
 
 class RunSpec(BaseModel):
@@ -103,15 +106,17 @@ def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
     else:
         argv = ["bash", "-c", run.command]
     env = {k: v for k, v in os.environ.items() if not re.search(r"KEY|TOKEN|SECRET|PASSWORD", k)}
-    env.update(OMP_NUM_THREADS=str(max(int(run.cpus), 1)), PYTHONUNBUFFERED="1")
+    env.update(OMP_NUM_THREADS=str(max(int(run.cpus), 1)), PYTHONUNBUFFERED="1",
+               # `python3` in a run is the interpreter (and virtualenv) the cluster runs.
+               PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}")
     system.record("experiment_start", f"{run.name}: {run.command[:200]}", path=f"experiments/{run.name}/spec.json",
                   metrics={"gpus": run.gpus, "cpus": run.cpus})
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, cwd=run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             preexec_fn=_limits(run.memory_mb), start_new_session=True)
-    timed_out, _ = _read_capped(proc, run_dir / "output.log", run.output_cap_bytes, t0 + run.timeout_s)
+    timed_out, _ = _read_capped(proc, run_dir / ".output.partial", run.output_cap_bytes, t0 + run.timeout_s)
     duration = time.monotonic() - t0
-    output = (run_dir / "output.log").read_bytes()
+    output = (run_dir / ".output.partial").read_bytes()
     tail = output[-4000:].decode("utf-8", "replace")
     metrics = _read_metrics(run_dir / "metrics.json")
     if timed_out:
@@ -127,6 +132,11 @@ def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
                        node=ray.get_runtime_context().get_node_id() if ray.is_initialized() else "")
     # What the run wrote lands on the bus as versions, attributed to the run.
     system.write(f"experiments/{run.name}/output.log", output, summary=f"{status}: output of {run.name}")
+    (run_dir / ".output.partial").unlink(missing_ok=True)
+    for path in sorted(run_dir.iterdir()):
+        if path.is_file() and not path.name.startswith(".") and path.name not in _OWN_FILES \
+                and path.stat().st_size <= _INGEST_MAX_BYTES:
+            system.write(f"experiments/{run.name}/{path.name}", path.read_bytes(), summary=f"written by run {run.name}")
     system.write(f"experiments/{run.name}/result.json", json.dumps(result.model_dump(), indent=1),
                  summary=f"{status} in {duration:.1f} s", metrics=metrics or None)
     system.record("experiment", f"{run.name}: {status} in {duration:.1f} s", path=f"experiments/{run.name}/result.json",

@@ -4,8 +4,8 @@ What a run can see and do:
 - the whole system read-only (Python, the virtualenv, CUDA libraries);
 - its project read-only, and its own run folder (``experiments/<id>/``) read-write;
 - nothing of the rest of the bus (other projects, the index, the version store),
-  nothing of the paths in ``hide`` (a task's private answers), no home folders
-  (keys, tokens), a private /tmp, no network unless allowed;
+  nothing of the paths in ``hide`` (a task's private answers), no credentials in the
+  home folder (keys, tokens, Ray's auth token), a private /tmp, no network unless allowed;
 - GPUs only when the run asked for them (Ray sets CUDA_VISIBLE_DEVICES).
 """
 
@@ -17,6 +17,16 @@ from pathlib import Path
 
 class SandboxUnavailable(RuntimeError):
     pass
+
+
+# Credentials a run has no business reading. Home folders themselves stay visible
+# (read-only): Python often lives there (pyenv, conda).
+_CREDENTIALS = (".ssh", ".aws", ".azure", ".config/gcloud", ".kube", ".docker", ".netrc", ".git-credentials",
+                ".ray", ".cache/huggingface", ".huggingface", ".pypirc", ".npmrc")
+
+
+def _credential_paths() -> list[Path]:
+    return [p for p in (Path.home() / c for c in _CREDENTIALS) if p.exists()]
 
 
 def bwrap_command(command: str, bus_root: Path, project_dir: Path, run_dir: Path, hide: list[str],
@@ -32,9 +42,8 @@ def bwrap_command(command: str, bus_root: Path, project_dir: Path, run_dir: Path
     args += ["--dev-bind", "/dev", "/dev"] if gpus else ["--dev", "/dev"]
     if not network:
         args.append("--unshare-net")
-    for home in ("/root", "/home"):
-        if Path(home).is_dir():
-            args += ["--tmpfs", home]
+    for secret in _credential_paths():
+        args += ["--tmpfs", str(secret)] if secret.is_dir() else ["--ro-bind", "/dev/null", str(secret)]
     # Order matters: hide the bus, then show this project read-only, then the run folder writable.
     args += ["--tmpfs", str(bus_root), "--ro-bind", str(project_dir), str(project_dir),
              "--bind", str(run_dir), str(run_dir)]

@@ -14,9 +14,10 @@ class LLMConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["scripted", "openai", "vllm"] = Field(
-        default="scripted", description="scripted: replays `script` (tests); openai: any OpenAI-compatible "
-        "endpoint; vllm: an engine actor inside the Ray cluster, shared by every agent.")
+    backend: Literal["baseline", "scripted", "openai", "vllm"] = Field(
+        default="baseline", description="baseline: the built-in template policy (no model); scripted: replays "
+        "`script` (tests); openai: any OpenAI-compatible endpoint; vllm: an engine actor inside the Ray cluster, "
+        "shared by every agent.")
     model: str = Field(default="", description="Model name (openai) or path/name of the weights (vllm).")
     base_url: str = Field(default="", description="openai: the endpoint, e.g. http://localhost:8000/v1.")
     api_key_env: str = Field(default="OPENAI_API_KEY", description="openai: the environment variable holding the key.")
@@ -31,6 +32,10 @@ class LLMConfig(BaseModel):
 def make_llm(config: LLMConfig) -> LLM:
     """Build a backend in this process (the vLLM backend lives in its own actor:
     see ``actors.llm.server``)."""
+    if config.backend == "baseline":
+        from ..baseline import BaselineLLM
+
+        return BaselineLLM()
     if config.backend == "scripted":
         from .scripted import ScriptedLLM
 

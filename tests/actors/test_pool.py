@@ -24,7 +24,7 @@ def script_for(project: str) -> list[dict]:
 def test_one_pool_serves_two_projects_without_leaking(ray_cluster, bus):
     for name in ("alpha", "beta"):
         bus.create_project(name).as_role("system").write("task/description.md", f"the {name} task\n")
-    config = LLMConfig(script={"a1": script_for("alpha"), "b1": script_for("beta")})
+    config = LLMConfig(backend="scripted", script={"a1": script_for("alpha"), "b1": script_for("beta")})
     pool = AgentPool(2, bus.config, config)
     results = pool.run_many([("alpha", Subtask(id="a1", role="analyst", goal="g")),
                              ("beta", Subtask(id="b1", role="analyst", goal="g"))])
@@ -44,7 +44,7 @@ def test_a_subtask_whose_actor_dies_is_retried_on_another(ray_cluster, bus):
     bus.create_project("gamma").as_role("system").write("task/description.md", "the gamma task\n")
     slow = reply(calls=[("list_files", {})])
     slow.latency_s = 4.0  # the model "thinks" long enough for us to kill the agent actor
-    config = LLMConfig(script={"g1": [slow.model_dump(), reply(calls=[("finish", {"summary": "ok"})]).model_dump()]})
+    config = LLMConfig(backend="scripted", script={"g1": [slow.model_dump(), reply(calls=[("finish", {"summary": "ok"})]).model_dump()]})
     pool = AgentPool(2, bus.config, config)
     assert ray.get([a.ping.remote() for a in pool.actors]) == [True, True]
 
@@ -67,7 +67,7 @@ def test_calls_wait_for_a_restarted_llm_actor(ray_cluster):
     from actors.llm.protocol import LLMRequest
     from actors.llm.server import RemoteLLM
 
-    config = LLMConfig(script=[reply(text="pong").model_dump()] * 3)
+    config = LLMConfig(backend="scripted", script=[reply(text="pong").model_dump()] * 3)
     llm = RemoteLLM(config, restart_wait_s=60)
     assert llm.complete(LLMRequest(messages=[{"role": "user", "content": "ping"}])).text == "pong"
     ray.kill(llm._handle, no_restart=False)  # Ray restarts it (max_restarts=-1)

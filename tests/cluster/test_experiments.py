@@ -75,16 +75,18 @@ def test_the_sandbox_hides_private_answers_and_protects_the_bus(bus, proj, priva
         "write_own_code": f"echo hacked > {proj.dir}/code/train.py",
         "write_other_project": f"echo x > {other.dir}/code/planted.py",
         "write_index": f"touch {bus.root}/index/planted",
+        "write_home": "touch /root/planted",
+        "read_ray_token": "cat ~root/.ray/auth_token",
     }
     for name, command in probes.items():
         result = run(bus, "exp", name=name.replace("_", "-"), command=command, hide=[str(private)])
         assert result["status"] == "failed", (name, result["output_tail"])
     assert "import json" in (proj.dir / "code" / "train.py").read_text()
     assert not (other.dir / "code" / "planted.py").exists() and not (bus.root / "index" / "planted").exists()
-    ok = run(bus, "exp", name="own-folder", command="echo fine > note.txt && cat note.txt && touch ~/x /root/y",
+    ok = run(bus, "exp", name="own-folder", command="echo fine > note.txt && cat note.txt && touch ~/x /tmp/y",
              hide=[str(private)])
-    assert ok["status"] == "ok" and "fine" in ok["output_tail"]
-    assert not Path("/root/y").exists()  # home folders are private scratch space inside the sandbox
+    assert ok["status"] == "ok" and "fine" in ok["output_tail"]  # HOME is the run folder; /tmp is private
+    assert not Path("/root/planted").exists()
 
 
 @needs_bwrap

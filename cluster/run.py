@@ -1,0 +1,101 @@
+"""``aisci run TASK``: the main job. Starts or joins Ray, puts the task's public files
+on the bus, starts the project's Orchestrator actor, shows progress read from the bus,
+and ends with the grade and the report.
+
+Ray: ``RAY_ADDRESS`` set (as under ``ray job submit``) joins that cluster; unset starts
+an embedded local one. Token authentication stays as the cluster has it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+
+import ray
+from rich.console import Console
+
+from actors.llm.config import LLMConfig
+from actors.orchestrator import OrchestratorConfig
+from actors.orchestrator_actor import NAMESPACE, OrchestratorActor, orchestrator_name
+from actors.pool import AgentPool
+from benchmarks.grading.task import Task
+from bus import Bus
+
+from .report import write_report
+from .tasks import import_task
+
+console = Console()
+
+
+def connect() -> None:
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(namespace=NAMESPACE, log_to_driver=False)
+    else:
+        ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+
+
+def parse_budget(text: str) -> float:
+    """'90s', '30m', '2h', '1d' or plain seconds -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except (ValueError, IndexError):
+        raise ValueError(f"budget {text!r}: use a number of seconds or e.g. 90s, 30m, 2h, 1d") from None
+
+
+def progress_line(bus: Bus, project: str, t0: float) -> str:
+    events = bus.project(project).events().to_pylist()
+    dispatched = [e["summary"].split(" ", 1)[0] for e in events if e["kind"] == "dispatch"]
+    done = {e["summary"].split(" ", 1)[0] for e in events if e["kind"] == "complete"}
+    running = [d for d in dispatched if d not in done]
+    metrics = [dict(e["metrics"] or []) for e in events if e["kind"] == "experiment"]
+    scores = [m["cv_score"] * (1 if m.get("higher_is_better", 1) else -1) for m in metrics if "cv_score" in m]
+    tokens = sum((e["prompt_tokens"] or 0) + (e["completion_tokens"] or 0) for e in events if e["kind"] == "llm_call")
+    steps = sum(1 for e in events if e["kind"] == "decision")
+    best = f"{abs(max(scores)):.4f}" if scores else "-"
+    return (f"[{time.time() - t0:6.1f} s] step {steps} | running: {', '.join(running[:4]) or '-'} | "
+            f"runs {len(scores)} | best cv {best} | tokens {tokens}")
+
+
+def run_task(bus: Bus, task_dir: str, project: str | None = None, llm: LLMConfig | None = None,
+             budget_s: float = 3600.0, target: float | None = None, bus_memory: bool = True,
+             agents: int = 2) -> dict:
+    task = Task(task_dir)
+    project = project or f"{task.id}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    t0 = time.time()
+    connect()
+    proj = import_task(bus, task, project)
+    console.print(f"[bold]aisci run[/bold] {task.id} -> project [bold]{project}[/bold] on {bus.root} "
+                  f"(model: {(llm or LLMConfig()).backend}{'' if bus_memory else ', bus memory OFF'})")
+    pool = AgentPool(agents, bus.config, llm or LLMConfig(), bus_memory=bus_memory)
+    config = OrchestratorConfig(project=project, task_kind=task.spec.kind, target=target, budget_s=budget_s,
+                                bus_memory=bus_memory)
+    actor = OrchestratorActor.options(name=orchestrator_name(project), namespace=NAMESPACE, get_if_exists=True).remote(
+        bus.config.model_dump(mode="json"), config.model_dump(), pool,
+        {"hide": [str(task.private_dir)], "memory_mb": 4096, "cpus": 1})
+    ref = actor.run.remote()
+    last = ""
+    while True:
+        ready, _ = ray.wait([ref], timeout=2.0)
+        line = progress_line(bus, project, t0)
+        if line.split("]", 1)[1] != last or ready:  # print when something changed
+            console.print(line)
+            last = line.split("]", 1)[1]
+        if ready:
+            break
+    outcome = ray.get(ref)
+    ray.kill(actor)
+    grade = task.grade(proj.dir / "submission" / "submission.csv").model_dump()
+    proj.as_role("writer", "grader").write("report/grade.json", json.dumps(grade, indent=1),
+                                           summary=f"{grade['medal']} medal, score {grade['score']}")
+    write_report(proj, grade)
+    console.print(f"[bold]{outcome['stop_reason']}[/bold] after {outcome['steps']} steps, {time.time() - t0:.1f} s")
+    console.print(f"grade: score {grade['score']} ({'valid' if grade['valid'] else grade['reason']}), "
+                  f"medal [bold]{grade['medal']}[/bold], above median {grade['above_median']}; "
+                  f"report: {proj.dir / 'report' / 'report.md'}")
+    return {"project": project, "grade": grade, "wall_s": time.time() - t0, **outcome}

@@ -1,0 +1,25 @@
+"""Bringing a task onto the bus: its public part only.
+
+``description.md``, ``task.yaml`` and ``prepared/public/*`` are written into the
+project's ``task/`` folder (read-only to every agent); ``prepared/private/`` (the
+answers) never is, and experiments are run with it hidden (``cluster.sandbox``).
+"""
+
+from __future__ import annotations
+
+from bus import Bus, Project
+
+from benchmarks.grading.task import Task
+
+
+def import_task(bus: Bus, task: Task, project: str) -> Project:
+    """Create ``project`` (if new) with the task's public files; idempotent, so that a
+    resumed project is left as it is."""
+    proj = bus.create_project(project, f"task {task.id}")
+    system = proj.as_role("system", "import")
+    files = {"description.md": task.root / "description.md", "task.yaml": task.root / "task.yaml"}
+    files.update({p.name: p for p in sorted(task.public_dir.iterdir()) if p.is_file()})
+    for name, src in files.items():
+        if not system.exists(f"task/{name}"):
+            system.write(f"task/{name}", src.read_bytes(), summary=f"task input: {name}")
+    return proj
