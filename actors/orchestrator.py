@@ -57,7 +57,7 @@ class Orchestrator:
             if state.stop_reason:                         # 4. stop conditions
                 self.view.record("stopped", state.stop_reason, metrics=state.metrics())
                 return state
-            decision = self.policy.decide(state)          # 2. what next, and why
+            decision = self._resume(state) or self.policy.decide(state)  # 2. what next, and why
             self._record_decision(state, decision)
             if decision.stop:
                 self.view.record("stopped", decision.reason, metrics=state.metrics())
@@ -89,6 +89,13 @@ class Orchestrator:
         state.check_stop()
         return state
 
+    def _resume(self, state: State) -> Decision | None:
+        """Subtasks dispatched but never completed (the orchestrator died meanwhile) go
+        out again first, under the same ids, from their recorded definitions."""
+        again = [Subtask.model_validate_json(self.view.read(f"plan/subtasks/{sid}.json"))
+                 for sid in sorted(state.in_flight) if self.view.exists(f"plan/subtasks/{sid}.json")]
+        return Decision(subtasks=again, reason=f"resume: {', '.join(s.id for s in again)} were in flight") if again else None
+
     def _record_decision(self, state: State, decision: Decision) -> None:
         line = f"- step {state.steps + 1}: {decision.reason} -> {[s.id for s in decision.subtasks] or 'stop'}\n"
         self.view.append("plan/decisions.md", line, summary=decision.reason[:120])
@@ -98,6 +105,7 @@ class Orchestrator:
     def _dispatch(self, subtasks: list[Subtask]) -> None:
         t0 = time.perf_counter()
         for s in subtasks:
+            self.view.write(f"plan/subtasks/{s.id}.json", s.model_dump_json(indent=1), summary=f"{s.role}: {s.goal[:100]}")
             self.view.record("dispatch", f"{s.id} to {s.role}: {s.goal[:120]}")
         overhead = time.perf_counter() - t0
         results = self.run_agents(subtasks)

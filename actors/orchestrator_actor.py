@@ -10,6 +10,9 @@ import ray
 
 from bus import Bus, BusConfig
 
+from .llm.config import LLMConfig, make_llm
+from .llm.server import RemoteLLM
+from .llm_policy import LLMPolicy
 from .orchestrator import Orchestrator, OrchestratorConfig
 from .policy import BaselinePolicy
 from .pool import AgentPool
@@ -19,10 +22,17 @@ NAMESPACE = "aisci"
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
 class OrchestratorActor:
-    def __init__(self, bus_config: dict, config: dict, pool: AgentPool, run_defaults: dict):
+    def __init__(self, bus_config: dict, config: dict, pool: AgentPool, run_defaults: dict, llm_config: dict):
         self.bus = Bus(config=BusConfig.model_validate(bus_config))
         self.config = OrchestratorConfig.model_validate(config)
         self.pool, self.run_defaults = pool, run_defaults
+        self.llm_config = LLMConfig.model_validate(llm_config)
+
+    def _policy(self):
+        if self.llm_config.backend == "baseline":
+            return BaselinePolicy()
+        llm = make_llm(self.llm_config) if self.llm_config.backend == "openai" else RemoteLLM(self.llm_config)
+        return LLMPolicy(self.bus, llm)
 
     def run(self) -> dict:
         from cluster.experiments import RunSpec, launch
@@ -32,7 +42,7 @@ class OrchestratorActor:
                     for s in specs]
             return ray.get(refs)  # independent runs, at the same time, wherever Ray places them
 
-        orchestrator = Orchestrator(self.bus, self.config, BaselinePolicy(),
+        orchestrator = Orchestrator(self.bus, self.config, self._policy(),
                                     run_agents=lambda subtasks: self.pool.run_many([(self.config.project, s) for s in subtasks]),
                                     run_experiments=run_experiments)
         state = orchestrator.run()

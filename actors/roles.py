@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 _READ = ("list_files", "read_file")
-_BASE = _READ + ("write_file", "append_log", "finish")
+_BASE = _READ + ("write_file", "copy_file", "append_log", "finish")
 
 
 class Role(BaseModel):

@@ -43,6 +43,9 @@ SCHEMAS = {
     "write_file": _schema("write_file", "Create or replace a file (the old version is kept). Say in `summary` "
                           "what it is, in one line: other agents see it in their workspace map.",
                           {"path": _S, "content": _S, "summary": _S}, ["path", "content", "summary"]),
+    "copy_file": _schema("copy_file", "Copy a file you may read to a path you may write (e.g. an experiment's "
+                         "predictions into submission/), without passing its content through the conversation.",
+                         {"src": _S, "dst": _S, "summary": _S}, ["src", "dst"]),
     "append_log": _schema("append_log", "Append a record to a log file (logs/...).", {"path": _S, "text": _S},
                           ["path", "text"]),
     "launch_experiment": _schema(
@@ -113,6 +116,11 @@ class ToolBox:
         row = self.view.write(path, str(content), summary=str(summary)[:200])
         self.written.append(row["path"])
         return f"wrote {row['path']} (version {row['version']}, {row['size']} bytes)"
+
+    def _copy_file(self, src: str, dst: str, summary: str = "") -> str:
+        row = self.view.write(dst, self.view.read_bytes(src), summary=str(summary or f"copy of {src}")[:200])
+        self.written.append(row["path"])
+        return f"copied {src} to {row['path']} (version {row['version']}, {row['size']} bytes)"
 
     def _append_log(self, path: str, text: str) -> str:
         text = str(text) if str(text).endswith("\n") else f"{text}\n"

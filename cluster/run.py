@@ -77,7 +77,7 @@ def run_task(bus: Bus, task_dir: str, project: str | None = None, llm: LLMConfig
                                 bus_memory=bus_memory)
     actor = OrchestratorActor.options(name=orchestrator_name(project), namespace=NAMESPACE, get_if_exists=True).remote(
         bus.config.model_dump(mode="json"), config.model_dump(), pool,
-        {"hide": [str(task.private_dir)], "memory_mb": 4096, "cpus": 1})
+        {"hide": [str(task.private_dir)], "memory_mb": 4096, "cpus": 1}, (llm or LLMConfig()).model_dump())
     ref = actor.run.remote()
     last = ""
     while True:

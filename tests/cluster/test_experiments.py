@@ -49,6 +49,7 @@ def test_failures_timeouts_and_memory_are_normal_results(bus, proj, tmp_path):
     oom = run(bus, "exp", name="oom", memory_mb=300, command="python3 -c 'x = bytearray(2 * 1024**3)'")
     assert oom["status"] == "oom"
     loud = run(bus, "exp", name="loud", output_cap_bytes=10_000, command="yes y | head -c 300000; echo THE-END")
+    assert loud["status"] == "ok"
     log = (proj.dir / "experiments" / "loud" / "output.log").read_bytes()
     assert len(log) < 20_000 and b"dropped" in log and b"THE-END" in log
 

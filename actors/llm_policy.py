@@ -1,0 +1,80 @@
+"""The LLM-driven policy: the model reads the project's state (rendered from the bus)
+and returns its decision as structured output (a JSON schema the backend enforces,
+or that is validated here), never as prose we would have to parse.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ValidationError
+
+from bus import Bus
+from bus.reground import render_map
+
+from . import prompts
+from .agent import Subtask
+from .llm.protocol import LLM, LLMRequest
+from .llm.record import RecordingLLM
+from .policy import Decision, State
+from .roles import ROLES
+
+
+class ModelDecision(BaseModel):
+    action: str
+    role: str | None = None
+    goal: str = ""
+    reason: str
+
+
+def decision_schema() -> dict:
+    return {"type": "object", "required": ["action", "reason"],
+            "properties": {"action": {"enum": ["dispatch", "stop"]}, "role": {"enum": sorted(ROLES)},
+                           "goal": {"type": "string", "maxLength": 600}, "reason": {"type": "string", "maxLength": 400}}}
+
+
+class LLMPolicy:
+    TAG = "orchestrator"
+
+    def __init__(self, bus: Bus, llm: LLM, max_invalid: int = 2):
+        self.bus, self.llm, self.max_invalid = bus, llm, max_invalid
+
+    def decide(self, state: State) -> Decision:
+        project = self.bus.project(state.config.project)
+        view = project.as_role("orchestrator", f"orchestrator-{project.name}")
+        llm = RecordingLLM(self.llm, view, project.as_role("system", f"orchestrator-{project.name}"))
+        messages = [{"role": "user", "content": self._prompt(state, view)}]
+        for _ in range(self.max_invalid):
+            reply = llm.complete(LLMRequest(messages=messages, response_schema=decision_schema(), tag=self.TAG,
+                                            max_tokens=400))
+            try:
+                d = ModelDecision.model_validate(json.loads(reply.text))
+                if d.action == "dispatch" and d.role not in ROLES:
+                    raise ValueError(f"unknown role {d.role!r}")
+            except (ValueError, ValidationError) as e:  # the model's mistake: shown to it once more
+                messages += [{"role": "assistant", "content": reply.text},
+                             {"role": "user", "content": f"ERROR: not a valid decision ({str(e)[:300]}). Answer with "
+                                                         "the JSON object only."}]
+                continue
+            if d.action == "stop":
+                return Decision(stop=True, reason=d.reason)
+            n = 1 + len({sid for sid in state.dispatched | set(state.completed) if sid.startswith(f"{d.role}-")})
+            return Decision(subtasks=[Subtask(id=f"{d.role}-{n}", role=d.role, goal=d.goal or d.reason)], reason=d.reason)
+        return Decision(stop=True, reason=f"the model gave no valid decision in {self.max_invalid} tries")
+
+    def _prompt(self, state: State, view) -> str:
+        history = [f"- {sid}: {'finished' if ok else 'failed'}" for sid, ok in state.completed.items()
+                   if not sid.startswith("run-")]
+        runs = sorted((r for r in state.runs if r["cv_score"] is not None),
+                      key=lambda r: -r["cv_score"] if r["higher_is_better"] else r["cv_score"])
+        c = state.config
+        return prompts.render(
+            "orchestrator", project=c.project, roles=", ".join(sorted(ROLES)), steps=state.steps + 1,
+            max_steps=c.max_steps, elapsed_s=f"{state.elapsed_s:.0f}", budget_s=f"{c.budget_s:.0f}",
+            tokens=state.tokens, max_tokens=c.max_tokens, history="\n".join(history) or "(none yet)",
+            runs="\n".join(f"- {r['name']}: {r['status']}, cv {r['cv_score']:.5f}" for r in runs) or "(none yet)",
+            workspace_map=render_map(view.workspace_map(), limit=150) or "(none yet)")
+
+    def roadmap(self, state: State) -> list[dict]:
+        return [{"subtask": sid, "status": "done" if ok else "failed"} for sid, ok in state.completed.items()] + \
+               [{"subtask": sid, "status": "in flight"} for sid in sorted(state.in_flight)]
