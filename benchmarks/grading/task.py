@@ -67,7 +67,7 @@ def _metric(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 class Task:
     def __init__(self, root: str | Path):
-        self.root = Path(root)
+        self.root = Path(root).resolve()  # absolute: runs on other nodes and in other folders use it
         if not (self.root / "task.yaml").is_file():
             raise FileNotFoundError(f"{self.root} is not a task folder (no task.yaml); see benchmarks/grading/task.py")
         self.spec = TaskSpec.model_validate(yaml.safe_load((self.root / "task.yaml").read_text()))
