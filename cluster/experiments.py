@@ -1,7 +1,8 @@
 """Experiments as Ray tasks: one run = one task, placed by Ray from the run's spec
 (``num_gpus``, ``num_cpus``, memory), running the project's code in a subprocess in
 its own folder ``experiments/<id>/``, sandboxed (``cluster.sandbox``), with a time
-limit, a memory limit and an output cap. stdout/stderr go to ``output.log`` there;
+limit, a memory limit and an output cap. stdout/stderr are streamed to the bus
+(``output.log`` there, appended every 2 s while the run goes);
 metrics come from the ``metrics.json`` the code writes. A failed run (exception,
 timeout, out of memory) is a normal result the debugging role reads.
 """
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import ray
 from pydantic import BaseModel, Field
@@ -61,33 +62,44 @@ def _limits(memory_mb: int):
     return apply
 
 
-def _read_capped(proc: subprocess.Popen, log: Path, cap: int, deadline: float) -> tuple[bool, int]:
-    """Copy the run's output to ``log`` up to ``cap`` bytes; keep a rolling tail after
-    that. Returns (timed out, bytes dropped)."""
-    dropped, tail = 0, b""
+def _stream_output(proc: subprocess.Popen, append: Callable[[bytes], None], cap: int,
+                   deadline: float, flush_s: float = 2.0) -> tuple[bool, bytes]:
+    """Stream the run's output to the bus (``append``, every ``flush_s`` seconds) up to
+    ``cap`` bytes, then keep only a rolling tail. Kills the process group at the
+    deadline. Returns (timed out, the last 8 KB of output)."""
+    dropped, sent, buffer, tail, last_flush = 0, 0, b"", b"", time.monotonic()
     os.set_blocking(proc.stdout.fileno(), False)
-    with open(log, "wb") as out:
-        written = 0
-        while True:
-            chunk = proc.stdout.read(65536)
-            if chunk:
-                room = cap - written
-                out.write(chunk[:room])
-                written += min(len(chunk), max(room, 0))
-                if len(chunk) > room:
-                    dropped += len(chunk) - max(room, 0)
-                    tail = (tail + chunk[max(room, 0):])[-4096:]
-                continue
-            if proc.poll() is not None:
-                break
-            if time.monotonic() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)  # the whole group: bwrap and everything in it
-                proc.wait()
-                return True, dropped
+
+    def flush() -> None:
+        nonlocal buffer, last_flush
+        if buffer:
+            append(buffer)
+        buffer, last_flush = b"", time.monotonic()
+
+    timed_out = False
+    while True:
+        chunk = proc.stdout.read(65536)
+        if chunk:
+            tail = (tail + chunk)[-8192:]
+            room = max(cap - sent, 0)
+            buffer += chunk[:room]
+            sent += min(len(chunk), room)
+            dropped += len(chunk) - min(len(chunk), room)
+        elif proc.poll() is not None:
+            break
+        elif time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)  # the whole group: bwrap and everything in it
+            proc.wait()
+            timed_out = True
+            break
+        else:
             time.sleep(0.02)
-        if dropped:
-            out.write(f"\n[... {dropped} bytes of output dropped (output_cap_bytes); the last 4 KB:]\n".encode() + tail)
-    return False, dropped
+        if time.monotonic() - last_flush > flush_s or len(buffer) > 65536:
+            flush()
+    flush()
+    if dropped:
+        append(f"\n[... {dropped} bytes of output dropped (output_cap_bytes); the last 4 KB:]\n".encode() + tail[-4096:])
+    return timed_out, tail
 
 
 def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
@@ -111,13 +123,15 @@ def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
                PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}")
     system.record("experiment_start", f"{run.name}: {run.command[:200]}", path=f"experiments/{run.name}/spec.json",
                   metrics={"gpus": run.gpus, "cpus": run.cpus})
+    log = f"experiments/{run.name}/output.log"
+    system.write(log, b"", summary=f"output of {run.name} (streamed while it runs)")  # a retry starts afresh
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, cwd=run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             preexec_fn=_limits(run.memory_mb), start_new_session=True)
-    timed_out, _ = _read_capped(proc, run_dir / ".output.partial", run.output_cap_bytes, t0 + run.timeout_s)
+    timed_out, last = _stream_output(proc, lambda chunk: system.append(log, chunk), run.output_cap_bytes,
+                                     t0 + run.timeout_s)
     duration = time.monotonic() - t0
-    output = (run_dir / ".output.partial").read_bytes()
-    tail = output[-4000:].decode("utf-8", "replace")
+    tail = last[-4000:].decode("utf-8", "replace")
     metrics = _read_metrics(run_dir / "metrics.json")
     if timed_out:
         status = "timeout"
@@ -131,8 +145,6 @@ def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
                        duration_s=round(duration, 3), metrics=metrics, output_tail=tail,
                        node=ray.get_runtime_context().get_node_id() if ray.is_initialized() else "")
     # What the run wrote lands on the bus as versions, attributed to the run.
-    system.write(f"experiments/{run.name}/output.log", output, summary=f"{status}: output of {run.name}")
-    (run_dir / ".output.partial").unlink(missing_ok=True)
     for path in sorted(run_dir.iterdir()):
         if path.is_file() and not path.name.startswith(".") and path.name not in _OWN_FILES \
                 and path.stat().st_size <= _INGEST_MAX_BYTES:

@@ -98,3 +98,25 @@ def test_runs_are_ray_tasks_placed_by_their_resources(ray_cluster, bus, proj):
     assert on_gpu["status"] == "ok" and on_gpu["metrics"]["gpu"] in (0.0, 1.0)  # Ray gave it one (fake) GPU
     assert on_cpu["status"] == "ok"
     assert on_gpu["node"]
+
+
+@needs_bwrap
+def test_output_is_streamed_to_the_bus_while_the_run_goes(bus, proj):
+    import threading
+    import time
+
+    done = threading.Event()
+    threading.Thread(target=lambda: (run(bus, "exp", name="stream", command="echo first; sleep 6; echo second"),
+                                     done.set()), daemon=True).start()
+    viewer = proj.as_role("viewer")
+    seen_first_while_running = False
+    for _ in range(100):
+        time.sleep(0.1)
+        if viewer.exists("experiments/stream/output.log") and "first" in viewer.read("experiments/stream/output.log"):
+            seen_first_while_running = not done.is_set()
+            break
+    assert seen_first_while_running
+    assert done.wait(30)
+    assert viewer.read("experiments/stream/output.log") == "first\nsecond\n"
+    appends = [e for e in proj.events().to_pylist() if e["kind"] == "append" and e["path"] == "experiments/stream/output.log"]
+    assert len(appends) >= 2
