@@ -23,6 +23,7 @@ from typing import Callable, Literal
 import ray
 from pydantic import BaseModel, Field
 
+from actors.llm.record import is_secret_name
 from bus import Bus, BusConfig
 
 from .sandbox import bwrap_command
@@ -117,7 +118,7 @@ def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
         argv = bwrap_command(run.command, bus.root, proj.dir, run_dir, run.hide, run.gpus > 0, run.network)
     else:
         argv = ["bash", "-c", run.command]
-    env = {k: v for k, v in os.environ.items() if not re.search(r"KEY|TOKEN|SECRET|PASSWORD", k)}
+    env = {k: v for k, v in os.environ.items() if not is_secret_name(k)}  # runs get no credentials
     env.update(OMP_NUM_THREADS=str(max(int(run.cpus), 1)), PYTHONUNBUFFERED="1",
                # `python3` in a run is the interpreter (and virtualenv) the cluster runs.
                PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}")

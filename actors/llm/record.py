@@ -21,9 +21,14 @@ _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.I)
 _REDACTED = "[redacted]"
 
 
+def is_secret_name(name: str) -> bool:
+    """An environment variable whose name says it holds a credential."""
+    return bool(_SECRET_NAME.search(name))
+
+
 def secret_values(extra: tuple[str, ...] = ()) -> list[str]:
     """Values that must never reach the bus: secret-looking environment variables."""
-    values = [v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8]
+    values = [v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 8]
     return sorted(set(values) | {v for v in extra if v}, key=len, reverse=True)
 
 
