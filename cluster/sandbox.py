@@ -11,7 +11,9 @@ What a run can see and do:
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 
@@ -39,6 +41,11 @@ def bwrap_command(command: str, bus_root: Path, project_dir: Path, run_dir: Path
         )
     args = [exe, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--new-session",
             "--ro-bind", "/", "/", "--proc", "/proc", "--tmpfs", "/tmp"]
+    # The interpreter and its virtualenv stay visible (read-only) even where they live
+    # under /tmp, which the sandbox replaces (a CI checkout, a Ray job's working dir).
+    for keep in sorted({sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}):
+        if keep.startswith("/tmp/"):
+            args += ["--ro-bind", keep, keep]
     args += ["--dev-bind", "/dev", "/dev"] if gpus else ["--dev", "/dev"]
     if not network:
         args.append("--unshare-net")
