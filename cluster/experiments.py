@@ -13,6 +13,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,7 +42,9 @@ class RunSpec(BaseModel):
     memory_mb: int = Field(default=4096, gt=0, description="Address-space limit of the run's processes.")
     timeout_s: float = Field(default=3600, gt=0)
     output_cap_bytes: int = Field(default=1_000_000, gt=0, description="Beyond this, output is dropped (the tail is kept).")
-    sandbox: Literal["bwrap", "none"] = "bwrap"
+    sandbox: Literal["auto", "bwrap", "none"] = Field(
+        default="auto", description="bwrap: required; auto: bwrap where installed, else unsandboxed with a "
+        "warning event (the embedded default must run on a bare machine); none: never.")
     network: bool = False
     hide: list[str] = Field(default_factory=list, description="Paths the run must not see (private answers).")
 
@@ -114,9 +117,12 @@ def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
     run_dir = proj.dir / "experiments" / run.name
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "metrics.json").unlink(missing_ok=True)  # a retried run must not report the old metrics
-    if run.sandbox == "bwrap":
+    if run.sandbox == "bwrap" or (run.sandbox == "auto" and shutil.which("bwrap")):
         argv = bwrap_command(run.command, bus.root, proj.dir, run_dir, run.hide, run.gpus > 0, run.network)
     else:
+        if run.sandbox == "auto":
+            system.record("warning", "bubblewrap is not installed: this run is NOT sandboxed "
+                          "(apt-get install bubblewrap; or sandbox: bwrap to require it)")
         argv = ["bash", "-c", run.command]
     env = {k: v for k, v in os.environ.items() if not is_secret_name(k)}  # runs get no credentials
     env.update(OMP_NUM_THREADS=str(max(int(run.cpus), 1)), PYTHONUNBUFFERED="1",

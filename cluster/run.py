@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import time
 
 import ray
@@ -70,6 +71,9 @@ def run_task(bus: Bus, task_dir: str, project: str | None = None, llm: LLMConfig
     t0 = time.time()
     connect()
     proj = import_task(bus, task, project)
+    if shutil.which("bwrap") is None:
+        console.print("[yellow]warning[/yellow]: bubblewrap is not installed, so experiments run unsandboxed "
+                      "(`apt-get install bubblewrap`)")
     console.print(f"[bold]aisci run[/bold] {task.id} -> project [bold]{project}[/bold] on {bus.root} "
                   f"(model: {(llm or LLMConfig()).backend}{'' if bus_memory else ', bus memory OFF'})")
     pool = AgentPool(agents, bus.config, llm or LLMConfig(), bus_memory=bus_memory)

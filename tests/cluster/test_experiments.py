@@ -120,3 +120,8 @@ def test_output_is_streamed_to_the_bus_while_the_run_goes(bus, proj):
     assert viewer.read("experiments/stream/output.log") == "first\nsecond\n"
     appends = [e for e in proj.events().to_pylist() if e["kind"] == "append" and e["path"] == "experiments/stream/output.log"]
     assert len(appends) >= 2
+
+
+def test_unsandboxed_runs_work_where_asked(bus, proj):
+    result = run(bus, "exp", name="plain", command=f"python3 {proj.dir}/code/train.py", sandbox="none")
+    assert (result["status"], result["metrics"]["score"]) == ("ok", 0.75)
