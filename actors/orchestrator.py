@@ -14,8 +14,6 @@ import json
 import time
 from typing import Callable, Literal
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 from bus import Bus
@@ -70,22 +68,7 @@ class Orchestrator:
     # -- the parts of a tick ----------------------------------------------------------
 
     def reground(self) -> State:
-        events = self.bus.project(self.config.project).events()
-        kinds = pa.array(["dispatch", "complete", "decision", "experiment", "llm_call"])
-        state = State(config=self.config)
-        for r in events.filter(pc.is_in(events.column("kind"), value_set=kinds)).to_pylist():
-            if r["kind"] == "dispatch":
-                state.dispatched.add(r["summary"].split(" ", 1)[0])
-            elif r["kind"] == "complete":
-                state.completed[r["summary"].split(" ", 1)[0]] = dict(r["metrics"] or []).get("ok") == 1.0
-            elif r["kind"] == "decision":
-                state.steps += 1
-                state.started = state.started or r["time"].timestamp()
-            elif r["kind"] == "experiment":
-                state.add_run(r)
-            elif r["kind"] == "llm_call":
-                state.tokens += (r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0)
-        state.elapsed_s = time.time() - state.started if state.started else 0.0
+        state = State.from_events(self.bus.project(self.config.project).events(), self.config)
         state.check_stop()
         return state
 

@@ -9,7 +9,11 @@ understand -> implement -> experiment -> submit, each phase retried once.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +30,26 @@ class State(BaseModel):
     elapsed_s: float = 0.0
     runs: list[dict] = Field(default_factory=list, description="experiments: name, status, cv_score, higher_is_better")
     stop_reason: str | None = None
+
+    @classmethod
+    def from_events(cls, events: pa.Table, config: Any = None) -> "State":
+        """The state a project's events describe (the orchestrator's only memory)."""
+        kinds = pa.array(["dispatch", "complete", "decision", "experiment", "llm_call"])
+        state = cls(config=config)
+        for r in events.filter(pc.is_in(events.column("kind"), value_set=kinds)).to_pylist():
+            if r["kind"] == "dispatch":
+                state.dispatched.add(r["summary"].split(" ", 1)[0])
+            elif r["kind"] == "complete":
+                state.completed[r["summary"].split(" ", 1)[0]] = dict(r["metrics"] or []).get("ok") == 1.0
+            elif r["kind"] == "decision":
+                state.steps += 1
+                state.started = state.started or r["time"].timestamp()
+            elif r["kind"] == "experiment":
+                state.add_run(r)
+            elif r["kind"] == "llm_call":
+                state.tokens += (r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0)
+        state.elapsed_s = time.time() - state.started if state.started else 0.0
+        return state
 
     def add_run(self, event: dict) -> None:
         metrics = dict(event["metrics"] or [])

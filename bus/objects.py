@@ -81,15 +81,19 @@ class VersionStore:
             os.rename(alias, staged)
         crashpoint("after_link")
 
+    def put(self, project: str, data: bytes) -> str:
+        """Store ``data`` as a version (not placed in the workspace); returns its hash."""
+        staged, digest = self.stage(project, data)
+        self.keep(project, staged, digest)
+        os.unlink(staged)
+        return digest
+
     def keep_existing(self, project: str, path: str | Path) -> tuple[str, int]:
         """Store a workspace file that is not in the store (an appended log, or a file
         written outside the bus) before the bus replaces it. Returns (hash, size)."""
         with open(path, "rb") as f:
             data = f.read()
-        staged, digest = self.stage(project, data)
-        self.keep(project, staged, digest)
-        os.unlink(staged)
-        return digest, len(data)
+        return self.put(project, data), len(data)
 
     def read(self, project: str, digest: str) -> bytes:
         try:

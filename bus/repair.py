@@ -140,9 +140,7 @@ def _cut_log_tail(bus: Bus, project: str, system, rel: str, full: Path, end: int
     with open(full, "rb") as f:
         f.seek(end)
         tail = f.read()
-    staged, digest = bus.store.stage(project, tail)
-    bus.store.keep(project, staged, digest)
-    os.unlink(staged)
+    digest = bus.store.put(project, tail)
     os.truncate(full, end)
     system.record(KIND_RECOVERED, f"repair: cut {len(tail)} unindexed bytes (an append in flight) "
                   f"from the end of the log; they are kept as object {digest[:12]}",

@@ -6,7 +6,9 @@ import argparse
 import json
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from actors.policy import State
 from bus import Bus, query
 
 from .cli_bus import console, print_table
@@ -21,15 +23,15 @@ def cmd_status(bus: Bus, args: argparse.Namespace) -> None:
     names = [args.project] if args.project else bus.projects()
     rows = []
     for name in names:
-        events = bus.project(name).events().to_pylist()
-        decisions = [e for e in events if e["kind"] == "decision"]
-        stopped = [e for e in events if e["kind"] == "stopped"]
-        scores = [dict(e["metrics"] or []).get("cv_score") for e in events if e["kind"] == "experiment"]
+        events = bus.project(name).events()
+        state = State.from_events(events)
+        decisions, stopped = (events.filter(pc.equal(events.column("kind"), k)).column("summary").to_pylist()
+                              for k in ("decision", "stopped"))
         grade = _grade(bus, name)
-        rows.append({"project": name, "steps": len(decisions),
-                     "last decision": decisions[-1]["summary"] if decisions else "",
-                     "runs": sum(1 for s in scores if s is not None),
-                     "state": "stopped: " + stopped[-1]["summary"] if stopped else ("running or paused" if decisions else "new"),
+        rows.append({"project": name, "steps": state.steps,
+                     "last decision": decisions[-1] if decisions else "",
+                     "runs": sum(1 for r in state.runs if r["cv_score"] is not None),
+                     "state": "stopped: " + stopped[-1] if stopped else ("running or paused" if decisions else "new"),
                      "score": grade.get("score"), "medal": grade.get("medal", "")})
     print_table(pa.Table.from_pylist(rows) if rows else pa.table({"project": []}), title=f"projects on {bus.root}")
 

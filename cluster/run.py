@@ -20,6 +20,7 @@ from rich.console import Console
 from actors.llm.config import LLMConfig
 from actors.orchestrator import OrchestratorConfig
 from actors.orchestrator_actor import NAMESPACE, OrchestratorActor, orchestrator_name
+from actors.policy import State
 from actors.pool import AgentPool
 from benchmarks.grading.task import Task
 from bus import Bus
@@ -50,17 +51,12 @@ def parse_budget(text: str) -> float:
 
 
 def progress_line(bus: Bus, project: str, t0: float) -> str:
-    events = bus.project(project).events().to_pylist()
-    dispatched = [e["summary"].split(" ", 1)[0] for e in events if e["kind"] == "dispatch"]
-    done = {e["summary"].split(" ", 1)[0] for e in events if e["kind"] == "complete"}
-    running = [d for d in dispatched if d not in done]
-    metrics = [dict(e["metrics"] or []) for e in events if e["kind"] == "experiment"]
-    scores = [m["cv_score"] * (1 if m.get("higher_is_better", 1) else -1) for m in metrics if "cv_score" in m]
-    tokens = sum((e["prompt_tokens"] or 0) + (e["completion_tokens"] or 0) for e in events if e["kind"] == "llm_call")
-    steps = sum(1 for e in events if e["kind"] == "decision")
-    best = f"{abs(max(scores)):.4f}" if scores else "-"
-    return (f"[{time.time() - t0:6.1f} s] step {steps} | running: {', '.join(running[:4]) or '-'} | "
-            f"runs {len(scores)} | best cv {best} | tokens {tokens}")
+    state = State.from_events(bus.project(project).events())
+    best = f"{state.best_run['cv_score']:.4f}" if state.best_run else "-"
+    scored = sum(1 for r in state.runs if r["cv_score"] is not None)
+    running = ", ".join(sorted(state.in_flight)[:4]) or "-"
+    return (f"[{time.time() - t0:6.1f} s] step {state.steps} | running: {running} | runs {scored} | "
+            f"best cv {best} | tokens {state.tokens}")
 
 
 def run_task(bus: Bus, task_dir: str, project: str | None = None, llm: LLMConfig | None = None,
