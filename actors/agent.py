@@ -71,6 +71,7 @@ class Agent:
         tools = ToolBox(view, role.tools, self.launcher)
         result = AgentResult(project=project, subtask_id=subtask.id, role=role.name, instance=instance, status="failed")
         cursor = view.record("agent_start", f"{role.name}: {subtask.goal[:160]}")["seq"]
+        tools.attempt_seq = cursor
         messages = [{"role": "system", "content": self._system_prompt(view, role, tools)},
                     {"role": "user", "content": self._subtask_prompt(view, subtask)}]
         format_errors = 0

@@ -1,11 +1,13 @@
 """The Orchestrator: one per project, thin control over thick state.
 
-Its loop, ``run()``: re-ground from the bus -> decide the next subtasks -> dispatch
-them (agents through the shared pool, experiments as Ray tasks, independent ones at
-the same time) -> record -> check the stop conditions (target metric, wall clock,
-steps, tokens). Everything it knows is re-read from the bus at every tick, so a
-restarted orchestrator continues where the bus says it stopped: a subtask with a
-``complete`` event is never run again; one with only a ``dispatch`` event was in flight.
+Its loop, ``run()``: re-ground from the bus -> finish what is owed (the subtasks of
+the last committed step, then the experiments they asked for: agents through the
+shared pool, runs as Ray tasks, independent ones at the same time) -> check the stop
+conditions (target metric, wall clock, steps, tokens) -> decide and commit the next
+step. Everything it knows is re-read from the bus at every tick (``actors.state``), so
+a restarted orchestrator continues where the bus says it stopped: a subtask with a
+``complete`` event, or a run with a result, is never run again; what was in flight is
+dispatched once more under the same id.
 """
 
 from __future__ import annotations
@@ -40,70 +42,121 @@ class OrchestratorConfig(BaseModel):
 
 class Orchestrator:
     def __init__(self, bus: Bus, config: OrchestratorConfig, policy: Policy, run_agents: RunAgents,
-                 run_experiments: RunExperiments):
+                 run_experiments: RunExperiments, preempted: Callable[[], str | None] = lambda: None):
         self.bus, self.config, self.policy = bus, config, policy
-        self.run_agents, self.run_experiments = run_agents, run_experiments
+        self.run_agents, self.run_experiments, self.preempted = run_agents, run_experiments, preempted
         self.view = bus.project(config.project).as_role("orchestrator", f"orchestrator-{config.project}")
         self.tick_overhead_ms: list[float] = []  # per tick, time outside agents and experiments
 
     def run(self) -> State:
-        """Tick until a stop condition holds; returns the final state."""
-        self.view.write("plan/config.json", self.config.model_dump_json(indent=1), summary="orchestrator settings")
+        """Tick until a stop condition holds or a pause is asked for; returns the final state.
+
+        Each tick does the first of: pause -> finish the owed subtasks of the last
+        committed decision -> run the owed experiments -> check the stop conditions ->
+        decide and commit the next step. Every one of these is idempotent given the bus,
+        so killing this at any moment and calling ``run()`` again loses nothing and
+        repeats only what was in flight.
+        """
+        self._write_if_changed("plan/config.json", self.config.model_dump_json(indent=1), "orchestrator settings")
+        self._render_plan(self.reground().steps)  # in case the last life died between a commit and this
         while True:
             t0 = time.perf_counter()
-            state = self.reground()                       # 1. everything from the bus
-            if state.stop_reason:                         # 4. stop conditions
-                self.view.record("stopped", state.stop_reason, metrics=state.metrics())
+            state = self.reground()
+            if (why := self.preempted()) and not state.pause_requested:
+                self.view.record("pause_requested", why)
+                state = self.reground()
+            if state.pause_requested:
+                if not state.paused:
+                    in_flight = ", ".join(sorted(state.in_flight)) or "nothing"
+                    self.view.record("paused", f"{state.pause_requested}; in flight (re-dispatched on resume): "
+                                               f"{in_flight}", metrics=state.metrics())
+                state.stop_reason = f"paused: {state.pause_requested}"
                 return state
-            decision = self._resume(state) or self.policy.decide(state)  # 2. what next, and why
-            self._record_decision(state, decision)
-            if decision.stop:
-                self.view.record("stopped", decision.reason, metrics=state.metrics())
-                final = self.reground()
-                final.stop_reason = decision.reason
-                return final
-            self.tick_overhead_ms.append((time.perf_counter() - t0) * 1000)
-            self._dispatch(decision.subtasks)             # 3. agents, then the runs they asked for
+            if state.stopped:  # a project that already ended stays ended (resume is a no-op)
+                state.stop_reason = state.stopped
+                return state
+            last = self._last_step(state)
+            owed = [s for s in (last.subtasks if last else []) if s.id not in state.completed]
+            if owed:
+                self._overhead(t0)
+                self._dispatch_agents(owed, state)
+                continue
+            if state.pending_runs:
+                self._overhead(t0)
+                self._dispatch_runs(state.pending_runs, state)
+                continue
+            if last is not None and last.stop:
+                return self._stop(state, last.reason)
+            state.check_stop()
+            if state.stop_reason:
+                return self._stop(state, state.stop_reason)
+            decision = self.policy.decide(state)
+            self._commit(state, decision)
+            self._overhead(t0)
 
     # -- the parts of a tick ----------------------------------------------------------
 
     def reground(self) -> State:
-        state = State.from_events(self.bus.project(self.config.project).events(), self.config)
-        state.check_stop()
-        return state
+        return State.from_events(self.bus.project(self.config.project).events(), self.config)
 
-    def _resume(self, state: State) -> Decision | None:
-        """Subtasks dispatched but never completed (the orchestrator died meanwhile) go
-        out again first, under the same ids, from their recorded definitions."""
-        again = [Subtask.model_validate_json(self.view.read(f"plan/subtasks/{sid}.json"))
-                 for sid in sorted(state.in_flight) if self.view.exists(f"plan/subtasks/{sid}.json")]
-        return Decision(subtasks=again, reason=f"resume: {', '.join(s.id for s in again)} were in flight") if again else None
+    def _last_step(self, state: State) -> Decision | None:
+        return Decision.model_validate_json(self.view.read(state.last_step)) if state.last_step else None
 
-    def _record_decision(self, state: State, decision: Decision) -> None:
-        line = f"- step {state.steps + 1}: {decision.reason} -> {[s.id for s in decision.subtasks] or 'stop'}\n"
-        self.view.append("plan/decisions.md", line, summary=decision.reason[:120])
-        self.view.record("decision", decision.reason, metrics={"subtasks": float(len(decision.subtasks))})
-        self.view.write("plan/roadmap.json", json.dumps(self.policy.roadmap(state), indent=1), summary="roadmap")
+    def _commit(self, state: State, decision: Decision) -> None:
+        """The decision file first, then its event: the event is the commit point (a
+        decision whose event never got written is simply made again)."""
+        step = f"plan/steps/{state.steps + 1:04d}.json"
+        self._write_if_changed(step, decision.model_dump_json(indent=1), decision.reason[:120])
+        self.view.record("decision", decision.reason, path=step, metrics={"subtasks": float(len(decision.subtasks))})
+        self._render_plan(state.steps + 1)
 
-    def _dispatch(self, subtasks: list[Subtask]) -> None:
+    def _render_plan(self, steps: int) -> None:
+        """plan/decisions.md and plan/roadmap.json are views of the committed steps,
+        rewritten (not appended) so that a crash between two writes cannot leave a
+        line twice or not at all."""
+        lines = []
+        for n in range(1, steps + 1):
+            d = Decision.model_validate_json(self.view.read(f"plan/steps/{n:04d}.json"))
+            lines.append(f"- step {n}: {d.reason} -> {[s.id for s in d.subtasks] or 'stop'}\n")
+        self._write_if_changed("plan/decisions.md", "".join(lines), "the orchestrator's decisions, one per step")
+        self._write_if_changed("plan/roadmap.json", json.dumps(self.policy.roadmap(self.reground()), indent=1), "roadmap")
+
+    def _dispatch_agents(self, subtasks: list[Subtask], state: State) -> None:
         t0 = time.perf_counter()
         for s in subtasks:
-            self.view.write(f"plan/subtasks/{s.id}.json", s.model_dump_json(indent=1), summary=f"{s.role}: {s.goal[:100]}")
-            self.view.record("dispatch", f"{s.id} to {s.role}: {s.goal[:120]}")
+            again = state.dispatches[s.id]
+            self.view.record("dispatch", f"{s.id} to {s.role}: {s.goal[:120]}" + (" (again: was in flight)" if again else ""),
+                             metrics={"attempt": float(again + 1)})
         overhead = time.perf_counter() - t0
         results = self.run_agents(subtasks)
         t1 = time.perf_counter()
-        specs = []
         for s, result in zip(subtasks, results):
             self.view.record("complete", f"{s.id} {result.status}: {result.summary[:200]}",
                              metrics={"ok": 1.0 if result.status == "finished" else 0.0, "steps": float(result.steps)})
-            specs += [json.loads(self.view.read(p)) for p in result.files_written if p.endswith("/spec.json")]
+        self._render_plan(state.steps)
+        self.tick_overhead_ms[-1] += (overhead + time.perf_counter() - t1) * 1000
+
+    def _dispatch_runs(self, names: list[str], state: State) -> None:
+        """The runs agents asked for (their spec.json); each records its own result
+        (an ``experiment`` event), which is what marks it done."""
+        t0 = time.perf_counter()
+        specs = [json.loads(self.view.read(f"experiments/{n}/spec.json")) for n in names]
         for spec in specs:
-            self.view.record("dispatch", f"run-{spec['name']} {spec['command'][:120]}")
-        overhead += time.perf_counter() - t1
-        outs = self.run_experiments(specs) if specs else []
-        t2 = time.perf_counter()
-        for out in outs:
-            self.view.record("complete", f"run-{out['name']} {out['status']}",
-                             metrics={"ok": 1.0 if out["status"] == "ok" else 0.0})
-        self.tick_overhead_ms[-1] += (overhead + time.perf_counter() - t2) * 1000
+            again = state.dispatches[f"run-{spec['name']}"]
+            self.view.record("dispatch", f"run-{spec['name']} {spec['command'][:120]}" + (" (again)" if again else ""),
+                             metrics={"attempt": float(again + 1), "gpus": float(spec.get("gpus", 0))})
+        self.tick_overhead_ms[-1] += (time.perf_counter() - t0) * 1000
+        self.run_experiments(specs)
+
+    def _stop(self, state: State, reason: str) -> State:
+        self.view.record("stopped", reason, metrics=state.metrics())
+        final = self.reground()
+        final.stop_reason = reason
+        return final
+
+    def _overhead(self, t0: float) -> None:
+        self.tick_overhead_ms.append((time.perf_counter() - t0) * 1000)
+
+    def _write_if_changed(self, path: str, text: str, summary: str) -> None:
+        if not (self.view.exists(path) and self.view.read(path) == text):
+            self.view.write(path, text, summary=summary)

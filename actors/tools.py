@@ -13,7 +13,11 @@ import json
 import re
 from typing import Any, Callable
 
-from bus import BusRefusal, RoleView
+import pyarrow.compute as pc
+
+from bus import BusError, BusRefusal, RoleView
+from bus.objects import sha256
+from bus.paths import normalize
 from bus.reground import render_map
 
 
@@ -71,6 +75,9 @@ class ToolBox:
             raise ValueError(f"unknown tools {sorted(unknown)}; known: {sorted(SCHEMAS)}")
         self.view, self.allowed, self.launcher, self.max_read_chars = view, allowed, launcher, max_read_chars
         self.written: list[str] = []
+        # The seq of this attempt's agent_start: appends identical to one an earlier
+        # attempt of the same subtask made are not made again (see _append_log).
+        self.attempt_seq: int | None = None
 
     def schemas(self) -> list[dict]:
         return [SCHEMAS[name] for name in self.allowed]
@@ -124,8 +131,26 @@ class ToolBox:
 
     def _append_log(self, path: str, text: str) -> str:
         text = str(text) if str(text).endswith("\n") else f"{text}\n"
+        if self._appended_before(path, text):
+            # A re-dispatched subtask (its first attempt died) redoes its steps: a log
+            # must not get the same record twice. Writes need no such care (same content).
+            return f"{path} already has this record (from an earlier attempt of this subtask)"
         row = self.view.append(path, text, summary=text.strip().splitlines()[0][:120] if text.strip() else "")
         return f"appended to {row['path']} (version {row['version']})"
+
+    def _appended_before(self, path: str, text: str) -> bool:
+        if self.attempt_seq is None:
+            return False
+        events = self.view.project.events()
+        digest = sha256(text.encode("utf-8"))
+        mask = pc.and_(pc.and_(pc.equal(events.column("kind"), "append"), pc.equal(events.column("hash"), digest)),
+                       pc.and_(pc.equal(events.column("instance"), self.view.instance),
+                               pc.less(events.column("seq"), self.attempt_seq)))
+        try:
+            rel = normalize(path)
+        except BusError:
+            return False  # the append itself reports the bad path
+        return rel in events.filter(mask).column("path").to_pylist()
 
     def _launch_experiment(self, name: str, command: str, gpus: float = 0, cpus: float = 1,
                            timeout_s: int = 3600) -> str:

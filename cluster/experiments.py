@@ -9,6 +9,7 @@ timeout, out of memory) is a normal result the debugging role reads.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -29,6 +30,8 @@ from bus import Bus, BusConfig
 
 from .sandbox import bwrap_command
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _OWN_FILES = ("output.log", "result.json", "spec.json")  # written by the runner or already on the bus
 _INGEST_MAX_BYTES = 4 * 1024 * 1024  # bigger outputs (checkpoints) stay plain files in the run folder
@@ -63,6 +66,10 @@ def _limits(memory_mb: int):
     def apply() -> None:  # in the child, before exec: the limit covers the whole sandbox
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        # Die with the runner: a run whose Ray worker was killed (node lost, job
+        # stopped) must not keep writing into a folder its retry is about to reuse.
+        # bwrap's --die-with-parent carries this on to everything inside the sandbox.
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     return apply
 
 
