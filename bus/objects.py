@@ -25,6 +25,25 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_LOG_XATTR = "user.aisci.log"
+
+
+def mark_log(fd: int) -> None:
+    """Mark a file as an append-only log (where the filesystem has user xattrs; where
+    it has not, repair adopts a new log's torn first record instead of cutting it)."""
+    try:
+        os.setxattr(fd, _LOG_XATTR, b"1")
+    except OSError:
+        pass
+
+
+def is_log(path: Path) -> bool:
+    try:
+        return os.getxattr(path, _LOG_XATTR) == b"1"
+    except OSError:
+        return False
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -12,8 +12,10 @@ What a SIGKILL can leave behind, and what repair does about it:
 * a workspace file whose content the index does not describe (the write whose row was
   in flight, or a file changed outside the bus): kept in the version store and
   recorded as a ``recovered`` event, which makes it the file's latest version;
-* a log whose size is past its last indexed record (a torn or unrecorded append):
-  recorded the same way.
+* a log whose size is past its last indexed record (a torn or unrecorded append): the
+  unindexed tail is cut off (and kept in the version store), so that the append,
+  when it is made again, is there once; the same for a new log's first record (logs
+  carry an extended attribute that tells them from files written outside the bus).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import pyarrow.parquet as pq
 from .bus import Bus
 from .index import choose_segments
 from .journal import parse_journal, read_counter, write_counter
-from .objects import sha256_file
+from .objects import is_log, sha256_file
 from .reground import latest_files
 from .schema import KIND_APPEND, KIND_RECOVERED, SCHEMA
 
@@ -177,6 +179,11 @@ def _reconcile_files(bus: Bus, project: str, report: RepairReport) -> None:
                     continue
                 why = f"log is {size} bytes but its last indexed record ends at {known['size']}"
             elif known is not None and known["hash"] == sha256_file(full):
+                continue
+            elif known is None and is_log(full):  # a new log whose first record was in flight
+                _cut_log_tail(bus, project, system, rel, full, 0)
+                full.unlink()  # it never had a committed record
+                report.recovered.append(rel)
                 continue
             else:
                 why = "file on disk that the index did not know" if known is None else "content differs from the index"

@@ -30,7 +30,7 @@ from . import crashpoints
 from .crashpoints import crashpoint
 from .errors import BusRefusal, FileTooLarge, InvalidPath, NotFound, ScopeViolation
 from .journal import writer_id
-from .objects import sha256
+from .objects import mark_log, sha256
 from .paths import Target, normalize, resolve_inside
 from .schema import KIND_APPEND, KIND_RECOVERED, KIND_REFUSED, KIND_WRITE
 from .scopes import Scope
@@ -98,6 +98,8 @@ class RoleView:
             fd = os.open(dest, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
             try:
                 offset = os.fstat(fd).st_size
+                if offset == 0:
+                    mark_log(fd)  # so that repair can tell a new log's torn first record from a file
                 view = memoryview(data)
                 if crashpoints.armed("mid_append"):  # tests: tear this record in half
                     view = view[os.write(fd, view[: len(view) // 2]) :]

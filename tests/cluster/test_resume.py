@@ -95,7 +95,9 @@ def test_killed_at_20_random_moments_each_resumes_to_the_uninterrupted_result(tm
         outcome = _finish(root, "p")
         assert outcome["stop_reason"].startswith("submitted"), (n, at, outcome)
         got = final_state(bus, "p")
-        assert got == expected, f"kill {n} at {at:.3f} s differs"
+        diff = {p: (got["files"].get(p), expected["files"].get(p)) for p in set(got["files"]) | set(expected["files"])
+                if got["files"].get(p) != expected["files"].get(p)}
+        assert got == expected, f"kill {n} at {at:.3f} s differs: {diff}"
         # Finished work is never run again; what was in flight ran once more (same id).
         state = State.from_events(bus.project("p").events())
         if before is not None:
