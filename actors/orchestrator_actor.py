@@ -1,10 +1,17 @@
 """The Orchestrator as a Ray actor: one per project, named after it, restartable.
 
-A restarted actor (node lost, process killed) re-runs ``run()`` from the bus: finished
-subtasks are not run again (see ``actors.orchestrator``).
+A restarted actor (its process killed, its node lost) re-runs ``run()`` from the bus:
+finished subtasks are not run again (see ``actors.orchestrator``). Restarts caused by
+a node preemption (a drain with the preemption reason) do not count against
+``max_restarts``: Ray keeps them apart (``num_restarts_due_to_node_preemption``).
+
+When the actor's node is being drained, it stops dispatching and records a pause; the
+driver (``cluster.run``) then starts a new one elsewhere, which resumes from the bus.
 """
 
 from __future__ import annotations
+
+import time
 
 import ray
 
@@ -18,15 +25,28 @@ from .policy import BaselinePolicy
 from .pool import AgentPool
 
 NAMESPACE = "aisci"
+MAX_RESTARTS = 5  # crashes; preemptions are not counted
 
 
-@ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
+def draining_nodes() -> dict[str, int]:
+    """Ray's nodes being drained: node id (hex) -> deadline (ms since the epoch, 0 if none).
+
+    A private Ray API (the one Ray Train's preemption watcher uses); an empty answer
+    where it is missing only means drains are noticed when the node is gone."""
+    try:
+        return dict(ray._private.state.state.get_draining_nodes())
+    except Exception:  # noqa: BLE001 - best effort by design
+        return {}
+
+
+@ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=-1, num_cpus=0)
 class OrchestratorActor:
     def __init__(self, bus_config: dict, config: dict, pool: AgentPool, run_defaults: dict, llm_config: dict):
         self.bus = Bus(config=BusConfig.model_validate(bus_config))
         self.config = OrchestratorConfig.model_validate(config)
         self.pool, self.run_defaults = pool, run_defaults
         self.llm_config = LLMConfig.model_validate(llm_config)
+        self.node = ray.get_runtime_context().get_node_id()
 
     def _policy(self):
         if self.llm_config.backend == "baseline":
@@ -34,20 +54,27 @@ class OrchestratorActor:
         llm = make_llm(self.llm_config) if self.llm_config.backend == "openai" else RemoteLLM(self.llm_config)
         return LLMPolicy(self.bus, llm)
 
+    def _preempted(self) -> str | None:
+        deadline = draining_nodes().get(self.node)
+        if deadline is None:
+            return None
+        return f"node drain: the orchestrator's node {self.node[:12]} is being drained" + (
+            f" (deadline in {max(deadline / 1000 - time.time(), 0):.0f} s)" if deadline else "")
+
     def run(self) -> dict:
-        from cluster.experiments import RunSpec, launch
+        from cluster.experiments import RunSpec
+        from cluster.scheduler import run_batch
 
         def run_experiments(specs: list[dict]) -> list[dict]:
-            refs = [launch(self.bus.config, self.config.project, RunSpec(**{**self.run_defaults, **s}))
-                    for s in specs]
-            return ray.get(refs)  # independent runs, at the same time, wherever Ray places them
+            return run_batch(self.bus.config, self.config.project,
+                             [RunSpec(**{**self.run_defaults, **s}) for s in specs])
 
         orchestrator = Orchestrator(self.bus, self.config, self._policy(),
                                     run_agents=lambda subtasks: self.pool.run_many([(self.config.project, s) for s in subtasks]),
-                                    run_experiments=run_experiments)
+                                    run_experiments=run_experiments, preempted=self._preempted)
         state = orchestrator.run()
         return {"stop_reason": state.stop_reason, "steps": state.steps, "tokens": state.tokens,
-                "best_run": state.best_run, "elapsed_s": state.elapsed_s,
+                "best_run": state.best_run, "elapsed_s": state.elapsed_s, "node": self.node,
                 "tick_overhead_ms": orchestrator.tick_overhead_ms}
 
 

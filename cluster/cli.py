@@ -1,6 +1,8 @@
 """The ``aisci`` command line.
 
     aisci run [TASK]                # the main job: a task until target or budget, then the grade
+    aisci resume PROJECT            # continue a paused or interrupted project from the bus
+    aisci pause PROJECT             # ask a running project to pause (as a preemption notice does)
     aisci demo                      # a short tour of the bus on the local root
     aisci bus ls | log P | query ... | compact | repair
 
@@ -29,6 +31,9 @@ def llm_config(spec: str):
     return LLMConfig(backend=backend, model=model)
 
 
+EXIT_PAUSED = 75  # EX_TEMPFAIL: not done, try again (`aisci resume`)
+
+
 def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
     from .run import parse_budget, run_task
 
@@ -36,8 +41,23 @@ def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
         budget = parse_budget(args.budget)
     except ValueError as e:
         raise SystemExit(f"aisci: {e}") from None
-    run_task(bus, args.task, args.project, llm_config(args.model), budget, args.target,
-             not args.no_bus_memory, args.agents)
+    out = run_task(bus, args.task, args.project, llm_config(args.model), budget, args.target,
+                   not args.no_bus_memory, args.agents, args.grace)
+    if out["paused"]:
+        raise SystemExit(EXIT_PAUSED)
+
+
+def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
+    from .run import resume
+
+    if resume(bus, args.project, args.grace)["paused"]:
+        raise SystemExit(EXIT_PAUSED)
+
+
+def cmd_pause(bus: Bus, args: argparse.Namespace) -> None:
+    bus.project(args.project).as_role("system", "cli").record("pause_requested", args.reason)
+    print(f"asked {args.project} to pause; its orchestrator stops dispatching at its next step "
+          f"(`aisci resume {args.project}` continues)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", type=float, help="stop experimenting once the best CV score reaches this")
     r.add_argument("--no-bus-memory", action="store_true", help="the paper's ablation: agents see only task/")
     r.add_argument("--agents", type=int, default=2, help="agent actors in the pool")
+    r.add_argument("--grace", type=float, default=30.0, help="seconds work in flight gets after a preemption notice")
     r.set_defaults(func=cmd_run)
+    c = sub.add_parser("resume", help="continue a paused or interrupted project from the bus")
+    c.add_argument("project")
+    c.add_argument("--grace", type=float, default=30.0, help="seconds work in flight gets after a preemption notice")
+    c.set_defaults(func=cmd_resume)
+    p = sub.add_parser("pause", help="ask a running project to pause")
+    p.add_argument("project")
+    p.add_argument("--reason", default="paused by `aisci pause`")
+    p.set_defaults(func=cmd_pause)
     cli_projects.add_parsers(sub)
     cli_bus.add_parser(sub)
     return parser

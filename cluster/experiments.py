@@ -54,7 +54,7 @@ class RunSpec(BaseModel):
 
 class RunResult(BaseModel):
     name: str
-    status: Literal["ok", "failed", "timeout", "oom"]
+    status: Literal["ok", "failed", "timeout", "oom", "lost"]
     exit_code: int | None
     duration_s: float
     metrics: dict[str, float] = Field(default_factory=dict)
@@ -166,7 +166,7 @@ def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
     system.write(f"experiments/{run.name}/result.json", json.dumps(result.model_dump(), indent=1),
                  summary=f"{status} in {duration:.1f} s", metrics=metrics or None)
     system.record("experiment", f"{run.name}: {status} in {duration:.1f} s", path=f"experiments/{run.name}/result.json",
-                  metrics={**metrics, "duration_s": duration})
+                  metrics={**metrics, "duration_s": duration, "gpus": run.gpus})
     return result.model_dump()
 
 
@@ -180,7 +180,9 @@ def _read_metrics(path: Path) -> dict[str, float]:
     return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-_remote_run = ray.remote(max_retries=0)(run_experiment)
+# Retried when Ray loses the worker or node running it (never when the run's own code
+# fails: that is a result). A retry starts the run afresh in the same folder.
+_remote_run = ray.remote(max_retries=3)(run_experiment)
 
 
 def launch(bus_config: BusConfig, project: str, spec: RunSpec) -> ray.ObjectRef:

@@ -1,6 +1,12 @@
-"""``aisci run TASK``: the main job. Starts or joins Ray, puts the task's public files
-on the bus, starts the project's Orchestrator actor, shows progress read from the bus,
-and ends with the grade and the report.
+"""``aisci run TASK`` / ``aisci resume PROJECT``: the main job. Starts or joins Ray,
+puts the task's public files on the bus, starts the project's Orchestrator actor,
+shows progress read from the bus, and ends with the grade and the report.
+
+Preemption: SIGTERM (what a spot instance, ``ray job stop`` or Kubernetes sends) or a
+drain of the driver's node asks the orchestrator to pause: it dispatches nothing new,
+the work in flight has ``grace_s`` to finish, and the pause is recorded on the bus;
+``aisci resume PROJECT`` (or the same ``aisci run``) continues from there. A drain of
+only the orchestrator's node moves the orchestrator to another node.
 
 Ray: ``RAY_ADDRESS`` set (as under ``ray job submit``) joins that cluster; unset starts
 an embedded local one. Token authentication stays as the cluster has it.
@@ -12,6 +18,8 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
+import threading
 import time
 
 import ray
@@ -19,16 +27,18 @@ from rich.console import Console
 
 from actors.llm.config import LLMConfig
 from actors.orchestrator import OrchestratorConfig
-from actors.orchestrator_actor import NAMESPACE, OrchestratorActor, orchestrator_name
-from actors.policy import State
+from actors.orchestrator_actor import NAMESPACE, OrchestratorActor, draining_nodes, orchestrator_name
 from actors.pool import AgentPool
+from actors.state import State
 from benchmarks.grading.task import Task
-from bus import Bus
+from bus import Bus, BusError
+from bus.repair import repair
 
+from .job import ProjectJob, load_job, save_job
 from .report import write_report
 from .tasks import import_task
 
-console = Console()
+console = Console(soft_wrap=True)  # job logs: one line per message, never re-wrapped
 
 
 def connect() -> None:
@@ -59,43 +69,163 @@ def progress_line(bus: Bus, project: str, t0: float) -> str:
             f"best cv {best} | tokens {state.tokens}")
 
 
-def run_task(bus: Bus, task_dir: str, project: str | None = None, llm: LLMConfig | None = None,
-             budget_s: float = 3600.0, target: float | None = None, bus_memory: bool = True,
-             agents: int = 2) -> dict:
-    task = Task(task_dir)
-    project = project or f"{task.id}-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    t0 = time.time()
+class ProjectBusy(BusError):
+    """The project's orchestrator is alive on this cluster: starting a second is refused."""
+
+
+class PreemptionNotice:
+    """SIGTERM, or a drain of the driver's node, while the job runs (``reason`` says which)."""
+
+    def __init__(self):
+        self.reason: str | None = None
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum, frame) -> None:
+        self.reason = "SIGTERM (preemption notice)"
+
+    def check(self) -> str | None:
+        if self.reason is None and ray.is_initialized():
+            deadline = draining_nodes().get(ray.get_runtime_context().get_node_id())
+            if deadline is not None:
+                self.reason = "node drain: the driver's node is being drained"
+        return self.reason
+
+    def close(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def prepare(bus: Bus, job: ProjectJob):
+    """Put the task on the bus, save the job, and make a resumed project ready: its
+    index repaired (whatever died left it half-written) and its pause lifted."""
     connect()
-    proj = import_task(bus, task, project)
-    if shutil.which("bwrap") is None:
-        console.print("[yellow]warning[/yellow]: bubblewrap is not installed, so experiments run unsandboxed "
-                      "(`apt-get install bubblewrap`)")
-    console.print(f"[bold]aisci run[/bold] {task.id} -> project [bold]{project}[/bold] on {bus.root} "
-                  f"(model: {(llm or LLMConfig()).backend}{'' if bus_memory else ', bus memory OFF'})")
-    pool = AgentPool(agents, bus.config, llm or LLMConfig(), bus_memory=bus_memory)
-    config = OrchestratorConfig(project=project, task_kind=task.spec.kind, target=target, budget_s=budget_s,
-                                bus_memory=bus_memory)
-    actor = OrchestratorActor.options(name=orchestrator_name(project), namespace=NAMESPACE, get_if_exists=True).remote(
-        bus.config.model_dump(mode="json"), config.model_dump(), pool,
-        {"hide": [str(task.private_dir)], "memory_mb": 4096, "cpus": 1}, (llm or LLMConfig()).model_dump())
-    ref = actor.run.remote()
-    last = ""
+    try:
+        ray.get_actor(orchestrator_name(job.project), namespace=NAMESPACE)
+        raise ProjectBusy(f"project {job.project!r} is already running on this cluster "
+                          f"(actor {orchestrator_name(job.project)}); `aisci status {job.project}` shows it")
+    except ValueError:
+        pass  # no live orchestrator: nothing of this project runs (the job's actors die with its driver)
+    resumed = job.project in bus.projects()
+    proj = import_task(bus, Task(job.task), job.project)
+    save_job(bus, job)
+    if resumed:
+        report = repair(bus, job.project)
+        if not report.clean:
+            console.print(f"[yellow]repaired[/yellow] the index of {job.project}: {report}")
+        state = State.from_events(proj.events())
+        if state.pause_requested or state.paused:
+            proj.as_role("system", "resume").record("resumed", f"resumed after: {state.pause_requested}")
+    return proj
+
+
+def _start(bus: Bus, job: ProjectJob, pool: AgentPool):
+    name = orchestrator_name(job.project)
+    for _ in range(100):  # a killed predecessor's name is released within moments
+        try:
+            ray.get_actor(name, namespace=NAMESPACE)
+            time.sleep(0.1)
+        except ValueError:
+            break
+    return OrchestratorActor.options(name=name, namespace=NAMESPACE).remote(
+        bus.config.model_dump(mode="json"), job.orchestrator.model_dump(), pool, job.run_defaults, job.llm.model_dump())
+
+
+def _watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNotice, grace_s: float,
+           quiet: bool) -> dict:
+    """Wait for the orchestrator, showing progress; on a preemption notice ask it to
+    pause and give the work in flight ``grace_s``, then stop it."""
+    last, asked = "", None
     while True:
-        ready, _ = ray.wait([ref], timeout=2.0)
-        line = progress_line(bus, project, t0)
-        if line.split("]", 1)[1] != last or ready:  # print when something changed
+        ready, _ = ray.wait([ref], timeout=0.5)
+        line = progress_line(bus, job.project, t0)
+        if not quiet and (line.split("]", 1)[1] != last or ready):  # print when something changed
             console.print(line)
             last = line.split("]", 1)[1]
         if ready:
-            break
-    outcome = ray.get(ref)
-    ray.kill(actor)
+            return ray.get(ref)
+        why = notice.check()
+        if why and asked is None:
+            bus.project(job.project).as_role("system", "driver").record("pause_requested", why)
+            console.print(f"[yellow]pausing[/yellow] {job.project}: {why}; work in flight has {grace_s:.0f} s")
+            asked = time.monotonic()
+        if asked is not None and time.monotonic() - asked > grace_s:
+            ray.kill(actor)
+            state = State.from_events(bus.project(job.project).events())
+            bus.project(job.project).as_role("system", "driver").record(
+                "paused", f"{why}; grace period over; in flight (re-dispatched on resume): "
+                          f"{', '.join(sorted(state.in_flight)) or 'nothing'}", metrics=state.metrics())
+            return {"stop_reason": f"paused: {why}", "steps": state.steps, "tokens": state.tokens,
+                    "best_run": state.best_run, "elapsed_s": state.elapsed_s, "tick_overhead_ms": []}
+
+
+def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: float = 30.0,
+            quiet: bool = False) -> dict:
+    """Run (or resume) one project to its end or to a pause; returns the outcome, with
+    the grade when it ended."""
+    t0 = time.time()
+    proj = prepare(bus, job)
+    if shutil.which("bwrap") is None and not quiet:
+        console.print("[yellow]warning[/yellow]: bubblewrap is not installed, so experiments run unsandboxed "
+                      "(`apt-get install bubblewrap`)")
+    if not quiet:
+        console.print(f"[bold]aisci[/bold] {Task(job.task).id} -> project [bold]{job.project}[/bold] on {bus.root} "
+                      f"(model: {job.llm.backend}{'' if job.orchestrator.bus_memory else ', bus memory OFF'})")
+    pool = pool or AgentPool(job.agents, bus.config, job.llm, bus_memory=job.orchestrator.bus_memory)
+    notice = PreemptionNotice()
+    try:
+        while True:
+            actor = _start(bus, job, pool)
+            outcome = _watch(bus, job, actor, actor.run.remote(), t0, notice, grace_s, quiet)
+            ray.kill(actor)
+            moved = outcome["stop_reason"].startswith("paused: node drain: the orchestrator's") and not notice.check()
+            if not moved:
+                break
+            # Only the orchestrator's node is going away: carry on elsewhere (Ray places
+            # nothing new on a draining node).
+            proj.as_role("system", "driver").record("resumed", "the orchestrator moves off its drained node")
+    finally:
+        notice.close()
+    if outcome["stop_reason"].startswith("paused"):
+        console.print(f"[yellow]{outcome['stop_reason']}[/yellow] after {outcome['steps']} steps; continue with "
+                      f"`aisci resume {job.project}`")
+        return {"project": job.project, "paused": True, "grade": None, "wall_s": time.time() - t0, **outcome}
+    task = Task(job.task)
     grade = task.grade(proj.dir / "submission" / "submission.csv").model_dump()
     proj.as_role("writer", "grader").write("report/grade.json", json.dumps(grade, indent=1),
                                            summary=f"{grade['medal']} medal, score {grade['score']}")
+    proj.as_role("system", "grader").record("graded", f"{grade['medal']} medal, score {grade['score']}", metrics={
+        "score": float(grade["score"]) if grade["score"] is not None else float("nan"),
+        "valid": float(grade["valid"]), "medal_rank": float(MEDAL_RANK[grade["medal"]])})
     write_report(proj, grade)
-    console.print(f"[bold]{outcome['stop_reason']}[/bold] after {outcome['steps']} steps, {time.time() - t0:.1f} s")
-    console.print(f"grade: score {grade['score']} ({'valid' if grade['valid'] else grade['reason']}), "
-                  f"medal [bold]{grade['medal']}[/bold], above median {grade['above_median']}; "
-                  f"report: {proj.dir / 'report' / 'report.md'}")
-    return {"project": project, "grade": grade, "wall_s": time.time() - t0, **outcome}
+    if not quiet:
+        console.print(f"[bold]{outcome['stop_reason']}[/bold] after {outcome['steps']} steps, {time.time() - t0:.1f} s")
+        console.print(f"grade: score {grade['score']} ({'valid' if grade['valid'] else grade['reason']}), "
+                      f"medal [bold]{grade['medal']}[/bold], above median {grade['above_median']}; "
+                      f"report: {proj.dir / 'report' / 'report.md'}")
+    return {"project": job.project, "paused": False, "grade": grade, "wall_s": time.time() - t0, **outcome}
+
+
+MEDAL_RANK = {"gold": 3, "silver": 2, "bronze": 1, "none": 0}
+
+
+def make_job(task_dir: str, project: str | None = None, llm: LLMConfig | None = None, budget_s: float = 3600.0,
+             target: float | None = None, bus_memory: bool = True, agents: int = 2) -> ProjectJob:
+    task = Task(task_dir)
+    project = project or f"{task.id}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    config = OrchestratorConfig(project=project, task_kind=task.spec.kind, target=target, budget_s=budget_s,
+                                bus_memory=bus_memory)
+    return ProjectJob(task=str(task.root), orchestrator=config, llm=llm or LLMConfig(), agents=agents,
+                      run_defaults={"hide": [str(task.private_dir)], "memory_mb": 4096, "cpus": 1})
+
+
+def run_task(bus: Bus, task_dir: str, project: str | None = None, llm: LLMConfig | None = None,
+             budget_s: float = 3600.0, target: float | None = None, bus_memory: bool = True,
+             agents: int = 2, grace_s: float = 30.0) -> dict:
+    return run_job(bus, make_job(task_dir, project, llm, budget_s, target, bus_memory, agents), grace_s=grace_s)
+
+
+def resume(bus: Bus, project: str, grace_s: float = 30.0) -> dict:
+    """``aisci resume PROJECT``: the job saved on the bus, from where the bus says it stopped."""
+    return run_job(bus, load_job(bus, project), grace_s=grace_s)

@@ -1,0 +1,103 @@
+"""Running a batch of experiments for one project, with a fair share of the GPUs.
+
+Ray schedules tasks in the order they arrive, so on a cluster shared by many projects
+the one that asks first for twenty GPU runs would hold every GPU until its runs are
+done. ``GpuShare`` (one named actor per cluster) grants GPU runs max-min fairly: when
+GPUs free up, the waiting project with the fewest GPUs in use goes first. CPU-only runs
+go straight to Ray.
+
+``run_batch`` launches a project's runs (GPU runs once granted), waits for all of them,
+and turns a run Ray could not finish (its node lost more often than its retries allow)
+into a ``lost`` result on the bus, so that the orchestrator does not wait for it forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import Counter
+
+import ray
+
+from bus import Bus, BusConfig
+
+from .experiments import RunSpec, launch
+
+NAMESPACE = "aisci"
+SHARE_NAME = "gpu-share"
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class GpuShare:
+    def __init__(self):
+        self.in_use: Counter = Counter()  # project -> GPUs held by its running runs
+        self.waiting: list[tuple[int, str, float, asyncio.Future]] = []
+        self.order = itertools.count()
+        self.granted: list[str] = []  # projects in grant order (for tests and `aisci status`)
+
+    async def acquire(self, project: str, gpus: float) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append((next(self.order), project, gpus, future))
+        self._grant()
+        await future
+
+    def release(self, project: str, gpus: float) -> None:
+        self.in_use[project] = max(self.in_use[project] - gpus, 0)
+        self._grant()
+
+    def _grant(self) -> None:
+        total = ray.cluster_resources().get("GPU", 0.0)
+        # Fewest GPUs in use first, then first come; no overtaking (a big request that
+        # does not fit yet is not starved by small ones behind it).
+        for item in sorted(self.waiting, key=lambda w: (self.in_use[w[1]], w[0])):
+            _, project, gpus, future = item
+            free = total - sum(self.in_use.values())
+            if gpus > free and sum(self.in_use.values()) > 0:
+                break  # (a request bigger than the cluster goes to Ray, which says it is infeasible)
+            self.waiting.remove(item)
+            self.in_use[project] += gpus
+            self.granted.append(project)
+            future.set_result(None)
+
+    def snapshot(self) -> dict:
+        return {"in_use": dict(self.in_use), "waiting": [w[1] for w in self.waiting], "granted": list(self.granted)}
+
+
+def gpu_share():
+    return GpuShare.options(name=SHARE_NAME, namespace=NAMESPACE, get_if_exists=True, lifetime="detached").remote()
+
+
+def run_batch(bus_config: BusConfig, project: str, specs: list[RunSpec]) -> list[dict]:
+    """Run ``specs`` at the same time (GPU runs as the fair share allows); one result each."""
+    share = gpu_share() if any(s.gpus > 0 for s in specs) else None
+    pending: dict[ray.ObjectRef, tuple[str, RunSpec]] = {}
+    for spec in specs:
+        ref = share.acquire.remote(project, spec.gpus) if spec.gpus > 0 else launch(bus_config, project, spec)
+        pending[ref] = ("grant" if spec.gpus > 0 else "run", spec)
+    results = []
+    while pending:
+        (ref,), _ = ray.wait(list(pending), num_returns=1)
+        kind, spec = pending.pop(ref)
+        if kind == "grant":
+            ray.get(ref)
+            pending[launch(bus_config, project, spec)] = ("run", spec)
+            continue
+        if spec.gpus > 0:
+            share.release.remote(project, spec.gpus)
+        try:
+            results.append(ray.get(ref))
+        except ray.exceptions.RayError as e:  # not the run's code failing: Ray could not run it
+            results.append(_lost(bus_config, project, spec, e))
+    return results
+
+
+def _lost(bus_config: BusConfig, project: str, spec: RunSpec, error: Exception) -> dict:
+    system = Bus(config=bus_config).project(project).as_role("system", f"run-{spec.name}")
+    why = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
+    result = {"name": spec.name, "status": "lost", "exit_code": None, "duration_s": 0.0, "metrics": {},
+              "output_tail": why, "node": ""}
+    system.write(f"experiments/{spec.name}/result.json", json.dumps(result, indent=1), summary=f"lost: {why[:150]}")
+    system.record("experiment", f"{spec.name}: lost ({why[:200]})", path=f"experiments/{spec.name}/result.json",
+                  metrics={"duration_s": 0.0})
+    return result

@@ -1,0 +1,71 @@
+"""Spot preemption as a user meets it: SIGTERM to `aisci run` pauses the project
+(nothing new dispatched, the pause on the bus, exit code 75), and `aisci resume`
+continues it to a graded submission without redoing finished work."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from actors.state import State
+from benchmarks.grading.task import shipped_tasks
+from bus import Bus
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _aisci(root: Path, *args: str, **kw) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.Popen([sys.executable, "-m", "cluster.cli", "--root", str(root), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _wait_for(bus: Bus, project: str, kind: str, prefix: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if project in bus.projects() and any(
+                e["kind"] == kind and (e["summary"] or "").startswith(prefix)
+                for e in bus.project(project).events().to_pylist()):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no {kind} {prefix!r} within {timeout} s")
+
+
+def test_sigterm_pauses_and_resume_finishes(tmp_path):
+    bus = Bus(tmp_path)
+    run = _aisci(tmp_path, "run", str(shipped_tasks()["breast-cancer"]), "--project", "spot", "--grace", "120")
+    _wait_for(bus, "spot", "dispatch", "implement-1")
+    run.send_signal(signal.SIGTERM)
+    out, _ = run.communicate(timeout=180)
+    assert run.returncode == 75, out[-3000:]
+    assert "aisci resume spot" in out
+
+    events = bus.project("spot").events().to_pylist()
+    kinds = [e["kind"] for e in events]
+    asked = kinds.index("pause_requested")
+    assert kinds[-1] == "paused" and "SIGTERM" in events[asked]["summary"]
+    # Within the grace period the work in flight finished, and nothing new went out.
+    assert "dispatch" not in kinds[asked:] and "decision" not in kinds[asked:]
+    paused = State.from_events(bus.project("spot").events())
+    assert paused.completed.get("implement-1") is True and not paused.in_flight
+
+    resumed = _aisci(tmp_path, "resume", "spot")
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out[-3000:]
+    final = State.from_events(bus.project("spot").events())
+    assert final.stopped.startswith("submitted")
+    for sid in paused.completed:  # finished before the pause: never dispatched again
+        assert final.dispatches[sid] == paused.dispatches[sid], sid
+    grade = json.loads((bus.project("spot").dir / "report" / "grade.json").read_text())
+    assert grade["valid"] and grade["medal"] != "none", grade
+    assert "resumed" in [e["kind"] for e in bus.project("spot").events().to_pylist()]
+
+
+def test_resume_of_an_unknown_project_says_what_to_do(tmp_path):
+    out = _aisci(tmp_path, "resume", "nothing-here").communicate(timeout=60)[0]
+    assert "no project 'nothing-here'" in out and "aisci status" in out
