@@ -8,6 +8,8 @@ running it dies (the subtask id stays the same, so the retry is recognisable).
 
 from __future__ import annotations
 
+import random
+
 import ray
 
 from bus import Bus, BusConfig
@@ -40,11 +42,14 @@ class AgentPool:
         >>> pool.run("iris", Subtask(id="a1", role="analyst", goal="..."))      # doctest: +SKIP
     """
 
-    def __init__(self, size: int, bus_config: BusConfig, llm_config: LLMConfig, num_cpus: float = 0.5,
+    def __init__(self, size: int, bus_config: BusConfig, llm_config: LLMConfig, num_cpus: float = 0.0,
                  max_retries: int = 2, bus_memory: bool = True):
         if size < 1:
             raise ValueError("an agent pool needs at least one actor")
         self._args = (bus_config.model_dump(mode="json"), llm_config.model_dump(), bus_memory)
+        # No CPU reserved by default: an agent mostly waits (for the model, the bus), and
+        # pools that held CPUs while idle starved the experiments of a sweep (measured:
+        # two pools of 2 x 0.5 CPU on 2 cores left no CPU for any run, and nothing moved).
         self._num_cpus = num_cpus
         self._actors = [self._new_actor() for _ in range(size)]
         self._busy = [0] * size  # in-flight subtasks per actor (this process's view)
@@ -54,7 +59,9 @@ class AgentPool:
         return AgentActor.options(num_cpus=self._num_cpus).remote(*self._args)
 
     def submit(self, project: str, subtask: Subtask) -> tuple[int, ray.ObjectRef]:
-        i = min(range(len(self._actors)), key=self._busy.__getitem__)
+        # Least busy (as this copy of the pool sees it); ties broken at random so that
+        # the orchestrators of many projects, each with its own copy, spread out.
+        i = min(range(len(self._actors)), key=lambda j: (self._busy[j], random.random()))
         self._busy[i] += 1
         return i, self._actors[i].run.remote(project, subtask.model_dump())
 

@@ -3,6 +3,8 @@
     aisci run [TASK]                # the main job: a task until target or budget, then the grade
     aisci resume PROJECT            # continue a paused or interrupted project from the bus
     aisci pause PROJECT             # ask a running project to pause (as a preemption notice does)
+    aisci sweep sweep.yaml          # a grid of projects at once; the same command resumes it
+    aisci status [--sweep S] [--watch] | leaderboard SWEEP
     aisci demo                      # a short tour of the bus on the local root
     aisci bus ls | log P | query ... | compact | repair
 
@@ -23,12 +25,12 @@ DEFAULT_TASK = Path(__file__).resolve().parent.parent / "benchmarks" / "tasks" /
 
 
 def llm_config(spec: str):
-    from actors.llm.config import LLMConfig
+    from actors.llm.config import parse_model
 
-    backend, _, model = spec.partition(":")
-    if backend not in ("baseline", "openai", "vllm"):
-        raise SystemExit(f"aisci: --model {spec!r}: use baseline, openai:<model> or vllm:<model path>")
-    return LLMConfig(backend=backend, model=model)
+    try:
+        return parse_model(spec)
+    except ValueError as e:
+        raise SystemExit(f"aisci: --{e}") from None
 
 
 EXIT_PAUSED = 75  # EX_TEMPFAIL: not done, try again (`aisci resume`)
@@ -51,6 +53,18 @@ def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
     from .run import resume
 
     if resume(bus, args.project, args.grace)["paused"]:
+        raise SystemExit(EXIT_PAUSED)
+
+
+def cmd_sweep(bus: Bus, args: argparse.Namespace) -> None:
+    from .sweep import SweepSpec, run_sweep
+
+    try:
+        spec = SweepSpec.load(args.file)
+        spec.jobs()  # every grid point checked before anything starts
+    except ValueError as e:
+        raise SystemExit(f"aisci: {e}") from None
+    if any(o["paused"] for o in run_sweep(bus, spec, args.grace)):
         raise SystemExit(EXIT_PAUSED)
 
 
@@ -80,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("project")
     c.add_argument("--grace", type=float, default=30.0, help="seconds work in flight gets after a preemption notice")
     c.set_defaults(func=cmd_resume)
+    w = sub.add_parser("sweep", help="run a grid of tasks x settings x seeds x models as concurrent projects")
+    w.add_argument("file", help="the sweep's YAML file (see cluster/sweep.py)")
+    w.add_argument("--grace", type=float, default=30.0, help="seconds work in flight gets after a preemption notice")
+    w.set_defaults(func=cmd_sweep)
     p = sub.add_parser("pause", help="ask a running project to pause")
     p.add_argument("project")
     p.add_argument("--reason", default="paused by `aisci pause`")

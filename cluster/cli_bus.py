@@ -32,14 +32,18 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def print_table(table: pa.Table, title: str | None = None, limit: int = 200) -> None:
-    """Render an Arrow table with Rich (the last ``limit`` rows; times in UTC)."""
+def rich_table(table: pa.Table, title: str | None = None, limit: int = 200) -> Table:
     out = Table(title=title)
     for name in table.column_names:
         out.add_column(name, overflow="fold")
     for row in table.slice(max(table.num_rows - limit, 0)).to_pylist():
         out.add_row(*(_cell(v) for v in row.values()))
-    console.print(out)
+    return out
+
+
+def print_table(table: pa.Table, title: str | None = None, limit: int = 200) -> None:
+    """Render an Arrow table with Rich (the last ``limit`` rows; times in UTC)."""
+    console.print(rich_table(table, title, limit))
     if table.num_rows > limit:
         console.print(f"[dim](showing the last {limit} of {table.num_rows} rows; use --limit)[/dim]")
 

@@ -1,9 +1,11 @@
-"""``aisci status | events | report``: projects as the orchestrators left them on the bus."""
+"""``aisci status | events | report | leaderboard``: projects as the orchestrators left
+them on the bus (``status --watch`` keeps the table live)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -11,7 +13,9 @@ import pyarrow.compute as pc
 from actors.policy import State
 from bus import Bus, query
 
-from .cli_bus import console, print_table
+from rich.live import Live
+
+from .cli_bus import console, print_table, rich_table
 
 
 def _grade(bus: Bus, name: str) -> dict:
@@ -19,21 +23,52 @@ def _grade(bus: Bus, name: str) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def cmd_status(bus: Bus, args: argparse.Namespace) -> None:
-    names = [args.project] if args.project else bus.projects()
-    rows = []
+def status_table(bus: Bus, names: list[str]) -> pa.Table:
+    rows, now = [], time.time()
     for name in names:
         events = bus.project(name).events()
         state = State.from_events(events)
-        decisions, stopped = (events.filter(pc.equal(events.column("kind"), k)).column("summary").to_pylist()
-                              for k in ("decision", "stopped"))
+        decisions = events.filter(pc.equal(events.column("kind"), "decision")).column("summary").to_pylist()
+        last = events.column("time")[-1].as_py().timestamp() if events.num_rows else now
+        if state.stopped:
+            where = "stopped: " + state.stopped
+        elif state.paused:
+            where = "paused: " + (state.pause_requested or "")
+        elif state.pause_requested:
+            where = "pausing: " + state.pause_requested
+        else:
+            where = "running" if decisions else "new"
+        best = state.best_run
         grade = _grade(bus, name)
-        rows.append({"project": name, "steps": state.steps,
-                     "last decision": decisions[-1] if decisions else "",
+        rows.append({"project": name, "state": where[:60], "steps": state.steps,
+                     "in flight": ", ".join(sorted(state.in_flight)[:3]),
                      "runs": sum(1 for r in state.runs if r["cv_score"] is not None),
-                     "state": "stopped: " + stopped[-1] if stopped else ("running or paused" if decisions else "new"),
-                     "score": grade.get("score"), "medal": grade.get("medal", "")})
-    print_table(pa.Table.from_pylist(rows) if rows else pa.table({"project": []}), title=f"projects on {bus.root}")
+                     "best cv": round(best["cv_score"], 5) if best else None, "tokens": state.tokens,
+                     "last event": f"{now - last:.0f} s ago", "score": grade.get("score"), "medal": grade.get("medal", "")})
+    return pa.Table.from_pylist(rows) if rows else pa.table({"project": pa.array([], pa.string())})
+
+
+def cmd_status(bus: Bus, args: argparse.Namespace) -> None:
+    from .sweep import members
+
+    if args.sweep:
+        names = [m["project"] for m in members(bus, args.sweep) if m["project"] in set(bus.projects())]
+    else:
+        names = [args.project] if args.project else [p for p in bus.projects() if not p.startswith("sweep-")]
+    title = f"projects on {bus.root}" + (f" (sweep {args.sweep})" if args.sweep else "")
+    if not args.watch:
+        print_table(status_table(bus, names), title=title)
+        return
+    with Live(console=console, refresh_per_second=1) as live:  # until Ctrl-C
+        while True:
+            live.update(rich_table(status_table(bus, names), title=f"{title} - {time.strftime('%H:%M:%S')}"))
+            time.sleep(args.watch)
+
+
+def cmd_leaderboard(bus: Bus, args: argparse.Namespace) -> None:
+    from .leaderboard import leaderboard
+
+    print_table(leaderboard(bus, args.sweep), title=f"sweep {args.sweep}: best grade per task, setting and model")
 
 
 def cmd_events(bus: Bus, args: argparse.Namespace) -> None:
@@ -53,7 +88,12 @@ def cmd_report(bus: Bus, args: argparse.Namespace) -> None:
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("status", help="where each project stands")
     s.add_argument("project", nargs="?")
+    s.add_argument("--sweep", help="only the projects of this sweep")
+    s.add_argument("--watch", type=float, nargs="?", const=2.0, help="refresh every N seconds (default 2) until Ctrl-C")
     s.set_defaults(func=cmd_status)
+    b = sub.add_parser("leaderboard", help="a sweep's best grade per task, setting and model; tokens, GPU-hours")
+    b.add_argument("sweep")
+    b.set_defaults(func=cmd_leaderboard)
     e = sub.add_parser("events", help="a project's events (like `aisci bus log`)")
     e.add_argument("project")
     e.add_argument("--since", type=int, default=0)

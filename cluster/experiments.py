@@ -50,6 +50,7 @@ class RunSpec(BaseModel):
         "warning event (the embedded default must run on a bare machine); none: never.")
     network: bool = False
     hide: list[str] = Field(default_factory=list, description="Paths the run must not see (private answers).")
+    seed: int = Field(default=0, description="Exported as AISCI_SEED (a sweep's seed axis); code may use it.")
 
 
 class RunResult(BaseModel):
@@ -132,7 +133,7 @@ def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
                           "(apt-get install bubblewrap; or sandbox: bwrap to require it)")
         argv = ["bash", "-c", run.command]
     env = {k: v for k, v in os.environ.items() if not is_secret_name(k)}  # runs get no credentials
-    env.update(OMP_NUM_THREADS=str(max(int(run.cpus), 1)), PYTHONUNBUFFERED="1",
+    env.update(OMP_NUM_THREADS=str(max(int(run.cpus), 1)), PYTHONUNBUFFERED="1", AISCI_SEED=str(run.seed),
                # `python3` in a run is the interpreter (and virtualenv) the cluster runs.
                PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}")
     system.record("experiment_start", f"{run.name}: {run.command[:200]}", path=f"experiments/{run.name}/spec.json",

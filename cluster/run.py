@@ -151,13 +151,19 @@ def _watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionN
             console.print(f"[yellow]pausing[/yellow] {job.project}: {why}; work in flight has {grace_s:.0f} s")
             asked = time.monotonic()
         if asked is not None and time.monotonic() - asked > grace_s:
-            ray.kill(actor)
-            state = State.from_events(bus.project(job.project).events())
-            bus.project(job.project).as_role("system", "driver").record(
-                "paused", f"{why}; grace period over; in flight (re-dispatched on resume): "
-                          f"{', '.join(sorted(state.in_flight)) or 'nothing'}", metrics=state.metrics())
-            return {"stop_reason": f"paused: {why}", "steps": state.steps, "tokens": state.tokens,
-                    "best_run": state.best_run, "elapsed_s": state.elapsed_s, "tick_overhead_ms": []}
+            return pause_now(bus, job.project, actor, why)
+
+
+def pause_now(bus: Bus, project: str, actor, why: str) -> dict:
+    """The grace period is over: stop the orchestrator (and the work it waits for) and
+    record the pause; what was in flight is re-dispatched on resume."""
+    ray.kill(actor)
+    state = State.from_events(bus.project(project).events())
+    bus.project(project).as_role("system", "driver").record(
+        "paused", f"{why}; grace period over; in flight (re-dispatched on resume): "
+                  f"{', '.join(sorted(state.in_flight)) or 'nothing'}", metrics=state.metrics())
+    return {"stop_reason": f"paused: {why}", "steps": state.steps, "tokens": state.tokens,
+            "best_run": state.best_run, "elapsed_s": state.elapsed_s, "tick_overhead_ms": []}
 
 
 def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: float = 30.0,
@@ -191,20 +197,28 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
         console.print(f"[yellow]{outcome['stop_reason']}[/yellow] after {outcome['steps']} steps; continue with "
                       f"`aisci resume {job.project}`")
         return {"project": job.project, "paused": True, "grade": None, "wall_s": time.time() - t0, **outcome}
-    task = Task(job.task)
-    grade = task.grade(proj.dir / "submission" / "submission.csv").model_dump()
-    proj.as_role("writer", "grader").write("report/grade.json", json.dumps(grade, indent=1),
-                                           summary=f"{grade['medal']} medal, score {grade['score']}")
-    proj.as_role("system", "grader").record("graded", f"{grade['medal']} medal, score {grade['score']}", metrics={
-        "score": float(grade["score"]) if grade["score"] is not None else float("nan"),
-        "valid": float(grade["valid"]), "medal_rank": float(MEDAL_RANK[grade["medal"]])})
-    write_report(proj, grade)
+    grade = finish_project(bus, job)
     if not quiet:
         console.print(f"[bold]{outcome['stop_reason']}[/bold] after {outcome['steps']} steps, {time.time() - t0:.1f} s")
         console.print(f"grade: score {grade['score']} ({'valid' if grade['valid'] else grade['reason']}), "
                       f"medal [bold]{grade['medal']}[/bold], above median {grade['above_median']}; "
                       f"report: {proj.dir / 'report' / 'report.md'}")
     return {"project": job.project, "paused": False, "grade": grade, "wall_s": time.time() - t0, **outcome}
+
+
+def finish_project(bus: Bus, job: ProjectJob) -> dict:
+    """Grade the submission (private answers, outside every agent's reach), record the
+    grade as a file and a ``graded`` event (what leaderboards query), write the report."""
+    proj = bus.project(job.project)
+    grade = Task(job.task).grade(proj.dir / "submission" / "submission.csv").model_dump()
+    proj.as_role("writer", "grader").write("report/grade.json", json.dumps(grade, indent=1),
+                                           summary=f"{grade['medal']} medal, score {grade['score']}")
+    proj.as_role("system", "grader").record("graded", f"{grade['medal']} medal, score {grade['score']}", metrics={
+        "score": float(grade["score"]) if grade["score"] is not None else float("nan"),
+        "valid": float(grade["valid"]), "medal_rank": float(MEDAL_RANK[grade["medal"]]),
+        "lower_is_better": float(grade["lower_is_better"])})
+    write_report(proj, grade)
+    return grade
 
 
 MEDAL_RANK = {"gold": 3, "silver": 2, "bronze": 1, "none": 0}

@@ -50,3 +50,11 @@ def make_llm(config: LLMConfig) -> LLM:
 
         return VLLMEngine(config.model, **{k: v for k, v in config.vllm.items() if k != "num_gpus"})
     raise ValueError(f"unknown LLM backend {config.backend!r}")
+
+
+def parse_model(spec: str) -> LLMConfig:
+    """``baseline``, ``openai:<model>`` or ``vllm:<path>`` (the CLI's and sweeps' --model)."""
+    backend, _, model = spec.partition(":")
+    if backend not in ("baseline", "openai", "vllm"):
+        raise ValueError(f"model {spec!r}: use baseline, openai:<model> or vllm:<model path>")
+    return LLMConfig(backend=backend, model=model)

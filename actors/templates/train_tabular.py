@@ -9,6 +9,7 @@ into submission.csv here, and writes metrics.json: {"cv_score": ..., "higher_is_
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,17 +21,18 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 TASK = Path("../../task")
+SEED = int(os.environ.get("AISCI_SEED", "0"))  # a sweep's seed axis (folds and models)
 MODELS = {
     "classification": {
         "logreg": lambda p: make_pipeline(StandardScaler(), linear_model.LogisticRegression(max_iter=3000, **p)),
-        "forest": lambda p: ensemble.RandomForestClassifier(random_state=0, **p),
-        "hgb": lambda p: ensemble.HistGradientBoostingClassifier(random_state=0, **p),
+        "forest": lambda p: ensemble.RandomForestClassifier(random_state=SEED, **p),
+        "hgb": lambda p: ensemble.HistGradientBoostingClassifier(random_state=SEED, **p),
         "knn": lambda p: make_pipeline(StandardScaler(), neighbors.KNeighborsClassifier(**p)),
     },
     "regression": {
         "ridge": lambda p: make_pipeline(StandardScaler(), linear_model.Ridge(**p)),
-        "forest": lambda p: ensemble.RandomForestRegressor(random_state=0, **p),
-        "hgb": lambda p: ensemble.HistGradientBoostingRegressor(random_state=0, **p),
+        "forest": lambda p: ensemble.RandomForestRegressor(random_state=SEED, **p),
+        "hgb": lambda p: ensemble.HistGradientBoostingRegressor(random_state=SEED, **p),
         "knn": lambda p: make_pipeline(StandardScaler(), neighbors.KNeighborsRegressor(**p)),
     },
 }
@@ -55,7 +57,7 @@ def main():
     idc, target = spec["id_column"], spec["target_column"]
     X, y = train.drop(columns=[idc, target]), train[target].to_numpy()
     model = MODELS[spec["kind"]][args.model](json.loads(args.params))
-    folds = StratifiedKFold(5, shuffle=True, random_state=0) if spec["kind"] == "classification" else KFold(5, shuffle=True, random_state=0)
+    folds = StratifiedKFold(5, shuffle=True, random_state=SEED) if spec["kind"] == "classification" else KFold(5, shuffle=True, random_state=SEED)
     method = "predict_proba" if spec["metric"] == "roc_auc" else "predict"
     oof = cross_val_predict(model, X, y, cv=folds, method=method)
     oof = oof[:, 1] if oof.ndim == 2 else oof

@@ -1,0 +1,58 @@
+"""`aisci sweep`: a grid of projects sharing one cluster, resumable as a whole, and its
+leaderboard from the index."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from actors.state import State
+from cluster.leaderboard import leaderboard, project_results
+from cluster.sweep import SweepSpec, members, run_sweep
+
+SWEEP = {"name": "t", "tasks": ["breast-cancer"], "seeds": [0, 1], "budget": "10m", "max_concurrent": 2,
+         "agents": 2, "settings": {"on": {}, "off": {"bus_memory": False}}}
+
+
+def test_a_sweep_runs_its_grid_capped_and_resumes_as_a_whole(ray_cluster, bus, tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(SWEEP))
+    spec = SweepSpec.load(path)
+    outcomes = run_sweep(bus, spec)
+    names = [m["project"] for m in members(bus, "t")]
+    assert sorted(names) == ["t-breast-cancer-off-s0", "t-breast-cancer-off-s1",
+                             "t-breast-cancer-on-s0", "t-breast-cancer-on-s1"]
+    assert sorted(o["project"] for o in outcomes) == sorted(names) and not any(o["paused"] for o in outcomes)
+
+    # Never more than max_concurrent projects at once (from their first to last event).
+    spans = []
+    for name in names:
+        times = [e["time"] for e in bus.project(name).events().to_pylist() if e["kind"] in ("decision", "stopped")]
+        spans.append((min(times), max(times)))
+    overlap = max(sum(a <= t <= b for a, b in spans) for t, _ in spans)
+    assert overlap <= 2, spans
+
+    # The seed reaches the runs: the two seeds' forests differ.
+    seeds = [State.from_events(bus.project(f"t-breast-cancer-on-s{s}").events()).runs for s in (0, 1)]
+    forest = [next(r["cv_score"] for r in runs if r["name"].startswith("forest")) for runs in seeds]
+    assert forest[0] != forest[1]
+
+    board = {(r["setting"]): r for r in leaderboard(bus, "t").to_pylist()}
+    assert board["on"]["graded"] == "2/2" and board["on"]["best_medal"] in ("gold", "silver", "bronze")
+    assert board["off"]["graded"] == "0/2"  # the ablation submits nothing (see test_run)
+    assert board["on"]["tokens"] == sum(r["tokens"] for r in project_results(bus, "t") if r["setting"] == "on")
+    assert board["on"]["gpu_hours"] == 0.0  # CPU runs
+
+    before = {n: bus.project(n).events().num_rows for n in names}
+    assert run_sweep(bus, spec) == []  # everything ended: resuming the sweep starts nothing
+    assert {n: bus.project(n).events().num_rows for n in names} == before
+
+
+def test_bad_sweep_files_say_what_is_wrong(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({**SWEEP, "tasks": ["no-such-task"]}))
+    with pytest.raises(ValueError, match="not a shipped task"):
+        SweepSpec.load(path).jobs()
+    path.write_text(yaml.safe_dump({**SWEEP, "settings": {"x": {"bus_memroy": False}}}))
+    with pytest.raises(ValueError, match="bus_memroy"):
+        SweepSpec.load(path)
