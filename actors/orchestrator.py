@@ -36,6 +36,10 @@ class OrchestratorConfig(BaseModel):
     budget_s: float = Field(default=3600.0, gt=0, description="Wall-clock budget, from the project's first dispatch.")
     max_steps: int = Field(default=40, gt=0, description="Orchestrator decisions before it stops.")
     max_tokens: int = Field(default=5_000_000, gt=0, description="LLM tokens (all roles) before it stops.")
+    policy: Literal["auto", "baseline", "llm"] = Field(
+        default="auto", description="Who decides the steps: the baseline phases or the model (auto: the model "
+        "unless the model is the baseline). A scripted agent model with baseline decisions is a cheap, exact "
+        "replay of a project (tests, benchmarks).")
     bus_memory: bool = Field(default=True, description="Off (the paper's ablation): agents read only task/ and "
                              "what the orchestrator's prompt tells them, never other agents' files.")
 

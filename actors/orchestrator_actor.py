@@ -49,7 +49,7 @@ class OrchestratorActor:
         self.node = ray.get_runtime_context().get_node_id()
 
     def _policy(self):
-        if self.llm_config.backend == "baseline":
+        if self.config.policy == "baseline" or (self.config.policy == "auto" and self.llm_config.backend == "baseline"):
             return BaselinePolicy()
         llm = make_llm(self.llm_config) if self.llm_config.backend == "openai" else RemoteLLM(self.llm_config)
         return LLMPolicy(self.bus, llm)

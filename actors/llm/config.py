@@ -25,6 +25,8 @@ class LLMConfig(BaseModel):
     max_retries: int = Field(default=4, ge=0)
     script: list[dict[str, Any]] | dict[str, list[dict[str, Any]]] = Field(
         default_factory=list, description="scripted: the replies, or one list per subtask id.")
+    script_by_step: bool = Field(default=False, description="scripted: pick each reply by the request's step "
+                                 "(shareable by many projects; a retried subtask replays) instead of in order.")
     vllm: dict[str, Any] = Field(default_factory=dict, description="vllm: engine arguments (max_model_len, "
                                  "gpu_memory_utilization, ...) and `num_gpus` for the engine actor.")
 
@@ -39,7 +41,7 @@ def make_llm(config: LLMConfig) -> LLM:
     if config.backend == "scripted":
         from .scripted import ScriptedLLM
 
-        return ScriptedLLM(config.script)
+        return ScriptedLLM(config.script, by_step=config.script_by_step)
     if config.backend == "openai":
         from .openai_compat import OpenAICompatLLM
 

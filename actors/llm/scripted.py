@@ -28,7 +28,7 @@ class ScriptedLLM:
     name = "scripted"
 
     def __init__(self, replies: Iterable[LLMReply | dict] | dict[str, Iterable[LLMReply | dict]],
-                 model: str = "scripted"):
+                 model: str = "scripted", by_step: bool = False):
         # One script, or one per tag (subtask id), so that concurrent subtasks sharing
         # this model each get their own replies in order, deterministically.
         scripts = replies if isinstance(replies, dict) else {"": replies}
@@ -37,6 +37,10 @@ class ScriptedLLM:
         self._next: dict[str, int] = {tag: 0 for tag in self._scripts}
         self._lock = threading.Lock()
         self.model = model
+        # by_step: the reply is picked by the request's step (its number of assistant
+        # messages), not by a counter, so one model serves any number of projects and a
+        # re-dispatched subtask replays its script from the start.
+        self.by_step = by_step
         self.requests: list[LLMRequest] = []
 
     @property
@@ -47,6 +51,8 @@ class ScriptedLLM:
         tag = request.tag if request.tag in self._scripts else ""
         with self._lock:
             script = self._scripts.get(tag, [])
+            if self.by_step:
+                self._next[tag] = sum(1 for m in request.messages if m["role"] == "assistant")
             if self._next.get(tag, 0) >= len(script):
                 raise ScriptExhausted(
                     f"the scripted model has no reply left for {request.tag or 'the default script'!r} "
