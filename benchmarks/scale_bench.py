@@ -35,7 +35,7 @@ from benchmarks.grading.task import shipped_tasks
 from benchmarks.scripted_project import scripted_config
 from bus import Bus
 from cluster.job import load_job
-from cluster.run import _start, make_job, prepare, run_job
+from cluster.run import make_job, prepare, run_job, start_orchestrator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,7 +84,7 @@ def run_n(bus: Bus, pool: AgentPool, n: int) -> dict:
     peak, refs, actors = 0.0, [], []
     for job in jobs:
         prepare(bus, job)
-        actors.append(_start(bus, job, pool))
+        actors.append(start_orchestrator(bus, job, pool))
         refs.append(actors[-1].run.remote())
     pending, last_sample = list(refs), 0.0
     while pending:

@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import pyarrow as pa
 
-from . import reground
-from . import crashpoints
+from . import crashpoints, reground
 from .crashpoints import crashpoint
 from .errors import BusRefusal, FileTooLarge, InvalidPath, NotFound, ScopeViolation
 from .journal import writer_id

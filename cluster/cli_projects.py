@@ -9,11 +9,10 @@ import time
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from rich.live import Live
 
 from actors.policy import State
 from bus import Bus, query
-
-from rich.live import Live
 
 from .cli_bus import console, print_table, rich_table
 

@@ -27,7 +27,12 @@ from rich.console import Console
 
 from actors.llm.config import LLMConfig
 from actors.orchestrator import OrchestratorConfig
-from actors.orchestrator_actor import NAMESPACE, OrchestratorActor, draining_nodes, orchestrator_name
+from actors.orchestrator_actor import (
+    NAMESPACE,
+    OrchestratorActor,
+    draining_nodes,
+    orchestrator_name,
+)
 from actors.pool import AgentPool
 from actors.state import State
 from benchmarks.grading.task import Task
@@ -120,7 +125,7 @@ def prepare(bus: Bus, job: ProjectJob):
     return proj
 
 
-def _start(bus: Bus, job: ProjectJob, pool: AgentPool):
+def start_orchestrator(bus: Bus, job: ProjectJob, pool: AgentPool):
     name = orchestrator_name(job.project)
     for _ in range(100):  # a killed predecessor's name is released within moments
         try:
@@ -144,7 +149,15 @@ def _watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionN
             console.print(line)
             last = line.split("]", 1)[1]
         if ready:
-            return ray.get(ref)
+            try:
+                return ray.get(ref)
+            except ray.exceptions.ActorDiedError as e:
+                if not e.preempted:
+                    raise
+                # Its node was preempted and Ray gave up on it: start it again elsewhere
+                # (run_job's loop), which resumes from the bus.
+                return {"stop_reason": "paused: node drain: the orchestrator's node was preempted", "steps": 0,
+                        "tokens": 0, "best_run": None, "elapsed_s": 0.0, "tick_overhead_ms": []}
         why = notice.check()
         if why and asked is None:
             bus.project(job.project).as_role("system", "driver").record("pause_requested", why)
@@ -182,7 +195,7 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
     notice = PreemptionNotice()
     try:
         while True:
-            actor = _start(bus, job, pool)
+            actor = start_orchestrator(bus, job, pool)
             outcome = _watch(bus, job, actor, actor.run.remote(), t0, notice, grace_s, quiet)
             ray.kill(actor)
             moved = outcome["stop_reason"].startswith("paused: node drain: the orchestrator's") and not notice.check()

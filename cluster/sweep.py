@@ -37,7 +37,17 @@ from benchmarks.grading.task import shipped_tasks
 from bus import Bus
 
 from .job import ProjectJob
-from .run import PreemptionNotice, _start, console, connect, finish_project, make_job, parse_budget, pause_now, prepare
+from .run import (
+    PreemptionNotice,
+    connect,
+    console,
+    finish_project,
+    make_job,
+    parse_budget,
+    pause_now,
+    prepare,
+    start_orchestrator,
+)
 
 
 class Setting(BaseModel):
@@ -132,7 +142,7 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                 pool = pools.setdefault(key, AgentPool(spec.agents, bus.config, job.llm,
                                                        bus_memory=job.orchestrator.bus_memory))
                 prepare(bus, job)
-                actor = _start(bus, job, pool)
+                actor = start_orchestrator(bus, job, pool)
                 running[actor.run.remote()] = (job, actor)
                 console.print(f"  started {job.project}")
             ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5) if running else ([], [])

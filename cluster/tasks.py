@@ -7,9 +7,8 @@ answers) never is, and experiments are run with it hidden (``cluster.sandbox``).
 
 from __future__ import annotations
 
-from bus import Bus, Project
-
 from benchmarks.grading.task import Task
+from bus import Bus, Project
 
 
 def import_task(bus: Bus, task: Task, project: str) -> Project:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from sklearn import ensemble, linear_model, neighbors
-from sklearn.model_selection import cross_val_predict, KFold, StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 

@@ -12,9 +12,9 @@ import pytest
 
 from bus import Bus
 from bus.crashpoints import POINTS
+from bus.objects import sha256_file
 from bus.reground import latest_files
 from bus.repair import repair
-from bus.objects import sha256_file
 from tests.bus.workers import content
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,16 @@ import os
 
 import pytest
 
-from bus import Bus, BusConfig, FileTooLarge, InvalidPath, InvalidProjectName, NotFound, Scope, ScopeViolation
+from bus import (
+    Bus,
+    BusConfig,
+    FileTooLarge,
+    InvalidPath,
+    InvalidProjectName,
+    NotFound,
+    Scope,
+    ScopeViolation,
+)
 from bus.globs import compile_globs
 
 

@@ -11,7 +11,7 @@ from actors.pool import AgentPool
 from actors.state import State
 from benchmarks.grading.task import shipped_tasks
 from cluster.experiments import RunSpec
-from cluster.run import _start, make_job, prepare
+from cluster.run import make_job, prepare, start_orchestrator
 from cluster.scheduler import gpu_share, run_batch
 
 
@@ -29,7 +29,7 @@ def test_a_killed_orchestrator_actor_is_restarted_by_ray_and_resumes_from_the_bu
     job = make_job(str(shipped_tasks()["breast-cancer"]), project="orc-kill", budget_s=600)
     prepare(bus, job)
     pool = AgentPool(2, bus.config, job.llm)  # the driver owns the agent actors: keep it
-    actor = _start(bus, job, pool)
+    actor = start_orchestrator(bus, job, pool)
     ref = actor.run.remote()
     _wait_for_event(bus, "orc-kill", "dispatch", "implement-1")
     ray.kill(actor, no_restart=False)  # the process dies; Ray restarts the actor and re-runs run()
