@@ -11,15 +11,15 @@ from actors.pool import AgentPool
 from actors.state import State
 from benchmarks.grading.task import shipped_tasks
 from cluster.experiments import RunSpec
-from cluster.run import make_job, prepare, start_orchestrator
+from cluster.run import make_job, prepare, run_job, start_orchestrator
 from cluster.scheduler import gpu_share, run_batch
 
 
 def _wait_for_event(bus, project, kind, prefix, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(e["kind"] == kind and (e["summary"] or "").startswith(prefix)
-               for e in bus.project(project).events().to_pylist()):
+        if project in bus.projects() and any(e["kind"] == kind and (e["summary"] or "").startswith(prefix)
+                                             for e in bus.project(project).events().to_pylist()):
             return
         time.sleep(0.1)
     raise AssertionError(f"no {kind} {prefix!r}")
@@ -59,3 +59,40 @@ def test_gpu_runs_are_shared_fairly_between_projects(ray_cluster, bus):
     # first served would make it wait for all four).
     assert granted[:2] == ["fair-a", "fair-a"] and granted[2] == "fair-b", granted
     assert sorted(granted) == ["fair-a"] * 4 + ["fair-b"] * 2
+
+
+def test_an_orchestrator_on_a_draining_node_moves_and_the_project_finishes(ray_cluster, bus):
+    """The driver's side of a drain of the orchestrator's node: the orchestrator pauses
+    with the drain as its reason (recorded here as its own hook would), and run_job starts
+    a new one, which resumes from the bus and finishes the project."""
+    job = make_job(str(shipped_tasks()["breast-cancer"]), project="drained", budget_s=600)
+    out: dict = {}
+    thread = threading.Thread(target=lambda: out.update(run_job(bus, job, quiet=True)))
+    thread.start()
+    _wait_for_event(bus, "drained", "dispatch", "implement-1")
+    bus.project("drained").as_role("system", "test").record(
+        "pause_requested", "node drain: the orchestrator's node abc is being drained")
+    thread.join(timeout=300)
+    assert not out["paused"] and out["grade"]["valid"], out
+    kinds = [e["kind"] for e in bus.project("drained").events().to_pylist()]
+    assert kinds.index("pause_requested") < kinds.index("paused") < kinds.index("resumed"), [
+        (e["kind"], e["instance"], e["summary"]) for e in bus.project("drained").events().to_pylist()
+        if e["kind"] not in ("write", "append", "llm_call", "agent_step")]
+    state = State.from_events(bus.project("drained").events())
+    assert state.stopped.startswith("submitted") and state.dispatches["analyse-1"] == 1
+
+
+def test_the_orchestrator_pauses_itself_when_its_node_drains(bus):
+    from actors.orchestrator import Orchestrator, OrchestratorConfig
+    from actors.policy import BaselinePolicy
+
+    bus.create_project("self")
+    never = lambda items: (_ for _ in ()).throw(AssertionError("nothing may be dispatched"))  # noqa: E731
+    config = OrchestratorConfig(project="self")
+    state = Orchestrator(bus, config, BaselinePolicy(), never, never, preempted=lambda: "node drain: test").run()
+    assert state.stop_reason == "paused: node drain: test"
+    assert [e["kind"] for e in bus.project("self").events().to_pylist()][-2:] == ["pause_requested", "paused"]
+    # Asked again while still paused: it stays paused, and records nothing new.
+    n = bus.project("self").events().num_rows
+    assert Orchestrator(bus, config, BaselinePolicy(), never, never).run().stop_reason.startswith("paused")
+    assert bus.project("self").events().num_rows == n
