@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from actors.state import State
+from cluster.cli import main
 from cluster.leaderboard import leaderboard, project_results
 from cluster.sweep import SweepSpec, members, run_sweep
 
@@ -14,7 +15,7 @@ SWEEP = {"name": "t", "tasks": ["breast-cancer"], "seeds": [0, 1], "budget": "10
          "agents": 2, "settings": {"on": {}, "off": {"bus_memory": False}}}
 
 
-def test_a_sweep_runs_its_grid_capped_and_resumes_as_a_whole(ray_cluster, bus, tmp_path):
+def test_a_sweep_runs_its_grid_capped_and_resumes_as_a_whole(ray_cluster, bus, tmp_path, capsys):
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(SWEEP))
     spec = SweepSpec.load(path)
@@ -42,6 +43,14 @@ def test_a_sweep_runs_its_grid_capped_and_resumes_as_a_whole(ray_cluster, bus, t
     assert board["off"]["graded"] == "0/2"  # the ablation submits nothing (see test_run)
     assert board["on"]["tokens"] == sum(r["tokens"] for r in project_results(bus, "t") if r["setting"] == "on")
     assert board["on"]["gpu_hours"] == 0.0  # CPU runs
+
+    # The same through the command line: the status table of the sweep and its leaderboard.
+    assert main(["--root", str(bus.root), "status", "--sweep", "t"]) == 0
+    table = capsys.readouterr().out
+    assert all(n in table for n in names) and "stopped: submitted" in table
+    assert main(["--root", str(bus.root), "leaderboard", "t"]) == 0
+    printed = capsys.readouterr().out
+    assert "breast-cancer" in printed and board["on"]["best_medal"] in printed and "2/2" in printed
 
     before = {n: bus.project(n).events().num_rows for n in names}
     assert run_sweep(bus, spec) == []  # everything ended: resuming the sweep starts nothing
