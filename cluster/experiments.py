@@ -42,7 +42,9 @@ class RunSpec(BaseModel):
     command: str = Field(description="Shell command, run in the run's folder.")
     gpus: float = Field(default=0, ge=0)
     cpus: float = Field(default=1, gt=0)
-    memory_mb: int = Field(default=4096, gt=0, description="Address-space limit of the run's processes.")
+    memory_mb: int = Field(default=4096, gt=0, description="Memory Ray reserves for the run; for CPU runs also "
+                           "the address-space limit of its processes (not for GPU runs: CUDA maps far more "
+                           "virtual memory than it uses, and an address-space limit breaks it).")
     timeout_s: float = Field(default=3600, gt=0)
     output_cap_bytes: int = Field(default=1_000_000, gt=0, description="Beyond this, output is dropped (the tail is kept).")
     sandbox: Literal["auto", "bwrap", "none"] = Field(
@@ -63,10 +65,11 @@ class RunResult(BaseModel):
     node: str = ""
 
 
-def _limits(memory_mb: int):
+def _limits(memory_mb: int | None):
     def apply() -> None:  # in the child, before exec: the limit covers the whole sandbox
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if memory_mb is not None:
+            limit = memory_mb * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         # Die with the runner: a run whose Ray worker was killed (node lost, job
         # stopped) must not keep writing into a folder its retry is about to reuse.
         # bwrap's --die-with-parent carries this on to everything inside the sandbox.
@@ -142,7 +145,7 @@ def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
     system.write(log, b"", summary=f"output of {run.name} (streamed while it runs)")  # a retry starts afresh
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, cwd=run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            preexec_fn=_limits(run.memory_mb), start_new_session=True)
+                            preexec_fn=_limits(run.memory_mb if run.gpus == 0 else None), start_new_session=True)
     timed_out, last = _stream_output(proc, lambda chunk: system.append(log, chunk), run.output_cap_bytes,
                                      t0 + run.timeout_s)
     duration = time.monotonic() - t0

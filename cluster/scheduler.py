@@ -2,8 +2,10 @@
 
 Ray schedules tasks in the order they arrive, so on a cluster shared by many projects
 the one that asks first for twenty GPU runs would hold every GPU until its runs are
-done. ``GpuShare`` (one named actor per cluster) grants GPU runs max-min fairly: when
-GPUs free up, the waiting project with the fewest GPUs in use goes first. CPU-only runs
+done. ``GpuShare`` (one named actor per cluster) grants GPU runs fairly: when GPUs free
+up, the waiting project with the fewest GPUs in use goes first, and among those the one
+that has used the fewest GPU-seconds so far (with one GPU, "in use" is 0 for everyone
+at the moment it frees up: only the GPU-seconds tell the projects apart). CPU-only runs
 go straight to Ray.
 
 ``run_batch`` launches a project's runs (GPU runs once granted), waits for all of them,
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections import Counter
 
 import ray
@@ -32,25 +35,35 @@ SHARE_NAME = "gpu-share"
 class GpuShare:
     def __init__(self):
         self.in_use: Counter = Counter()  # project -> GPUs held by its running runs
+        self.used: Counter = Counter()  # project -> GPU-seconds held so far
+        self.last = time.monotonic()
         self.waiting: list[tuple[int, str, float, asyncio.Future]] = []
         self.order = itertools.count()
         self.granted: list[str] = []  # projects in grant order (for tests and `aisci status`)
 
     async def acquire(self, project: str, gpus: float) -> None:
+        self._account()
         future = asyncio.get_running_loop().create_future()
         self.waiting.append((next(self.order), project, gpus, future))
         self._grant()
         await future
 
     def release(self, project: str, gpus: float) -> None:
+        self._account()
         self.in_use[project] = max(self.in_use[project] - gpus, 0)
         self._grant()
 
+    def _account(self) -> None:
+        now = time.monotonic()
+        for project, n in self.in_use.items():
+            self.used[project] += n * (now - self.last)
+        self.last = now
+
     def _grant(self) -> None:
         total = ray.cluster_resources().get("GPU", 0.0)
-        # Fewest GPUs in use first, then first come; no overtaking (a big request that
-        # does not fit yet is not starved by small ones behind it).
-        for item in sorted(self.waiting, key=lambda w: (self.in_use[w[1]], w[0])):
+        # Fewest GPUs in use, then fewest GPU-seconds used, then first come; no
+        # overtaking (a big request that does not fit yet is not starved by small ones).
+        for item in sorted(self.waiting, key=lambda w: (self.in_use[w[1]], self.used[w[1]], w[0])):
             _, project, gpus, future = item
             free = total - sum(self.in_use.values())
             if gpus > free and sum(self.in_use.values()) > 0:
@@ -61,7 +74,8 @@ class GpuShare:
             future.set_result(None)
 
     def snapshot(self) -> dict:
-        return {"in_use": dict(self.in_use), "waiting": [w[1] for w in self.waiting], "granted": list(self.granted)}
+        self._account()
+        return {"in_use": dict(self.in_use), "gpu_seconds": dict(self.used), "waiting": [w[1] for w in self.waiting], "granted": list(self.granted)}
 
 
 def gpu_share():
