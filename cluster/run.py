@@ -185,6 +185,7 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
     the grade when it ended."""
     t0 = time.time()
     proj = prepare(bus, job)
+    ended_before = State.from_events(proj.events()).stopped is not None
     if shutil.which("bwrap") is None and not quiet:
         console.print("[yellow]warning[/yellow]: bubblewrap is not installed, so experiments run unsandboxed "
                       "(`apt-get install bubblewrap`)")
@@ -210,7 +211,11 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
         console.print(f"[yellow]{outcome['stop_reason']}[/yellow] after {outcome['steps']} steps; continue with "
                       f"`aisci resume {job.project}`")
         return {"project": job.project, "paused": True, "grade": None, "wall_s": time.time() - t0, **outcome}
-    grade = finish_project(bus, job)
+    graded = proj.dir / "report" / "grade.json"
+    if ended_before and graded.is_file():  # resumed after its end: nothing ran, nothing to grade again
+        grade = json.loads(graded.read_text())
+    else:
+        grade = finish_project(bus, job)
     if not quiet:
         console.print(f"[bold]{outcome['stop_reason']}[/bold] after {outcome['steps']} steps, {time.time() - t0:.1f} s")
         console.print(f"grade: score {grade['score']} ({'valid' if grade['valid'] else grade['reason']}), "

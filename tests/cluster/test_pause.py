@@ -65,6 +65,13 @@ def test_sigterm_pauses_and_resume_finishes(tmp_path):
     assert grade["valid"] and grade["medal"] != "none", grade
     assert "resumed" in [e["kind"] for e in bus.project("spot").events().to_pylist()]
 
+    # Resuming a project that has ended is a no-op: nothing decided, run, graded or written.
+    n = bus.project("spot").events().num_rows
+    again = _aisci(tmp_path, "resume", "spot")
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0 and grade["medal"] in out, out[-2000:]
+    assert bus.project("spot").events().num_rows == n
+
 
 def test_resume_of_an_unknown_project_says_what_to_do(tmp_path):
     out = _aisci(tmp_path, "resume", "nothing-here").communicate(timeout=60)[0]
