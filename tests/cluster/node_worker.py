@@ -2,7 +2,10 @@
 the middle of an experiment (``tests/cluster/test_nodes.py`` runs this in its own
 process: a test session has one Ray connection, and this needs a cluster of its own).
 
-    python -m tests.cluster.node_worker ROOT
+    python -m tests.cluster.node_worker ROOT [run|project]
+
+``run``: one experiment (``cluster.scheduler.run_batch``); ``project``: a whole scripted
+project (``cluster.run.run_job``), whose orchestrator and agents may be on either node.
 
 The worker node is drained with Ray's preemption reason (which the orchestrator's
 pause hook must see), then removed. Prints one JSON line: what the drain looked like,
@@ -20,8 +23,10 @@ from ray.cluster_utils import Cluster
 from ray.core.generated import autoscaler_pb2
 
 from actors.orchestrator_actor import draining_nodes
+from benchmarks.grading.task import shipped_tasks
 from bus import Bus
 from cluster.experiments import RunSpec
+from cluster.run import make_job, run_job
 from cluster.scheduler import run_batch
 
 COMMAND = ("python3 -c \"import json, time; time.sleep(4); "
@@ -34,12 +39,14 @@ class Blocker:
         return True
 
 
-def main(root: str) -> None:
+def main(root: str, mode: str = "run") -> None:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"head": 1}})
     worker = cluster.add_node(num_cpus=1, resources={"worker": 1})
     ray.init(address=cluster.address, namespace="aisci")
     bus = Bus(root)
-    bus.create_project("p")
+    project = "p" if mode == "run" else "p2"
+    if mode == "run":
+        bus.create_project("p")
     # Hold the head's CPU so that the run lands on the worker node; let go once it runs there.
     blocker = Blocker.options(resources={"head": 0.01}).remote()
     ray.get(blocker.ready.remote())
@@ -47,21 +54,30 @@ def main(root: str) -> None:
     import threading
 
     out: dict = {}
-    spec = RunSpec(name="long", command=COMMAND, cpus=1, memory_mb=2048, timeout_s=120)
-    thread = threading.Thread(target=lambda: out.update(result=run_batch(bus.config, "p", [spec])[0]))
+    if mode == "run":
+        spec = RunSpec(name="long", command=COMMAND, cpus=1, memory_mb=2048, timeout_s=120)
+        thread = threading.Thread(target=lambda: out.update(result=run_batch(bus.config, "p", [spec])[0]))
+    else:
+        # The baseline's runs (scikit-learn, a second or more each on one CPU) are long
+        # enough to be caught in the middle.
+        job = make_job(str(shipped_tasks()["breast-cancer"]), "p2", budget_s=600)
+        thread = threading.Thread(target=lambda: out.update(result=run_job(bus, job, quiet=True)))
     thread.start()
-    while not any(e["kind"] == "experiment_start" for e in bus.project("p").events().to_pylist()):
-        time.sleep(0.1)
+    while project not in bus.projects() or not any(
+            e["kind"] == "experiment_start" for e in bus.project(project).events().to_pylist()):
+        time.sleep(0.05)
     ray.kill(blocker)
-    time.sleep(1.0)
+    time.sleep(1.0 if mode == "run" else 0.3)
     gcs = ray._raylet.GcsClient(address=cluster.address)
     accepted, _ = gcs.drain_node(worker.node_id, autoscaler_pb2.DrainNodeReason.Value("DRAIN_NODE_REASON_PREEMPTION"),
                                  "spot preemption (test)", int(time.time() * 1000) + 1000)
     seen_draining = worker.node_id in draining_nodes()
     cluster.remove_node(worker)
     thread.join(timeout=120)
-    events = [(e["kind"], e["summary"]) for e in bus.project("p").events().to_pylist()
+    events = [(e["kind"], e["summary"]) for e in bus.project(project).events().to_pylist()
               if e["kind"] in ("experiment_start", "experiment")]
+    if mode == "project":
+        out["result"] = {k: out["result"][k] for k in ("stop_reason", "paused", "grade")}
     print(json.dumps({"drain_accepted": accepted, "result": out.get("result"), "events": events,
                       "worker": worker.node_id, "seen_draining": seen_draining}), flush=True)
     ray.shutdown()
@@ -69,4 +85,4 @@ def main(root: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])
