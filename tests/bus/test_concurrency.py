@@ -69,3 +69,31 @@ def test_eight_processes_same_and_different_projects(tmp_path):
     assert list((root / "index" / "segments" / "shared").glob("seg-*.parquet"))
     fresh.index.compact("shared")
     assert Bus(root).project("shared").events().column("seq").to_pylist() == seqs
+
+
+def test_threads_reading_one_project_never_lose_rows(tmp_path):
+    """Several threads of one process re-reading a project while another process writes
+    it (a driver polling while a thread runs the project): every thread's view, and the
+    process's cache they share, must end with every row."""
+    import threading
+
+    bus = Bus(tmp_path / "root")
+    bus.create_project("p")
+    done = threading.Event()
+    seen: list[int] = []
+
+    def poll():
+        while not done.is_set():
+            bus.project("p").events()
+        seen.append(bus.project("p").events().num_rows)
+
+    threads = [threading.Thread(target=poll) for _ in range(6)]
+    for t in threads:
+        t.start()
+    writer = spawn("write", str(bus.root), "p", "w", "400")
+    assert writer.wait(timeout=120) == 0
+    done.set()
+    for t in threads:
+        t.join()
+    expected = Bus(bus.root).project("p").events().num_rows
+    assert expected == 401 and seen == [expected] * 6
