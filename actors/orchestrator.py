@@ -61,8 +61,7 @@ class Orchestrator:
         so killing this at any moment and calling ``run()`` again loses nothing and
         repeats only what was in flight.
         """
-        self._write_if_changed("plan/config.json", self.config.model_dump_json(indent=1), "orchestrator settings")
-        self._render_plan(self.reground().steps)  # in case the last life died between a commit and this
+        self.view.write_if_changed("plan/config.json", self.config.model_dump_json(indent=1), "orchestrator settings")
         while True:
             t0 = time.perf_counter()
             state = self.reground()
@@ -79,6 +78,7 @@ class Orchestrator:
             if state.stopped:  # a project that already ended stays ended (resume is a no-op)
                 state.stop_reason = state.stopped
                 return state
+            self._render_plan(state)
             last = self._last_step(state)
             owed = [s for s in (last.subtasks if last else []) if s.id not in state.completed]
             if owed:
@@ -110,20 +110,19 @@ class Orchestrator:
         """The decision file first, then its event: the event is the commit point (a
         decision whose event never got written is simply made again)."""
         step = f"plan/steps/{state.steps + 1:04d}.json"
-        self._write_if_changed(step, decision.model_dump_json(indent=1), decision.reason[:120])
+        self.view.write_if_changed(step, decision.model_dump_json(indent=1), decision.reason[:120])
         self.view.record("decision", decision.reason, path=step, metrics={"subtasks": float(len(decision.subtasks))})
-        self._render_plan(state.steps + 1)
 
-    def _render_plan(self, steps: int) -> None:
+    def _render_plan(self, state: State) -> None:
         """plan/decisions.md and plan/roadmap.json are views of the committed steps,
-        rewritten (not appended) so that a crash between two writes cannot leave a
-        line twice or not at all."""
+        re-rendered from the tick's state (not appended) so that a crash between two
+        writes cannot leave a line twice or not at all."""
         lines = []
-        for n in range(1, steps + 1):
+        for n in range(1, state.steps + 1):
             d = Decision.model_validate_json(self.view.read(f"plan/steps/{n:04d}.json"))
             lines.append(f"- step {n}: {d.reason} -> {[s.id for s in d.subtasks] or 'stop'}\n")
-        self._write_if_changed("plan/decisions.md", "".join(lines), "the orchestrator's decisions, one per step")
-        self._write_if_changed("plan/roadmap.json", json.dumps(self.policy.roadmap(self.reground()), indent=1), "roadmap")
+        self.view.write_if_changed("plan/decisions.md", "".join(lines), "the orchestrator's decisions, one per step")
+        self.view.write_if_changed("plan/roadmap.json", json.dumps(self.policy.roadmap(state), indent=1), "roadmap")
 
     def _dispatch_agents(self, subtasks: list[Subtask], state: State) -> None:
         t0 = time.perf_counter()
@@ -137,7 +136,6 @@ class Orchestrator:
         for s, result in zip(subtasks, results):
             self.view.record("complete", f"{s.id} {result.status}: {result.summary[:200]}",
                              metrics={"ok": 1.0 if result.status == "finished" else 0.0, "steps": float(result.steps)})
-        self._render_plan(state.steps)
         self.tick_overhead_ms[-1] += (overhead + time.perf_counter() - t1) * 1000
 
     def _dispatch_runs(self, names: list[str], state: State) -> None:
@@ -160,7 +158,3 @@ class Orchestrator:
 
     def _overhead(self, t0: float) -> None:
         self.tick_overhead_ms.append((time.perf_counter() - t0) * 1000)
-
-    def _write_if_changed(self, path: str, text: str, summary: str) -> None:
-        if not (self.view.exists(path) and self.view.read(path) == text):
-            self.view.write(path, text, summary=summary)

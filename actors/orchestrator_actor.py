@@ -26,6 +26,9 @@ from .pool import AgentPool
 
 NAMESPACE = "aisci"
 MAX_RESTARTS = 5  # crashes; preemptions are not counted
+# How a pause caused by a drain of the orchestrator's own node begins: the driver then
+# starts a new orchestrator elsewhere instead of ending the job (cluster.run).
+OWN_NODE_DRAIN = "node drain: the orchestrator's node"
 
 
 def draining_nodes() -> dict[str, int]:
@@ -58,7 +61,7 @@ class OrchestratorActor:
         deadline = draining_nodes().get(self.node)
         if deadline is None:
             return None
-        return f"node drain: the orchestrator's node {self.node[:12]} is being drained" + (
+        return f"{OWN_NODE_DRAIN} {self.node[:12]} is being drained" + (
             f" (deadline in {max(deadline / 1000 - time.time(), 0):.0f} s)" if deadline else "")
 
     def run(self) -> dict:

@@ -30,7 +30,6 @@ _KINDS = pa.array(["dispatch", "complete", "decision", "experiment", "llm_call",
 class State(BaseModel):
     config: Any
     completed: dict[str, bool] = Field(default_factory=dict, description="subtask id -> finished successfully")
-    dispatched: set[str] = Field(default_factory=set)
     dispatches: Counter = Field(default_factory=Counter, description="subtask id -> times dispatched")
     steps: int = 0
     last_step: str | None = Field(default=None, description="plan/steps/<n>.json of the last committed decision")
@@ -51,7 +50,6 @@ class State(BaseModel):
         for r in events.filter(pc.is_in(events.column("kind"), value_set=_KINDS)).to_pylist():
             kind, summary = r["kind"], r["summary"] or ""
             if kind == "dispatch":
-                state.dispatched.add(summary.split(" ", 1)[0])
                 state.dispatches[summary.split(" ", 1)[0]] += 1
             elif kind == "complete":
                 state.completed[summary.split(" ", 1)[0]] = dict(r["metrics"] or []).get("ok") == 1.0
@@ -98,6 +96,10 @@ class State(BaseModel):
             return None
         sign = 1 if scored[0]["higher_is_better"] else -1
         return max(scored, key=lambda r: sign * r["cv_score"])
+
+    @property
+    def dispatched(self) -> set[str]:
+        return set(self.dispatches)
 
     @property
     def in_flight(self) -> set[str]:

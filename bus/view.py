@@ -82,6 +82,14 @@ class RoleView:
         return self._commit(KIND_WRITE, path=rel, hash=digest, size=len(data), summary=summary,
                             metrics=metrics, derived_from=derived_from, is_version=True)
 
+    def write_if_changed(self, path: str, content: str | bytes, summary: str = "") -> dict | None:
+        """``write`` unless ``path`` already holds exactly ``content`` (then None): for
+        files that are views of other state, rewritten each time it may have changed."""
+        data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        if self.exists(path) and self.read_bytes(path) == data:
+            return None
+        return self.write(path, data, summary=summary)
+
     def append(self, path: str, record: str | bytes, summary: str = "") -> dict:
         """Append one record to a log file; atomic per record (one ``write`` under the
         project's lock, so records of concurrent writers never interleave)."""

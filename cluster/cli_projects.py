@@ -8,7 +8,6 @@ import json
 import time
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from rich.live import Live
 
 from actors.policy import State
@@ -27,7 +26,6 @@ def status_table(bus: Bus, names: list[str]) -> pa.Table:
     for name in names:
         events = bus.project(name).events()
         state = State.from_events(events)
-        decisions = events.filter(pc.equal(events.column("kind"), "decision")).column("summary").to_pylist()
         last = events.column("time")[-1].as_py().timestamp() if events.num_rows else now
         if state.stopped:
             where = "stopped: " + state.stopped
@@ -36,7 +34,7 @@ def status_table(bus: Bus, names: list[str]) -> pa.Table:
         elif state.pause_requested:
             where = "pausing: " + state.pause_requested
         else:
-            where = "running" if decisions else "new"
+            where = "running" if state.steps else "new"
         best = state.best_run
         grade = _grade(bus, name)
         rows.append({"project": name, "state": where[:60], "steps": state.steps,

@@ -30,10 +30,8 @@ class ProjectJob(BaseModel):
 
 
 def save_job(bus: Bus, job: ProjectJob) -> None:
-    view = bus.project(job.project).as_role("system", "job")
-    text = job.model_dump_json(indent=1)
-    if not (view.exists(JOB_PATH) and view.read(JOB_PATH) == text):
-        view.write(JOB_PATH, text, summary=f"job: task {job.task}, model {job.llm.backend}")
+    bus.project(job.project).as_role("system", "job").write_if_changed(
+        JOB_PATH, job.model_dump_json(indent=1), summary=f"job: task {job.task}, model {job.llm.backend}")
 
 
 def load_job(bus: Bus, project: str) -> ProjectJob:

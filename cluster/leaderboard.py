@@ -16,9 +16,8 @@ import pyarrow.compute as pc
 
 from bus import Bus
 
+from .run import MEDALS
 from .sweep import members
-
-MEDALS = {3.0: "gold", 2.0: "silver", 1.0: "bronze", 0.0: "none"}
 
 
 def project_results(bus: Bus, sweep: str) -> list[dict]:
@@ -38,7 +37,7 @@ def project_results(bus: Bus, sweep: str) -> list[dict]:
             elif r["kind"] == "graded":  # the last grade counts (a project graded again after a resume)
                 score = m.get("score")
                 row["score"] = None if score is None or math.isnan(score) else score
-                row["medal"] = MEDALS.get(m.get("medal_rank", 0.0), "none")
+                row["medal"] = MEDALS[int(m.get("medal_rank", 0.0))]
                 row["lower_is_better"] = bool(m.get("lower_is_better", 0.0))
     return list(rows.values())
 
@@ -53,7 +52,7 @@ def leaderboard(bus: Bus, sweep: str) -> pa.Table:
         best = None
         if graded:
             sign = -1 if graded[0]["lower_is_better"] else 1
-            best = max(graded, key=lambda r: (["none", "bronze", "silver", "gold"].index(r["medal"]), sign * r["score"]))
+            best = max(graded, key=lambda r: (MEDALS.index(r["medal"]), sign * r["score"]))
         out.append({
             "task": task, "setting": setting, "model": model,
             "graded": f"{len(graded)}/{len(rows)}",

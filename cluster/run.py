@@ -29,6 +29,7 @@ from actors.llm.config import LLMConfig
 from actors.orchestrator import OrchestratorConfig
 from actors.orchestrator_actor import (
     NAMESPACE,
+    OWN_NODE_DRAIN,
     OrchestratorActor,
     draining_nodes,
     orchestrator_name,
@@ -102,9 +103,10 @@ class PreemptionNotice:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-def prepare(bus: Bus, job: ProjectJob):
+def prepare(bus: Bus, job: ProjectJob) -> State:
     """Put the task on the bus, save the job, and make a resumed project ready: its
-    index repaired (whatever died left it half-written) and its pause lifted."""
+    index repaired (whatever died left it half-written) and its pause lifted. Returns
+    the project's state as this start found it."""
     connect()
     try:
         ray.get_actor(orchestrator_name(job.project), namespace=NAMESPACE)
@@ -119,10 +121,10 @@ def prepare(bus: Bus, job: ProjectJob):
         report = repair(bus, job.project)
         if not report.clean:
             console.print(f"[yellow]repaired[/yellow] the index of {job.project}: {report}")
-        state = State.from_events(proj.events())
-        if state.pause_requested or state.paused:
-            proj.as_role("system", "resume").record("resumed", f"resumed after: {state.pause_requested}")
-    return proj
+    state = State.from_events(proj.events())
+    if state.pause_requested or state.paused:
+        proj.as_role("system", "resume").record("resumed", f"resumed after: {state.pause_requested}")
+    return state
 
 
 def start_orchestrator(bus: Bus, job: ProjectJob, pool: AgentPool):
@@ -156,8 +158,7 @@ def _watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionN
                     raise
                 # Its node was preempted and Ray gave up on it: start it again elsewhere
                 # (run_job's loop), which resumes from the bus.
-                return {"stop_reason": "paused: node drain: the orchestrator's node was preempted", "steps": 0,
-                        "tokens": 0, "best_run": None, "elapsed_s": 0.0, "tick_overhead_ms": []}
+                return outcome_of(f"paused: {OWN_NODE_DRAIN} was preempted")
         why = notice.check()
         if why and asked is None:
             bus.project(job.project).as_role("system", "driver").record("pause_requested", why)
@@ -175,8 +176,25 @@ def pause_now(bus: Bus, project: str, actor, why: str) -> dict:
     bus.project(project).as_role("system", "driver").record(
         "paused", f"{why}; grace period over; in flight (re-dispatched on resume): "
                   f"{', '.join(sorted(state.in_flight)) or 'nothing'}", metrics=state.metrics())
-    return {"stop_reason": f"paused: {why}", "steps": state.steps, "tokens": state.tokens,
-            "best_run": state.best_run, "elapsed_s": state.elapsed_s, "tick_overhead_ms": []}
+    return outcome_of(f"paused: {why}", state)
+
+
+def outcome_of(stop_reason: str, state: State | None = None) -> dict:
+    """An outcome like the one ``OrchestratorActor.run`` returns, for the ends the driver
+    decides itself (a pause after the grace period, a dead orchestrator)."""
+    state = state or State(config=None)
+    return {"stop_reason": stop_reason, "steps": state.steps, "tokens": state.tokens, "best_run": state.best_run,
+            "elapsed_s": state.elapsed_s, "tick_overhead_ms": []}
+
+
+def moves_off_drained_node(bus: Bus, project: str, outcome: dict, notice: PreemptionNotice) -> bool:
+    """True when only the orchestrator's node is going away (the driver's is not): the
+    pause is lifted (``resumed``) and the caller starts a new orchestrator, which Ray
+    places on another node (nothing new goes to a draining one)."""
+    if not outcome["stop_reason"].startswith(f"paused: {OWN_NODE_DRAIN}") or notice.check():
+        return False
+    bus.project(project).as_role("system", "driver").record("resumed", "the orchestrator moves off its drained node")
+    return True
 
 
 def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: float = 30.0,
@@ -184,8 +202,8 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
     """Run (or resume) one project to its end or to a pause; returns the outcome, with
     the grade when it ended."""
     t0 = time.time()
-    proj = prepare(bus, job)
-    ended_before = State.from_events(proj.events()).stopped is not None
+    ended_before = prepare(bus, job).stopped is not None
+    proj = bus.project(job.project)
     if shutil.which("bwrap") is None and not quiet:
         console.print("[yellow]warning[/yellow]: bubblewrap is not installed, so experiments run unsandboxed "
                       "(`apt-get install bubblewrap`)")
@@ -199,12 +217,8 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
             actor = start_orchestrator(bus, job, pool)
             outcome = _watch(bus, job, actor, actor.run.remote(), t0, notice, grace_s, quiet)
             ray.kill(actor)
-            moved = outcome["stop_reason"].startswith("paused: node drain: the orchestrator's") and not notice.check()
-            if not moved:
+            if not moves_off_drained_node(bus, job.project, outcome, notice):
                 break
-            # Only the orchestrator's node is going away: carry on elsewhere (Ray places
-            # nothing new on a draining node).
-            proj.as_role("system", "driver").record("resumed", "the orchestrator moves off its drained node")
     finally:
         notice.close()
     if outcome["stop_reason"].startswith("paused"):
@@ -233,13 +247,13 @@ def finish_project(bus: Bus, job: ProjectJob) -> dict:
                                            summary=f"{grade['medal']} medal, score {grade['score']}")
     proj.as_role("system", "grader").record("graded", f"{grade['medal']} medal, score {grade['score']}", metrics={
         "score": float(grade["score"]) if grade["score"] is not None else float("nan"),
-        "valid": float(grade["valid"]), "medal_rank": float(MEDAL_RANK[grade["medal"]]),
+        "valid": float(grade["valid"]), "medal_rank": float(MEDALS.index(grade["medal"])),
         "lower_is_better": float(grade["lower_is_better"])})
     write_report(proj, grade)
     return grade
 
 
-MEDAL_RANK = {"gold": 3, "silver": 2, "bronze": 1, "none": 0}
+MEDALS = ("none", "bronze", "silver", "gold")  # a medal's rank is its index (the graded event's medal_rank)
 
 
 def make_job(task_dir: str, project: str | None = None, llm: LLMConfig | None = None, budget_s: float = 3600.0,

@@ -23,11 +23,11 @@ from collections import Counter
 
 import ray
 
+from actors.orchestrator_actor import NAMESPACE
 from bus import Bus, BusConfig
 
-from .experiments import RunSpec, launch
+from .experiments import RunResult, RunSpec, launch
 
-NAMESPACE = "aisci"
 SHARE_NAME = "gpu-share"
 
 
@@ -109,8 +109,7 @@ def run_batch(bus_config: BusConfig, project: str, specs: list[RunSpec]) -> list
 def _lost(bus_config: BusConfig, project: str, spec: RunSpec, error: Exception) -> dict:
     system = Bus(config=bus_config).project(project).as_role("system", f"run-{spec.name}")
     why = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
-    result = {"name": spec.name, "status": "lost", "exit_code": None, "duration_s": 0.0, "metrics": {},
-              "output_tail": why, "node": ""}
+    result = RunResult(name=spec.name, status="lost", exit_code=None, duration_s=0.0, output_tail=why).model_dump()
     system.write(f"experiments/{spec.name}/result.json", json.dumps(result, indent=1), summary=f"lost: {why[:150]}")
     system.record("experiment", f"{spec.name}: lost ({why[:200]})", path=f"experiments/{spec.name}/result.json",
                   metrics={"duration_s": 0.0})

@@ -43,6 +43,8 @@ from .run import (
     console,
     finish_project,
     make_job,
+    moves_off_drained_node,
+    outcome_of,
     parse_budget,
     pause_now,
     prepare,
@@ -150,9 +152,7 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                 job, actor = running.pop(ref)
                 outcome = _outcome(ref, job)
                 ray.kill(actor)
-                if outcome["stop_reason"].startswith("paused: node drain: the orchestrator's") and not notice.check():
-                    bus.project(job.project).as_role("system", "sweep").record(
-                        "resumed", "the orchestrator moves off its drained node")
+                if moves_off_drained_node(bus, job.project, outcome, notice):
                     todo.insert(0, job)
                     continue
                 outcomes.append(_finish(bus, job, outcome))
@@ -188,8 +188,7 @@ def _outcome(ref: ray.ObjectRef, job: ProjectJob) -> dict:
         return ray.get(ref)
     except ray.exceptions.RayError as e:  # its restarts used up: the sweep goes on without it
         console.print(f"[red]{job.project} failed[/red]: {str(e).splitlines()[0][:300]}")
-        return {"stop_reason": f"failed: {type(e).__name__}", "steps": 0, "tokens": 0, "best_run": None,
-                "elapsed_s": 0.0, "tick_overhead_ms": []}
+        return outcome_of(f"failed: {type(e).__name__}")
 
 
 def _finish(bus: Bus, job: ProjectJob, outcome: dict) -> dict:
