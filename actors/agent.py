@@ -20,7 +20,7 @@ from . import context, prompts
 from .llm.protocol import LLM, LLMError, LLMReply, LLMRequest
 from .llm.record import RecordingLLM
 from .roles import ROLES, Role
-from .tools import Finished, FormatError, Launcher, ToolBox, parse_text_call
+from .tools import Finished, FormatError, ToolBox, parse_text_call
 
 # Events other agents' steps produce that are not news to a re-grounding agent.
 _QUIET_KINDS = ("llm_call", "agent_step", "agent_start", "refused")
@@ -50,10 +50,10 @@ class AgentResult(BaseModel):
 
 
 class Agent:
-    def __init__(self, bus: Bus, llm: LLM, roles: dict[str, Role] | None = None,
-                 launcher: Launcher | None = None, max_format_errors: int = 3, bus_memory: bool = True):
+    def __init__(self, bus: Bus, llm: LLM, roles: dict[str, Role] | None = None, max_format_errors: int = 3,
+                 bus_memory: bool = True):
         self.bus, self.llm, self.roles = bus, llm, roles or ROLES
-        self.launcher, self.max_format_errors = launcher, max_format_errors
+        self.max_format_errors = max_format_errors
         # Off is the paper's ablation: an agent reads only task/ and what it writes itself;
         # all it learns of other agents' work is what the orchestrator's prompt says.
         self.bus_memory = bus_memory
@@ -68,7 +68,7 @@ class Agent:
         if not self.bus_memory:
             view = proj.as_role(role.name, instance, Scope(read=("task/**",), write=view.scope.write))
         llm = RecordingLLM(self.llm, view, proj.as_role("system", instance))
-        tools = ToolBox(view, role.tools, self.launcher)
+        tools = ToolBox(view, role.tools, subtask.id)
         result = AgentResult(project=project, subtask_id=subtask.id, role=role.name, instance=instance, status="failed")
         cursor = view.record("agent_start", f"{role.name}: {subtask.goal[:160]}")["seq"]
         tools.attempt_seq = cursor

@@ -63,16 +63,13 @@ class LLMPolicy:
         return Decision(stop=True, reason=f"the model gave no valid decision in {self.max_invalid} tries")
 
     def _prompt(self, state: State, view) -> str:
-        history = [f"- {sid}: {'finished' if ok else 'failed'}" for sid, ok in state.completed.items()
-                   if not sid.startswith("run-")]
-        runs = sorted((r for r in state.runs if r["cv_score"] is not None),
-                      key=lambda r: -r["cv_score"] if r["higher_is_better"] else r["cv_score"])
+        history = [f"- {sid}: {'finished' if ok else 'failed'}" for sid, ok in state.completed.items()]
         c = state.config
         return prompts.render(
             "orchestrator", project=c.project, roles=", ".join(sorted(ROLES)), steps=state.steps + 1,
             max_steps=c.max_steps, elapsed_s=f"{state.elapsed_s:.0f}", budget_s=f"{c.budget_s:.0f}",
             tokens=state.tokens, max_tokens=c.max_tokens, history="\n".join(history) or "(none yet)",
-            runs="\n".join(f"- {r['name']}: {r['status']}, cv {r['cv_score']:.5f}" for r in runs) or "(none yet)",
+            runs="\n".join(f"- {r.id}: {r.status}, cv {r.cv_score:.5f}" for r in state.scored_runs) or "(none yet)",
             workspace_map=render_map(view.workspace_map(), limit=150) or "(none yet)")
 
     def roadmap(self, state: State) -> list[dict]:

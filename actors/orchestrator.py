@@ -8,6 +8,11 @@ step. Everything it knows is re-read from the bus at every tick (``actors.state`
 a restarted orchestrator continues where the bus says it stopped: a subtask with a
 ``complete`` event, or a run with a result, is never run again; what was in flight is
 dispatched once more under the same id.
+
+What it reads back from the bus it reads from the version store, by the hash its own
+event recorded (a committed step, a run request), never from a file a role could have
+rewritten since. Runs are executed only as the operator's ``RunPolicy`` allows
+(``actors.runs.resolve``).
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ from typing import Callable, Literal
 
 from pydantic import BaseModel, Field
 
+from pydantic import ValidationError
+
 from bus import Bus
 
 from .agent import AgentResult, Subtask
 from .policy import Decision, Policy, State
+from .runs import RunPolicy, RunRequest, RunResult, RunSpec, record_result, resolve
 
-RunExperiments = Callable[[list[dict]], list[dict]]
+RunExperiments = Callable[[list[RunSpec]], list[RunResult]]
 RunAgents = Callable[[list[Subtask]], list[AgentResult]]
 
 
@@ -32,6 +40,8 @@ class OrchestratorConfig(BaseModel):
 
     project: str
     task_kind: Literal["classification", "regression"] = "classification"
+    is_lower_better: bool = Field(default=False, description="The direction of the task's metric (from the task, "
+                                  "never from a run): which cv_score is the best.")
     target: float | None = Field(default=None, description="Stop when the best CV score reaches this.")
     budget_s: float = Field(default=3600.0, gt=0, description="Wall-clock budget, from the project's first dispatch.")
     max_steps: int = Field(default=40, gt=0, description="Orchestrator decisions before it stops.")
@@ -46,21 +56,34 @@ class OrchestratorConfig(BaseModel):
 
 class Orchestrator:
     def __init__(self, bus: Bus, config: OrchestratorConfig, policy: Policy, run_agents: RunAgents,
-                 run_experiments: RunExperiments, preempted: Callable[[], str | None] = lambda: None):
+                 run_experiments: RunExperiments, preempted: Callable[[], str | None] = lambda: None,
+                 run_policy: RunPolicy | None = None, hidden: tuple[str, ...] = ()):
+        """``run_policy`` and ``hidden`` (host paths no run may see) are the operator's."""
         self.bus, self.config, self.policy = bus, config, policy
         self.run_agents, self.run_experiments, self.preempted = run_agents, run_experiments, preempted
-        self.view = bus.project(config.project).as_role("orchestrator", f"orchestrator-{config.project}")
+        self.run_policy, self.hidden = run_policy or RunPolicy(), tuple(hidden)
+        self.project = bus.project(config.project)
+        self.view = self.project.as_role("orchestrator", f"orchestrator-{config.project}")
+        self.system = self.project.as_role("system", f"orchestrator-{config.project}")
         self.tick_overhead_ms: list[float] = []  # per tick, time outside agents and experiments
 
     def run(self) -> State:
         """Tick until a stop condition holds or a pause is asked for; returns the final state.
 
-        Each tick does the first of: pause -> finish the owed subtasks of the last
-        committed decision -> run the owed experiments -> check the stop conditions ->
-        decide and commit the next step. Every one of these is idempotent given the bus,
-        so killing this at any moment and calling ``run()`` again loses nothing and
-        repeats only what was in flight.
+        Each tick does the first of: pause -> stop (a budget spent, on every path) ->
+        finish the owed subtasks of the last committed decision -> run the owed
+        experiments -> decide and commit the next step. Every one of these is idempotent
+        given the bus, so killing this at any moment and calling ``run()`` again loses
+        nothing and repeats only what was in flight. An unexpected exception is recorded
+        as a ``failed`` event (``aisci status`` shows it; a resume tries again) and raised.
         """
+        try:
+            return self._run()
+        except Exception as e:
+            self.system.record("failed", f"orchestrator failed: {type(e).__name__}: {str(e)[:400]}")
+            raise
+
+    def _run(self) -> State:
         self.view.write_if_changed("plan/config.json", self.config.model_dump_json(indent=1), "orchestrator settings")
         while True:
             t0 = time.perf_counter()
@@ -80,6 +103,11 @@ class Orchestrator:
                 return state
             self._render_plan(state)
             last = self._last_step(state)
+            if last is not None and last.stop:
+                return self._stop(state, last.reason)
+            state.check_stop()
+            if state.stop_reason:
+                return self._stop(state, state.stop_reason)
             owed = [s for s in (last.subtasks if last else []) if s.id not in state.completed]
             if owed:
                 self._overhead(t0)
@@ -87,13 +115,8 @@ class Orchestrator:
                 continue
             if state.pending_runs:
                 self._overhead(t0)
-                self._dispatch_runs(state.pending_runs, state)
+                self._dispatch_runs(state)
                 continue
-            if last is not None and last.stop:
-                return self._stop(state, last.reason)
-            state.check_stop()
-            if state.stop_reason:
-                return self._stop(state, state.stop_reason)
             decision = self.policy.decide(state)
             self._commit(state, decision)
             self._overhead(t0)
@@ -101,25 +124,33 @@ class Orchestrator:
     # -- the parts of a tick ----------------------------------------------------------
 
     def reground(self) -> State:
-        return State.from_events(self.bus.project(self.config.project).events(), self.config)
+        return State.from_events(self.project.events(), self.config)
+
+    def _step(self, digest: str) -> Decision:
+        return Decision.model_validate_json(self.project.read_object(digest))
 
     def _last_step(self, state: State) -> Decision | None:
-        return Decision.model_validate_json(self.view.read(state.last_step)) if state.last_step else None
+        return self._step(state.step_hashes[-1]) if state.step_hashes else None
 
     def _commit(self, state: State, decision: Decision) -> None:
-        """The decision file first, then its event: the event is the commit point (a
-        decision whose event never got written is simply made again)."""
+        """The decision's content into the version store and its file, then its event,
+        which carries the content's hash: the event is the commit point (a decision
+        whose event never got written is simply made again), and the step is read back
+        by that hash, so a rewritten plan/steps file changes nothing."""
         step = f"plan/steps/{state.steps + 1:04d}.json"
-        self.view.write_if_changed(step, decision.model_dump_json(indent=1), decision.reason[:120])
-        self.view.record("decision", decision.reason, path=step, metrics={"subtasks": float(len(decision.subtasks))})
+        data = decision.model_dump_json(indent=1)
+        digest = self.project.put_object(data.encode())
+        self.view.write_if_changed(step, data, decision.reason[:120])
+        self.view.record("decision", decision.reason, path=step, hash=digest,
+                         metrics={"subtasks": float(len(decision.subtasks))})
 
     def _render_plan(self, state: State) -> None:
         """plan/decisions.md and plan/roadmap.json are views of the committed steps,
         re-rendered from the tick's state (not appended) so that a crash between two
         writes cannot leave a line twice or not at all."""
         lines = []
-        for n in range(1, state.steps + 1):
-            d = Decision.model_validate_json(self.view.read(f"plan/steps/{n:04d}.json"))
+        for n, digest in enumerate(state.step_hashes, 1):
+            d = self._step(digest)
             lines.append(f"- step {n}: {d.reason} -> {[s.id for s in d.subtasks] or 'stop'}\n")
         self.view.write_if_changed("plan/decisions.md", "".join(lines), "the orchestrator's decisions, one per step")
         self.view.write_if_changed("plan/roadmap.json", json.dumps(self.policy.roadmap(state), indent=1), "roadmap")
@@ -129,26 +160,41 @@ class Orchestrator:
         for s in subtasks:
             again = state.dispatches[s.id]
             self.view.record("dispatch", f"{s.id} to {s.role}: {s.goal[:120]}" + (" (again: was in flight)" if again else ""),
-                             metrics={"attempt": float(again + 1)})
+                             subtask=s.id, attempt=again + 1)
         overhead = time.perf_counter() - t0
         results = self.run_agents(subtasks)
         t1 = time.perf_counter()
         for s, result in zip(subtasks, results):
-            self.view.record("complete", f"{s.id} {result.status}: {result.summary[:200]}",
-                             metrics={"ok": 1.0 if result.status == "finished" else 0.0, "steps": float(result.steps)})
+            self.view.record("complete", f"{s.id} {result.status}: {result.summary[:200]}", subtask=s.id,
+                             status=result.status, metrics={"steps": float(result.steps)})
         self.tick_overhead_ms[-1] += (overhead + time.perf_counter() - t1) * 1000
 
-    def _dispatch_runs(self, names: list[str], state: State) -> None:
-        """The runs agents asked for (their spec.json); each records its own result
-        (an ``experiment`` event), which is what marks it done."""
+    def _dispatch_runs(self, state: State) -> None:
+        """The runs agents asked for: each request read back by its hash, checked again,
+        resolved against the operator's policy and the budget left. A refusal is the
+        run's result (the agents read why); the rest run, and each records its own
+        result (an ``experiment`` event), which is what marks it done."""
         t0 = time.perf_counter()
-        specs = [json.loads(self.view.read(f"experiments/{n}/spec.json")) for n in names]
-        for spec in specs:
-            again = state.dispatches[f"run-{spec['name']}"]
-            self.view.record("dispatch", f"run-{spec['name']} {spec['command'][:120]}" + (" (again)" if again else ""),
-                             metrics={"attempt": float(again + 1), "gpus": float(spec.get("gpus", 0))})
+        specs: list[RunSpec] = []
+        for run in state.pending_runs:
+            try:
+                request = RunRequest.model_validate_json(self.project.read_object(run.request_hash or ""))
+            except (ValidationError, ValueError) as e:  # cannot come from the tool: a damaged or forged request
+                record_result(self.system, RunResult(id=run.id, status="refused", reason=f"unreadable request: {e}"))
+                continue
+            self.system.write_if_changed(f"experiments/{run.id}/spec.json", request.model_dump_json(indent=1),
+                                         f"asked for by {run.subtask or 'an agent'}: {request.command}"[:200])
+            spec = resolve(request, self.run_policy, state.time_left_s(), self.hidden)
+            if isinstance(spec, RunResult):
+                record_result(self.system, spec)
+                continue
+            again = state.dispatches[run.id]
+            self.view.record("dispatch", f"{run.id}: {request.command[:120]}" + (" (again)" if again else ""),
+                             run=run.id, attempt=again + 1, metrics={"gpus": spec.gpus, "timeout_s": spec.timeout_s})
+            specs.append(spec)
         self.tick_overhead_ms[-1] += (time.perf_counter() - t0) * 1000
-        self.run_experiments(specs)
+        if specs:
+            self.run_experiments(specs)
 
     def _stop(self, state: State, reason: str) -> State:
         self.view.record("stopped", reason, metrics=state.metrics())

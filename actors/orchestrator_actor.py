@@ -20,9 +20,10 @@ from bus import Bus, BusConfig
 from .llm.config import LLMConfig, make_llm
 from .llm.server import RemoteLLM
 from .llm_policy import LLMPolicy
-from .orchestrator import Orchestrator, OrchestratorConfig
+from .orchestrator import Orchestrator, OrchestratorConfig, RunExperiments
 from .policy import BaselinePolicy
 from .pool import AgentPool
+from .runs import RunPolicy
 
 NAMESPACE = "aisci"
 MAX_RESTARTS = 5  # crashes; preemptions are not counted
@@ -44,10 +45,15 @@ def draining_nodes() -> dict[str, int]:
 
 @ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=-1, num_cpus=0)
 class OrchestratorActor:
-    def __init__(self, bus_config: dict, config: dict, pool: AgentPool, run_defaults: dict, llm_config: dict):
+    def __init__(self, bus_config: dict, config: dict, pool: AgentPool, llm_config: dict,
+                 run_experiments: RunExperiments, run_policy: dict, hidden: tuple[str, ...]):
+        """``run_experiments`` executes resolved runs (``cluster.scheduler.run_batch``, bound
+        to the bus and the project by the driver); ``run_policy`` and ``hidden`` are the
+        operator's (from the job, never from the bus)."""
         self.bus = Bus(config=BusConfig.model_validate(bus_config))
         self.config = OrchestratorConfig.model_validate(config)
-        self.pool, self.run_defaults = pool, run_defaults
+        self.pool, self.run_experiments = pool, run_experiments
+        self.run_policy, self.hidden = RunPolicy.model_validate(run_policy), tuple(hidden)
         self.llm_config = LLMConfig.model_validate(llm_config)
         self.node = ray.get_runtime_context().get_node_id()
 
@@ -65,19 +71,14 @@ class OrchestratorActor:
             f" (deadline in {max(deadline / 1000 - time.time(), 0):.0f} s)" if deadline else "")
 
     def run(self) -> dict:
-        from cluster.experiments import RunSpec
-        from cluster.scheduler import run_batch
-
-        def run_experiments(specs: list[dict]) -> list[dict]:
-            return run_batch(self.bus.config, self.config.project,
-                             [RunSpec(**{**self.run_defaults, **s}) for s in specs])
-
         orchestrator = Orchestrator(self.bus, self.config, self._policy(),
                                     run_agents=lambda subtasks: self.pool.run_many([(self.config.project, s) for s in subtasks]),
-                                    run_experiments=run_experiments, preempted=self._preempted)
+                                    run_experiments=self.run_experiments, preempted=self._preempted,
+                                    run_policy=self.run_policy, hidden=self.hidden)
         state = orchestrator.run()
+        best = state.best_run
         return {"stop_reason": state.stop_reason, "steps": state.steps, "tokens": state.tokens,
-                "best_run": state.best_run, "elapsed_s": state.elapsed_s, "node": self.node,
+                "best_run": best.model_dump() if best else None, "elapsed_s": state.elapsed_s, "node": self.node,
                 "tick_overhead_ms": orchestrator.tick_overhead_ms}
 
 

@@ -57,11 +57,11 @@ class BaselinePolicy:
                 best = state.best_run
                 if best is None:
                     return Decision(stop=True, reason="no experiment produced a score: nothing to submit")
-                params["best"] = best["name"]
+                params["best"] = best.id
             sid = f"{phase}-{len(attempts) + 1}"  # the same id as an in-flight attempt: idempotent re-dispatch
             context = f"BASELINE: {json.dumps(params)}"
             if not state.config.bus_memory and phase == "submit":
-                context += f"\nThe best run is experiments/{params['best']}/ (cv {state.best_run['cv_score']:.5f})."
+                context += f"\nThe best run is experiments/{params['best']}/ (cv {state.best_run.cv_score:.5f})."
             why = f"{phase}: {'retry' if attempts else 'next phase'}" + (
                 f" (best run so far {params['best']})" if phase == "submit" else "")
             return Decision(subtasks=[Subtask(id=sid, role=role, goal=goal, context=context)], reason=why)

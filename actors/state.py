@@ -2,15 +2,23 @@
 
 ``State.from_events`` is re-run at every tick (and by ``aisci status``), never kept in
 memory, so whatever process reads the bus next (a restarted actor, a resumed job)
-sees the same state. The events it reads and what they mean:
+sees the same state. It reads typed columns only (``subtask``, ``run``, ``attempt``,
+``status``, ``hash``, ``metrics``), never the summaries, which are for people:
 
-- ``decision`` (path ``plan/steps/<n>.json``): step n is committed; its subtasks are
-  owed until each has a ``complete`` event.
-- ``dispatch`` / ``complete``: a subtask (or ``run-<name>``) sent out / finished.
-- a write of ``experiments/<name>/spec.json``: a run asked for; it is owed until an
-  ``experiment`` event (written by the run itself) is newer than the spec.
-- ``pause_requested`` / ``resumed``: a preemption notice, and its end.
+- ``decision`` (path ``plan/steps/<n>.json``, ``hash`` of that file): step n is
+  committed; its subtasks are owed until each has a ``complete`` event.
+- ``dispatch`` / ``complete`` (``subtask`` or ``run``, ``attempt``, ``status``): a
+  subtask or a run sent out / a subtask finished.
+- ``run_requested`` (``run``: the run's id, ``hash``: the request in the version
+  store): a run an agent asked for through ``launch_experiment`` (the first request
+  of an id owns it; a later one was refused to its agent). It is owed until an
+  ``experiment`` event (``run``, ``status``) records its result; a run with a result
+  is never run again. Nothing else makes a run: a spec.json written by hand is a file.
+- ``pause_requested`` / ``paused`` / ``resumed`` / ``stopped`` / ``failed``.
 - ``llm_call``: tokens spent.
+
+Time: the wall-clock budget counts active time only, from the first decision; a pause
+(or a crash: from its last event to the ``resumed`` of the next start) does not count.
 """
 
 from __future__ import annotations
@@ -23,79 +31,120 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
-_KINDS = pa.array(["dispatch", "complete", "decision", "experiment", "llm_call", "write",
-                   "pause_requested", "paused", "resumed", "stopped"])
+from .runs import RunStatus
+from .score import Score
+
+_KINDS = pa.array(["dispatch", "complete", "decision", "run_requested", "experiment", "llm_call",
+                   "pause_requested", "paused", "resumed", "stopped", "failed"])
+SCORE_KEY = "cv_score"  # the metric a run reports in metrics.json (the prompts and the template say so)
+
+
+class RunRecord(BaseModel):
+    """A run as the events tell it: asked for, and (once it has one) its result."""
+
+    id: str
+    requested_seq: int
+    request_hash: str | None = None
+    subtask: str | None = Field(default=None, description="The subtask whose agent asked for it.")
+    status: RunStatus | None = Field(default=None, description="None while it has no result.")
+    cv_score: float | None = Field(default=None, description="Finite, from an ok run's metrics; else None.")
 
 
 class State(BaseModel):
     config: Any
     completed: dict[str, bool] = Field(default_factory=dict, description="subtask id -> finished successfully")
-    dispatches: Counter = Field(default_factory=Counter, description="subtask id -> times dispatched")
+    dispatches: Counter = Field(default_factory=Counter, description="subtask or run id -> times dispatched")
     steps: int = 0
     last_step: str | None = Field(default=None, description="plan/steps/<n>.json of the last committed decision")
+    step_hashes: list[str] = Field(default_factory=list, description="each committed step's content (version store)")
     tokens: int = 0
-    started: float | None = None
-    elapsed_s: float = 0.0
-    runs: list[dict] = Field(default_factory=list, description="experiments: name, status, cv_score, higher_is_better")
-    specs: dict[str, int] = Field(default_factory=dict, description="run name -> seq of its latest spec.json")
-    ran: dict[str, int] = Field(default_factory=dict, description="run name -> seq of its latest result")
+    started: float | None = Field(default=None, description="time of the first decision")
+    elapsed_s: float = Field(default=0.0, description="active time since the first decision (pauses excluded)")
+    run_records: dict[str, RunRecord] = Field(default_factory=dict, description="run id -> record, in request order")
     pause_requested: str | None = Field(default=None, description="why, while a pause is asked for and not resumed")
     paused: bool = False
     stopped: str | None = None
+    failed: str | None = Field(default=None, description="why the orchestrator failed (until a resume)")
     stop_reason: str | None = None
 
     @classmethod
-    def from_events(cls, events: pa.Table, config: Any = None) -> "State":
+    def from_events(cls, events: pa.Table, config: Any = None, now: float | None = None) -> "State":
         state = cls(config=config)
+        active_s, active_since, last_t = 0.0, None, None
         for r in events.filter(pc.is_in(events.column("kind"), value_set=_KINDS)).to_pylist():
-            kind, summary = r["kind"], r["summary"] or ""
+            kind, t = r["kind"], r["time"].timestamp()
             if kind == "dispatch":
-                state.dispatches[summary.split(" ", 1)[0]] += 1
+                state.dispatches[r["subtask"] or r["run"] or "?"] += 1
             elif kind == "complete":
-                state.completed[summary.split(" ", 1)[0]] = dict(r["metrics"] or []).get("ok") == 1.0
+                state.completed[r["subtask"] or "?"] = r["status"] == "finished"
             elif kind == "decision":
                 state.steps += 1
                 state.last_step = r["path"]
-                state.started = state.started or r["time"].timestamp()
-            elif kind == "experiment":
-                state.add_run(r)
+                state.step_hashes.append(r["hash"])
+                if state.started is None:
+                    state.started = active_since = t
+            elif kind == "run_requested" and r["run"] and r["run"] not in state.run_records:  # the first owns the id
+                state.run_records[r["run"]] = RunRecord(id=r["run"], requested_seq=r["seq"],
+                                                        request_hash=r["hash"], subtask=r["subtask"])
+            elif kind == "experiment" and r["run"] in state.run_records:
+                state._add_result(state.run_records[r["run"]], r)
             elif kind == "llm_call":
                 state.tokens += (r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0)
-            elif kind == "write" and r["path"].startswith("experiments/") and r["path"].endswith("/spec.json") \
-                    and r["path"].count("/") == 2:
-                state.specs[r["path"].split("/")[1]] = r["seq"]
             elif kind == "pause_requested":
-                state.pause_requested, state.paused = summary or "pause requested", False
-            elif kind == "paused":
-                state.paused = True
+                state.pause_requested, state.paused = r["summary"] or "pause requested", False
+            elif kind in ("paused", "stopped", "failed"):
+                if active_since is not None:
+                    active_s, active_since = active_s + t - active_since, None
+                if kind == "paused":
+                    state.paused = True
+                elif kind == "stopped":
+                    state.stopped = r["summary"] or "stopped"
+                else:
+                    state.failed = r["summary"] or "failed"
             elif kind == "resumed":
-                state.pause_requested, state.paused, state.stopped = None, False, None
-            elif kind == "stopped":
-                state.stopped = summary
-        state.elapsed_s = time.time() - state.started if state.started else 0.0
+                if active_since is not None and last_t is not None:  # a crash: its downtime does not count
+                    active_s += max(last_t - active_since, 0.0)
+                active_since = t if state.started is not None else None
+                state.pause_requested, state.paused, state.stopped, state.failed = None, False, None, None
+            last_t = t
+        now = time.time() if now is None else now
+        state.elapsed_s = active_s + (now - active_since if active_since is not None else 0.0)
         return state
 
-    def add_run(self, event: dict) -> None:
-        metrics = dict(event["metrics"] or [])
-        name = (event["path"] or "").split("/")[1] if event["path"] else event["summary"].split(":")[0]
-        status = event["summary"].split(": ", 1)[-1].split(" ")[0]
-        self.runs.append({"name": name, "status": status, "cv_score": metrics.get("cv_score"),
-                          "higher_is_better": metrics.get("higher_is_better", 1.0)})
-        self.ran[name] = event["seq"]
-        self.completed[f"run-{name}"] = status == "ok"
+    @staticmethod
+    def _add_result(run: RunRecord, event: dict) -> None:
+        run.status = event["status"]
+        value = dict(event["metrics"] or []).get(SCORE_KEY)
+        run.cv_score = value if run.status == "ok" and Score.of(value, False) is not None else None
+
+    # -- derived facts -----------------------------------------------------------------
 
     @property
-    def pending_runs(self) -> list[str]:
-        """Runs asked for (a spec on the bus) with no result newer than the spec."""
-        return sorted(n for n, seq in self.specs.items() if self.ran.get(n, -1) < seq)
+    def runs(self) -> list[RunRecord]:
+        """Every run asked for, in request order."""
+        return list(self.run_records.values())
 
     @property
-    def best_run(self) -> dict | None:
-        scored = [r for r in self.runs if r["cv_score"] is not None]
-        if not scored:
-            return None
-        sign = 1 if scored[0]["higher_is_better"] else -1
-        return max(scored, key=lambda r: sign * r["cv_score"])
+    def pending_runs(self) -> list[RunRecord]:
+        """Runs asked for that have no result yet (in request order)."""
+        return [r for r in self.run_records.values() if r.status is None]
+
+    @property
+    def is_lower_better(self) -> bool:
+        return bool(getattr(self.config, "is_lower_better", False))
+
+    def score(self, run: RunRecord) -> Score | None:
+        return None if run.cv_score is None else Score(run.cv_score, self.is_lower_better)
+
+    @property
+    def scored_runs(self) -> list[RunRecord]:
+        """Runs with a score, best first (the direction is the task's metric's)."""
+        return sorted((r for r in self.runs if r.cv_score is not None), key=self.score, reverse=True)
+
+    @property
+    def best_run(self) -> RunRecord | None:
+        scored = self.scored_runs
+        return scored[0] if scored else None
 
     @property
     def dispatched(self) -> set[str]:
@@ -103,18 +152,22 @@ class State(BaseModel):
 
     @property
     def in_flight(self) -> set[str]:
-        return {s for s in self.dispatched if s not in self.completed}
+        """Subtasks and runs dispatched that have not ended."""
+        ended = set(self.completed) | {r.id for r in self.runs if r.status is not None}
+        return {s for s in self.dispatched if s not in ended}
 
     def target_reached(self) -> bool:
-        best, target = self.best_run, self.config.target
-        if best is None or target is None:
-            return False
-        return best["cv_score"] >= target if best["higher_is_better"] else best["cv_score"] <= target
+        best, target = self.best_run, getattr(self.config, "target", None)
+        return best is not None and target is not None and self.score(best).reaches(target)
+
+    def time_left_s(self) -> float | None:
+        budget = getattr(self.config, "budget_s", None)
+        return None if budget is None else budget - self.elapsed_s
 
     def check_stop(self) -> None:
         c = self.config
-        if self.elapsed_s > c.budget_s:
-            self.stop_reason = f"wall-clock budget spent ({self.elapsed_s:.0f} s > {c.budget_s:.0f} s)"
+        if self.elapsed_s >= c.budget_s:
+            self.stop_reason = f"wall-clock budget spent ({self.elapsed_s:.0f} s of {c.budget_s:.0f} s)"
         elif self.steps >= c.max_steps:
             self.stop_reason = f"step budget spent ({self.steps} decisions)"
         elif self.tokens >= c.max_tokens:
@@ -123,4 +176,4 @@ class State(BaseModel):
     def metrics(self) -> dict[str, float]:
         best = self.best_run
         return {"steps": float(self.steps), "tokens": float(self.tokens), "elapsed_s": self.elapsed_s,
-                **({"best_cv_score": best["cv_score"]} if best else {})}
+                **({"best_cv_score": best.cv_score} if best else {})}

@@ -3,22 +3,31 @@ comes back to the model as an error message it can act on.
 
 Tool calls arrive as OpenAI tool calls; for servers without tool calling, a JSON
 object in the reply text (``{"tool": name, "arguments": {...}}``, fenced or not) is
-accepted instead (``parse_text_call``). A malformed call raises ``FormatError``,
-which the agent loop returns to the model; nothing a model writes can crash the actor.
+accepted instead (``parse_text_call``). A malformed call (bad JSON, a missing or an
+unknown argument, a value out of range) raises ``FormatError``, which the agent loop
+returns to the model; nothing a model writes can crash the actor, and no argument a
+tool does not define is passed on.
+
+``launch_experiment`` only records what the agent asks for (a ``RunRequest``, kept in
+the version store, and a ``run_requested`` event that gives the run its id); the
+orchestrator runs it under the operator's policy (``actors.runs``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow.compute as pc
+from pydantic import ValidationError
 
 from bus import BusError, BusRefusal, RoleView
 from bus.objects import sha256
 from bus.paths import normalize
 from bus.reground import render_map
+
+from .runs import RunRequest
 
 
 class FormatError(Exception):
@@ -54,26 +63,24 @@ SCHEMAS = {
                           ["path", "text"]),
     "launch_experiment": _schema(
         "launch_experiment", "Ask for an experiment run: `command` runs in experiments/<name>/ with the project's "
-        "code; it should write metrics.json there.",
-        {"name": _S, "command": _S, "gpus": {"type": "number"}, "cpus": {"type": "number"}, "timeout_s": _I},
+        "code, sandboxed, after your subtask ends; it should write metrics.json there ({\"cv_score\": ...}). "
+        "`name` must be new in the project (a re-run gets a new name). The operator caps resources and time.",
+        {"name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,47}$"}, "command": _S,
+         "gpus": {"type": "number"}, "cpus": {"type": "number"}, "memory_mb": _I, "timeout_s": _I},
         ["name", "command"]),
     "finish": _schema("finish", "End the subtask with a short summary of what you did and what you found.",
                       {"summary": _S}, ["summary"]),
 }
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-Launcher = Callable[[RoleView, dict], str]
-
 
 class ToolBox:
     """Runs one agent's tool calls against its scoped view of the project."""
 
-    def __init__(self, view: RoleView, allowed: tuple[str, ...], launcher: Launcher | None = None,
-                 max_read_chars: int = 20_000):
+    def __init__(self, view: RoleView, allowed: tuple[str, ...], subtask_id: str = "", max_read_chars: int = 20_000):
         unknown = set(allowed) - set(SCHEMAS)
         if unknown:
             raise ValueError(f"unknown tools {sorted(unknown)}; known: {sorted(SCHEMAS)}")
-        self.view, self.allowed, self.launcher, self.max_read_chars = view, allowed, launcher, max_read_chars
+        self.view, self.allowed, self.subtask_id, self.max_read_chars = view, allowed, subtask_id, max_read_chars
         self.written: list[str] = []
         # The seq of this attempt's agent_start: appends identical to one an earlier
         # attempt of the same subtask made are not made again (see _append_log).
@@ -94,13 +101,16 @@ class ToolBox:
                                   "send one JSON object") from None
         if not isinstance(arguments, dict):
             raise FormatError(f"arguments of {name} must be a JSON object")
-        required = SCHEMAS[name]["function"]["parameters"]["required"]
-        missing = [k for k in required if k not in arguments]
+        params = SCHEMAS[name]["function"]["parameters"]
+        missing = [k for k in params["required"] if k not in arguments]
         if missing:
             raise FormatError(f"{name} needs {', '.join(missing)}")
+        extra = sorted(set(arguments) - set(params["properties"]))
+        if extra:  # refused, not dropped: a model must not believe an argument took effect
+            raise FormatError(f"{name} has no argument(s) {', '.join(map(repr, extra))}; its arguments are: "
+                              f"{', '.join(params['properties'])}")
         try:
-            return getattr(self, f"_{name}")(**{k: v for k, v in arguments.items()
-                                                if k in SCHEMAS[name]["function"]["parameters"]["properties"]})
+            return getattr(self, f"_{name}")(**arguments)
         except BusRefusal as e:
             return f"ERROR (refused by the bus): {e}"
         except TypeError as e:
@@ -152,17 +162,43 @@ class ToolBox:
             return False  # the append itself reports the bad path
         return rel in events.filter(mask).column("path").to_pylist()
 
-    def _launch_experiment(self, name: str, command: str, gpus: float = 0, cpus: float = 1,
-                           timeout_s: int = 3600) -> str:
-        if not _NAME_RE.match(str(name)):
-            raise FormatError(f"experiment name {name!r}: use lower-case letters, digits, '.', '_' or '-'")
-        spec = {"name": name, "command": str(command), "gpus": float(gpus), "cpus": float(cpus),
-                "timeout_s": int(timeout_s)}
-        row = self.view.write(f"experiments/{name}/spec.json", json.dumps(spec, indent=1), summary=f"spec: {command}"[:200])
-        self.written.append(row["path"])
-        if self.launcher is None:
-            return f"recorded experiments/{name}/spec.json; the orchestrator will run it"
-        return self.launcher(self.view, spec)
+    def _launch_experiment(self, **arguments: Any) -> str:
+        try:
+            request = RunRequest.model_validate(arguments)
+        except ValidationError as e:
+            problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'arguments'}: {err['msg']}" for err in e.errors())
+            raise FormatError(f"launch_experiment: {problems}") from None
+        data = request.model_dump_json(indent=1).encode()
+        earlier = self._requested_before(sha256(data))
+        if earlier:  # a re-dispatched subtask asks again for what its dead attempt asked: the same run
+            return f"run {earlier} was already asked for (by an earlier attempt of this subtask); see experiments/{earlier}/"
+        taken = f"ERROR: a run named {request.name!r} was already asked for; runs are never re-used: choose a new name"
+        if self._first_request(request.name) is not None:
+            return taken
+        digest = self.view.project.put_object(data)
+        row = self.view.record("run_requested", f"{request.name}: {request.command}"[:200], hash=digest,
+                               run=request.name, subtask=self.subtask_id or None)
+        if self._first_request(request.name) != row["seq"]:  # another agent asked for this name a moment before
+            return taken
+        return (f"queued run {request.name}: it starts after your subtask ends, in experiments/{request.name}/ "
+                "(output.log, result.json and what it writes appear there)")
+
+    def _first_request(self, name: str) -> int | None:
+        """The seq of the request that owns the run id ``name`` (the first one), if any."""
+        events = self.view.project.events()
+        mask = pc.and_(pc.equal(events.column("kind"), "run_requested"), pc.equal(events.column("run"), name))
+        seqs = events.filter(mask).column("seq").to_pylist()
+        return seqs[0] if seqs else None
+
+    def _requested_before(self, digest: str) -> str | None:
+        if self.attempt_seq is None:
+            return None
+        events = self.view.project.events()
+        mask = pc.and_(pc.and_(pc.equal(events.column("kind"), "run_requested"), pc.equal(events.column("hash"), digest)),
+                       pc.and_(pc.equal(events.column("instance"), self.view.instance),
+                               pc.less(events.column("seq"), self.attempt_seq)))
+        runs = events.filter(mask).column("run").to_pylist()
+        return runs[0] if runs else None
 
     def _finish(self, summary: str) -> str:
         raise Finished(str(summary))

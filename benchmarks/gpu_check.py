@@ -24,7 +24,7 @@ import ray
 
 from benchmarks.grading.task import shipped_tasks
 from bus import Bus
-from cluster.experiments import RunSpec
+from actors.runs import RunPolicy, make_spec
 from cluster.run import run_task
 from cluster.scheduler import gpu_share, run_batch
 
@@ -62,16 +62,16 @@ def main() -> None:
         for p in ("gpu-a", "gpu-b"):
             bus.create_project(p)
         t0 = time.perf_counter()
-        [probe] = run_batch(bus.config, "gpu-a", [RunSpec(name="probe", command=PROBE, gpus=1, memory_mb=8192,
-                                                          timeout_s=300, sandbox="auto")])
-        seen = json.loads(probe["output_tail"].strip().splitlines()[-1]) if probe["status"] == "ok" else {}
-        print(f"1. a gpus=1 run: {probe['status']} in {time.perf_counter() - t0:.1f} s; "
+        [probe] = run_batch(bus.config, "gpu-a", [make_spec("probe", PROBE, RunPolicy(), gpus=1, memory_mb=8192,
+                                                            timeout_s=300)])
+        seen = json.loads(probe.output_tail.strip().splitlines()[-1]) if probe.status == "ok" else {}
+        print(f"1. a gpus=1 run: {probe.status} in {time.perf_counter() - t0:.1f} s; "
               f"CUDA_VISIBLE_DEVICES={seen.get('cuda_visible_devices')!r}, device {seen.get('device')}, "
               f"bf16 8192^3 matmul {seen.get('tflops', 0):.0f} TFLOP/s" + (
-                  "" if probe["status"] == "ok" else f"; output: {probe['output_tail'][-500:]}"))
+                  "" if probe.status == "ok" else f"; output: {probe.output_tail[-500:]}"))
 
         before = len(ray.get(gpu_share().snapshot.remote())["granted"])
-        spec = lambda i: RunSpec(name=f"s{i}", command="sleep 2", gpus=1, cpus=0.5, memory_mb=1024)  # noqa: E731
+        spec = lambda i: make_spec(f"s{i}", "sleep 2", gpus=1, cpus=0.5, memory_mb=1024)  # noqa: E731
         a = threading.Thread(target=run_batch, args=(bus.config, "gpu-a", [spec(i) for i in range(3)]))
         a.start()
         time.sleep(0.5)

@@ -10,6 +10,7 @@ Layout under the root::
     projects/<project>/{task,plan,analysis,code,experiments,logs,submission,report}/
     objects/<project>/...     every version of every file (``bus.objects``)
     index/...                 the event index (``bus.index``)
+    operator/<project>/...    the operator's settings of a project (``bus.operator``)
 
 Everything an agent knows comes from here; see ``bus.view.RoleView`` for the scoped
 operations and ``bus.reground`` for what an agent re-reads at each step.
@@ -27,6 +28,7 @@ from .errors import NotFound
 from .index import Index
 from .journal import writer_id
 from .objects import VersionStore
+from .operator import OperatorFiles
 from .paths import check_project_name
 from .schema import KIND_PROJECT
 from .scopes import WORKSPACE_FOLDERS, Scope, scope_for
@@ -45,6 +47,7 @@ class Bus:
         (self.root / "projects").mkdir(parents=True, exist_ok=True)
         self.index = Index(self.root, config)
         self.store = VersionStore(self.root)
+        self.operator = OperatorFiles(self.root)  # settings no role or run can reach (bus.operator)
 
     def projects(self) -> list[str]:
         """Names of every project on this bus, sorted."""
@@ -83,6 +86,17 @@ class Project:
         from .view import RoleView  # view imports this module
 
         return RoleView(self, role, instance or f"{role}@{writer_id()}", scope or scope_for(role))
+
+    def put_object(self, data: bytes) -> str:
+        """Keep ``data`` in the version store, outside the workspace; returns its sha256.
+        For what the framework must read back exactly as it was recorded (a run request,
+        a decision, a grade), whatever later happens to the files roles can write."""
+        return self.bus.store.put(self.name, data)
+
+    def read_object(self, digest: str) -> bytes:
+        """The content stored under ``digest``. Raises ``NotFound`` (not stored) or
+        ``BusFault`` (changed in place: the store is read-only by design)."""
+        return self.bus.store.read(self.name, digest)
 
     def events(self, since: int = 0) -> pa.Table:
         """Every event with ``seq > since``, sorted by sequence number."""

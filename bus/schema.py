@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the typed columns subtask, run, attempt, status (segments of 1 read as null)
 
 SCHEMA = pa.schema(
     [
@@ -43,6 +43,13 @@ SCHEMA = pa.schema(
         pa.field("completion_tokens", pa.int64()),
         pa.field("derived_from", pa.list_(pa.int64())),
         pa.field("writer", pa.string()),  # host-pid-nonce of the process that wrote the row
+        # Facts the framework derives its state from, as columns (never parsed out of
+        # the summary, which is for people): the subtask a dispatch/complete is about,
+        # the run a request/result is about, which attempt, and its status.
+        pa.field("subtask", pa.string()),
+        pa.field("run", pa.string()),
+        pa.field("attempt", pa.int64()),
+        pa.field("status", pa.string()),
     ],
     metadata={"aisci.schema_version": str(SCHEMA_VERSION)},
 )

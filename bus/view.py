@@ -124,7 +124,10 @@ class RoleView:
         """Record a non-file event (an LLM call, a dispatch, a decision, a metric...).
 
         ``fields`` are columns of ``bus.schema.SCHEMA``: ``metrics``, ``prompt_tokens``,
-        ``completion_tokens``, ``derived_from``, ``hash``, ``size``, ``version``.
+        ``completion_tokens``, ``derived_from``, ``hash``, ``size``, ``version``,
+        ``subtask``, ``run``, ``attempt``, ``status``. A field may be a function of the
+        row's own sequence number (an id made from it, such as a run's), called once
+        inside the commit. Returns the row.
         """
         return self._commit(kind, path=path, summary=summary, **fields)
 
@@ -241,6 +244,8 @@ class RoleView:
         row = {"project": self.project.name, "seq": seq, "time": time.time_ns() // 1000, "role": self.role,
                "instance": self.instance, "kind": kind, "writer": writer_id()}
         for key, value in fields.items():
+            if callable(value):
+                value = value(seq)
             if value is not None and value != "":
                 row[key] = list(value) if key == "derived_from" else value
         return row

@@ -4,30 +4,32 @@ them on the bus (``status --watch`` keeps the table live)."""
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import pyarrow as pa
 from rich.live import Live
 
-from actors.policy import State
-from bus import Bus, query
+from actors.state import State
+from bus import Bus, NotFound, query
 
 from .cli_bus import console, print_table, rich_table
-
-
-def _grade(bus: Bus, name: str) -> dict:
-    path = bus.project(name).dir / "report" / "grade.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+from .grading import grade_of
+from .job import load_job
 
 
 def status_table(bus: Bus, names: list[str]) -> pa.Table:
     rows, now = [], time.time()
     for name in names:
         events = bus.project(name).events()
-        state = State.from_events(events)
+        try:
+            config = load_job(bus, name).orchestrator
+        except NotFound:
+            config = None  # not made by `aisci run` (a sweep's own project, a demo): no runs to rank
+        state = State.from_events(events, config)
         last = events.column("time")[-1].as_py().timestamp() if events.num_rows else now
-        if state.stopped:
+        if state.failed:
+            where = "failed: " + state.failed
+        elif state.stopped:
             where = "stopped: " + state.stopped
         elif state.paused:
             where = "paused: " + (state.pause_requested or "")
@@ -36,11 +38,11 @@ def status_table(bus: Bus, names: list[str]) -> pa.Table:
         else:
             where = "running" if state.steps else "new"
         best = state.best_run
-        grade = _grade(bus, name)
+        grade = grade_of(bus, name) or {}
         rows.append({"project": name, "state": where[:60], "steps": state.steps,
                      "in flight": ", ".join(sorted(state.in_flight)[:3]),
-                     "runs": sum(1 for r in state.runs if r["cv_score"] is not None),
-                     "best cv": round(best["cv_score"], 5) if best else None, "tokens": state.tokens,
+                     "runs": len(state.scored_runs),
+                     "best cv": round(best.cv_score, 5) if best else None, "tokens": state.tokens,
                      "last event": f"{now - last:.0f} s ago", "score": grade.get("score"), "medal": grade.get("medal", "")})
     return pa.Table.from_pylist(rows) if rows else pa.table({"project": pa.array([], pa.string())})
 

@@ -11,58 +11,28 @@ from __future__ import annotations
 
 import ctypes
 import json
+import math
 import os
-import re
 import resource
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 import ray
-from pydantic import BaseModel, Field
 
 from actors.llm.record import is_secret_name
+from actors.runs import RunResult, RunSpec, record_result
 from bus import Bus, BusConfig
 
 from .sandbox import bwrap_command
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _OWN_FILES = ("output.log", "result.json", "spec.json")  # written by the runner or already on the bus
 _INGEST_MAX_BYTES = 4 * 1024 * 1024  # bigger outputs (checkpoints) stay plain files in the run folder
-
-
-class RunSpec(BaseModel):
-    name: str = Field(description="The run's id: its folder experiments/<name>/.")
-    command: str = Field(description="Shell command, run in the run's folder.")
-    gpus: float = Field(default=0, ge=0)
-    cpus: float = Field(default=1, gt=0)
-    memory_mb: int = Field(default=4096, gt=0, description="Memory Ray reserves for the run; for CPU runs also "
-                           "the address-space limit of its processes (not for GPU runs: CUDA maps far more "
-                           "virtual memory than it uses, and an address-space limit breaks it).")
-    timeout_s: float = Field(default=3600, gt=0)
-    output_cap_bytes: int = Field(default=1_000_000, gt=0, description="Beyond this, output is dropped (the tail is kept).")
-    sandbox: Literal["auto", "bwrap", "none"] = Field(
-        default="auto", description="bwrap: required; auto: bwrap where installed, else unsandboxed with a "
-        "warning event (the embedded default must run on a bare machine); none: never.")
-    network: bool = False
-    hide: list[str] = Field(default_factory=list, description="Paths the run must not see (private answers).")
-    seed: int = Field(default=0, description="Exported as AISCI_SEED (a sweep's seed axis); code may use it.")
-
-
-class RunResult(BaseModel):
-    name: str
-    status: Literal["ok", "failed", "timeout", "oom", "lost"]
-    exit_code: int | None
-    duration_s: float
-    metrics: dict[str, float] = Field(default_factory=dict)
-    output_tail: str = ""
-    node: str = ""
 
 
 def _limits(memory_mb: int | None):
@@ -118,70 +88,76 @@ def _stream_output(proc: subprocess.Popen, append: Callable[[bytes], None], cap:
 
 
 def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
-    """Run one experiment here and now (the body of the Ray task ``launch`` schedules)."""
+    """Run one experiment here and now (the body of the Ray task ``launch`` schedules);
+    returns its ``RunResult`` as a dict."""
     run = RunSpec.model_validate(spec)
-    if not _NAME_RE.match(run.name):
-        raise ValueError(f"experiment name {run.name!r}: use lower-case letters, digits, '.', '_' or '-'")
     bus = Bus(config=BusConfig.model_validate(bus_config))
     proj = bus.project(project)
-    system = proj.as_role("system", f"run-{run.name}")
-    run_dir = proj.dir / "experiments" / run.name
+    system = proj.as_role("system", f"run-{run.id}")
+    policy = run.policy
+    run_dir = proj.dir / "experiments" / run.id
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "metrics.json").unlink(missing_ok=True)  # a retried run must not report the old metrics
-    if run.sandbox == "bwrap" or (run.sandbox == "auto" and shutil.which("bwrap")):
-        argv = bwrap_command(run.command, bus.root, proj.dir, run_dir, run.hide, run.gpus > 0, run.network)
+    if policy.sandbox == "bwrap":
+        argv = bwrap_command(run.command, bus.root, proj.dir, run_dir, list(run.hidden), run.gpus > 0, policy.network)
     else:
-        if run.sandbox == "auto":
-            system.record("warning", "bubblewrap is not installed: this run is NOT sandboxed "
-                          "(apt-get install bubblewrap; or sandbox: bwrap to require it)")
         argv = ["bash", "-c", run.command]
     env = {k: v for k, v in os.environ.items() if not is_secret_name(k)}  # runs get no credentials
-    env.update(OMP_NUM_THREADS=str(max(int(run.cpus), 1)), PYTHONUNBUFFERED="1", AISCI_SEED=str(run.seed),
+    env.update(OMP_NUM_THREADS=str(max(int(run.cpus), 1)), PYTHONUNBUFFERED="1", AISCI_SEED=str(policy.seed),
                # `python3` in a run is the interpreter (and virtualenv) the cluster runs.
                PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}")
-    system.record("experiment_start", f"{run.name}: {run.command[:200]}", path=f"experiments/{run.name}/spec.json",
-                  metrics={"gpus": run.gpus, "cpus": run.cpus})
-    log = f"experiments/{run.name}/output.log"
-    system.write(log, b"", summary=f"output of {run.name} (streamed while it runs)")  # a retry starts afresh
+    system.record("experiment_start", f"{run.id}: {run.command[:200]}", path=f"experiments/{run.id}/spec.json",
+                  run=run.id, metrics={"gpus": run.gpus, "cpus": run.cpus})
+    log = f"experiments/{run.id}/output.log"
+    system.write(log, b"", summary=f"output of {run.id} (streamed while it runs)")  # a retry starts afresh
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, cwd=run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             preexec_fn=_limits(run.memory_mb if run.gpus == 0 else None), start_new_session=True)
-    timed_out, last = _stream_output(proc, lambda chunk: system.append(log, chunk), run.output_cap_bytes,
+    timed_out, last = _stream_output(proc, lambda chunk: system.append(log, chunk), policy.output_cap_bytes,
                                      t0 + run.timeout_s)
     duration = time.monotonic() - t0
     tail = last[-4000:].decode("utf-8", "replace")
-    metrics = _read_metrics(run_dir / "metrics.json")
+    metrics, problem = _read_metrics(run_dir / "metrics.json")
+    reason = ""
     if timed_out:
-        status = "timeout"
+        status, reason = "timeout", f"killed after its {run.timeout_s:.0f} s time limit"
+    elif proc.returncode == 0 and problem:
+        status, reason = "invalid", problem
     elif proc.returncode == 0:
         status = "ok"
     elif "MemoryError" in tail or "Cannot allocate memory" in tail or "std::bad_alloc" in tail:
-        status = "oom"
+        status, reason = "oom", f"out of memory (limit {run.memory_mb} MB)"
     else:
-        status = "failed"
-    result = RunResult(name=run.name, status=status, exit_code=None if timed_out else proc.returncode,
+        status, reason = "failed", f"exit code {proc.returncode}; see output.log"
+    result = RunResult(id=run.id, status=status, reason=reason, exit_code=None if timed_out else proc.returncode,
                        duration_s=round(duration, 3), metrics=metrics, output_tail=tail,
                        node=ray.get_runtime_context().get_node_id() if ray.is_initialized() else "")
     # What the run wrote lands on the bus as versions, attributed to the run.
     for path in sorted(run_dir.iterdir()):
         if path.is_file() and not path.name.startswith(".") and path.name not in _OWN_FILES \
                 and path.stat().st_size <= _INGEST_MAX_BYTES:
-            system.write(f"experiments/{run.name}/{path.name}", path.read_bytes(), summary=f"written by run {run.name}")
-    system.write(f"experiments/{run.name}/result.json", json.dumps(result.model_dump(), indent=1),
-                 summary=f"{status} in {duration:.1f} s", metrics=metrics or None)
-    system.record("experiment", f"{run.name}: {status} in {duration:.1f} s", path=f"experiments/{run.name}/result.json",
-                  metrics={**metrics, "duration_s": duration, "gpus": run.gpus})
+            system.write(f"experiments/{run.id}/{path.name}", path.read_bytes(), summary=f"written by run {run.id}")
+    record_result(system, result, gpus=run.gpus)
     return result.model_dump()
 
 
-def _read_metrics(path: Path) -> dict[str, float]:
+def _read_metrics(path: Path) -> tuple[dict[str, float], str]:
+    """The finite numbers of a run's metrics.json, and what is wrong with it ("" if
+    nothing): a non-finite number (NaN, inf) makes the run invalid, never a score."""
     try:
         data = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError, UnicodeDecodeError):
-        return {}
+    except FileNotFoundError:
+        return {}, ""
+    except (ValueError, UnicodeDecodeError) as e:
+        return {}, f"metrics.json is not valid JSON ({e}); write one object of numbers"
     if not isinstance(data, dict):
-        return {}
-    return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        return {}, "metrics.json must be one JSON object of numbers, e.g. {\"cv_score\": 0.91}"
+    numbers = {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    bad = sorted(k for k, v in numbers.items() if not math.isfinite(v))
+    if bad:
+        return {k: v for k, v in numbers.items() if math.isfinite(v)}, \
+            f"metrics.json has non-finite values for {', '.join(bad)} (NaN or inf): not a result"
+    return numbers, ""
 
 
 # Retried when Ray loses the worker or node running it (never when the run's own code
@@ -189,8 +165,18 @@ def _read_metrics(path: Path) -> dict[str, float]:
 _remote_run = ray.remote(max_retries=3)(run_experiment)
 
 
+def run_here(bus_config: BusConfig, project: str) -> Callable[[list[RunSpec]], list[RunResult]]:
+    """The orchestrator's ``run_experiments`` without Ray: each run in this process, one
+    after the other (in-process projects: tests, the crash-test worker)."""
+    def run(specs: list[RunSpec]) -> list[RunResult]:
+        config = bus_config.model_dump(mode="json")
+        return [RunResult.model_validate(run_experiment(config, project, s.model_dump(mode="json"))) for s in specs]
+    return run
+
+
 def launch(bus_config: BusConfig, project: str, spec: RunSpec) -> ray.ObjectRef:
-    """Schedule a run as a Ray task with the resources its spec asks for."""
-    return _remote_run.options(num_gpus=spec.gpus, num_cpus=spec.cpus,
-                               memory=spec.memory_mb * 1024 * 1024).remote(bus_config.model_dump(mode="json"),
-                                                                            project, spec.model_dump())
+    """Schedule a run as a Ray task with the resources its spec asks for (its memory
+    includes its private /tmp, which lives in memory)."""
+    memory_mb = spec.memory_mb + spec.policy.tmp_mb
+    return _remote_run.options(num_gpus=spec.gpus, num_cpus=spec.cpus, memory=memory_mb * 1024 * 1024).remote(
+        bus_config.model_dump(mode="json"), project, spec.model_dump(mode="json"))

@@ -1,9 +1,12 @@
-"""A project's job: everything needed to (re)start it, saved on the bus.
+"""A project's job: everything needed to (re)start it, kept in the operator's area.
 
-``plan/job.json`` is written when a project starts, so that ``aisci resume PROJECT``
-(after a preemption, a crash, or on another cluster sharing the bus) needs nothing
-but the project's name: the task folder, the orchestrator's settings, the model, the
-size of the agent pool and the experiments' defaults are read back from it.
+The job is written when a project starts, so that ``aisci resume PROJECT`` (after a
+preemption, a crash, or on another cluster sharing the bus) needs nothing but the
+project's name: the task folder, the orchestrator's settings, the model, the size of
+the agent pool, the operator's run policy and the host paths no run may see are read
+back from it. It lives in ``<root>/operator/<project>/job.json`` (``bus.operator``),
+not in the workspace: the run policy and the paths it names are safeguards, and no
+role may read or change them (docs/threat-model.md).
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from pydantic import BaseModel, Field
 
 from actors.llm.config import LLMConfig
 from actors.orchestrator import OrchestratorConfig
+from actors.runs import RunPolicy
 from bus import Bus, NotFound
 
-JOB_PATH = "plan/job.json"
+JOB_FILE = "job.json"
 
 
 class ProjectJob(BaseModel):
@@ -22,7 +26,8 @@ class ProjectJob(BaseModel):
     orchestrator: OrchestratorConfig
     llm: LLMConfig = Field(default_factory=LLMConfig)
     agents: int = Field(default=2, ge=1, description="Agent actors in the pool (when the job makes its own).")
-    run_defaults: dict = Field(default_factory=dict, description="Experiment spec defaults (hide, memory_mb, cpus).")
+    run_policy: RunPolicy = Field(default_factory=RunPolicy, description="The operator's rules for every run.")
+    hidden: tuple[str, ...] = Field(default=(), description="Host paths no run may see (the task's answers).")
 
     @property
     def project(self) -> str:
@@ -30,15 +35,15 @@ class ProjectJob(BaseModel):
 
 
 def save_job(bus: Bus, job: ProjectJob) -> None:
-    bus.project(job.project).as_role("system", "job").write_if_changed(
-        JOB_PATH, job.model_dump_json(indent=1), summary=f"job: task {job.task}, model {job.llm.backend}")
+    data = job.model_dump_json(indent=1).encode()
+    if not bus.operator.exists(job.project, JOB_FILE) or bus.operator.read(job.project, JOB_FILE) != data:
+        bus.operator.write(job.project, JOB_FILE, data)
 
 
 def load_job(bus: Bus, project: str) -> ProjectJob:
     if project not in bus.projects():
         raise NotFound(f"no project {project!r} on {bus.root}; `aisci status` lists them")
-    view = bus.project(project).as_role("system", "job")
-    if not view.exists(JOB_PATH):
-        raise NotFound(f"project {project!r} has no {JOB_PATH} (it was not started by `aisci run`); "
+    if not bus.operator.exists(project, JOB_FILE):
+        raise NotFound(f"project {project!r} has no job (it was not started by this version of `aisci run`); "
                        f"start it with `aisci run TASK --project {project}`")
-    return ProjectJob.model_validate_json(view.read(JOB_PATH))
+    return ProjectJob.model_validate_json(bus.operator.read(project, JOB_FILE))

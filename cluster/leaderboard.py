@@ -14,9 +14,9 @@ from collections import defaultdict
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from benchmarks.grading.medals import MEDALS
 from bus import Bus
 
-from .run import MEDALS
 from .sweep import members
 
 

@@ -45,10 +45,10 @@ def write_report(project: Project, grade: dict | None) -> str:
     lines += ["## Experiments", "", "| run | result | cv score |", "|---|---|---|"]
     for e in runs:
         m = dict(e["metrics"] or [])
-        lines.append(f"| {e['path'].split('/')[1]} | {e['summary'].split(': ', 1)[-1]} | {m.get('cv_score', '-')} |")
+        lines.append(f"| {e['run']} | {e['status']} in {m.get('duration_s', 0):.1f} s | {m.get('cv_score', '-')} |")
     lines += ["", "![best metric over time](metric.svg)", ""]
     text = "\n".join(lines)
-    writer = project.as_role("writer", "report")
+    writer = project.as_role("system", "report")
     writer.write("report/metric.svg", _svg(points, "cv score"), summary="cv score of each experiment over time")
     writer.write("report/report.md", text, summary="final report" + (f": {grade['medal']} medal" if grade else ""))
     return text

@@ -15,9 +15,8 @@ an embedded local one. Token authentication stays as the cluster has it.
 from __future__ import annotations
 
 import datetime as dt
-import json
+import functools
 import os
-import shutil
 import signal
 import threading
 import time
@@ -27,6 +26,7 @@ from rich.console import Console
 
 from actors.llm.config import LLMConfig
 from actors.orchestrator import OrchestratorConfig
+from actors.runs import RunPolicy
 from actors.orchestrator_actor import (
     NAMESPACE,
     OWN_NODE_DRAIN,
@@ -40,8 +40,10 @@ from benchmarks.grading.task import Task
 from bus import Bus, BusError
 from bus.repair import repair
 
+from .grading import finish_project, grade_of
 from .job import ProjectJob, load_job, save_job
-from .report import write_report
+from .sandbox import default_sandbox
+from .scheduler import run_batch
 from .tasks import import_task
 
 console = Console(soft_wrap=True)  # job logs: one line per message, never re-wrapped
@@ -66,10 +68,10 @@ def parse_budget(text: str) -> float:
         raise ValueError(f"budget {text!r}: use a number of seconds or e.g. 90s, 30m, 2h, 1d") from None
 
 
-def progress_line(bus: Bus, project: str, t0: float) -> str:
-    state = State.from_events(bus.project(project).events())
-    best = f"{state.best_run['cv_score']:.4f}" if state.best_run else "-"
-    scored = sum(1 for r in state.runs if r["cv_score"] is not None)
+def progress_line(bus: Bus, job: ProjectJob, t0: float) -> str:
+    state = State.from_events(bus.project(job.project).events(), job.orchestrator)
+    best = f"{state.best_run.cv_score:.4f}" if state.best_run else "-"
+    scored = len(state.scored_runs)
     running = ", ".join(sorted(state.in_flight)[:4]) or "-"
     return (f"[{time.time() - t0:6.1f} s] step {state.steps} | running: {running} | runs {scored} | "
             f"best cv {best} | tokens {state.tokens}")
@@ -121,9 +123,11 @@ def prepare(bus: Bus, job: ProjectJob) -> State:
         report = repair(bus, job.project)
         if not report.clean:
             console.print(f"[yellow]repaired[/yellow] the index of {job.project}: {report}")
-    state = State.from_events(proj.events())
-    if state.pause_requested or state.paused:
-        proj.as_role("system", "resume").record("resumed", f"resumed after: {state.pause_requested}")
+    state = State.from_events(proj.events(), job.orchestrator)
+    if state.steps and not state.stopped or state.pause_requested or state.paused or state.failed:
+        # Ends the pause (or the crash, or the failure): its time does not count against the budget.
+        why = state.pause_requested or state.failed or "an interruption"
+        proj.as_role("system", "resume").record("resumed", f"resumed after: {why}")
     return state
 
 
@@ -136,7 +140,8 @@ def start_orchestrator(bus: Bus, job: ProjectJob, pool: AgentPool):
         except ValueError:
             break
     return OrchestratorActor.options(name=name, namespace=NAMESPACE).remote(
-        bus.config.model_dump(mode="json"), job.orchestrator.model_dump(), pool, job.run_defaults, job.llm.model_dump())
+        bus.config.model_dump(mode="json"), job.orchestrator.model_dump(), pool, job.llm.model_dump(),
+        functools.partial(run_batch, bus.config, job.project), job.run_policy.model_dump(), job.hidden)
 
 
 def _watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNotice, grace_s: float,
@@ -146,7 +151,7 @@ def _watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionN
     last, asked = "", None
     while True:
         ready, _ = ray.wait([ref], timeout=0.5)
-        line = progress_line(bus, job.project, t0)
+        line = progress_line(bus, job, t0)
         if not quiet and (line.split("]", 1)[1] != last or ready):  # print when something changed
             console.print(line)
             last = line.split("]", 1)[1]
@@ -172,7 +177,7 @@ def pause_now(bus: Bus, project: str, actor, why: str) -> dict:
     """The grace period is over: stop the orchestrator (and the work it waits for) and
     record the pause; what was in flight is re-dispatched on resume."""
     ray.kill(actor)
-    state = State.from_events(bus.project(project).events())
+    state = State.from_events(bus.project(project).events(), load_job(bus, project).orchestrator)
     bus.project(project).as_role("system", "driver").record(
         "paused", f"{why}; grace period over; in flight (re-dispatched on resume): "
                   f"{', '.join(sorted(state.in_flight)) or 'nothing'}", metrics=state.metrics())
@@ -183,7 +188,9 @@ def outcome_of(stop_reason: str, state: State | None = None) -> dict:
     """An outcome like the one ``OrchestratorActor.run`` returns, for the ends the driver
     decides itself (a pause after the grace period, a dead orchestrator)."""
     state = state or State(config=None)
-    return {"stop_reason": stop_reason, "steps": state.steps, "tokens": state.tokens, "best_run": state.best_run,
+    best = state.best_run
+    return {"stop_reason": stop_reason, "steps": state.steps, "tokens": state.tokens,
+            "best_run": best.model_dump() if best else None,
             "elapsed_s": state.elapsed_s, "tick_overhead_ms": []}
 
 
@@ -204,9 +211,9 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
     t0 = time.time()
     ended_before = prepare(bus, job).stopped is not None
     proj = bus.project(job.project)
-    if shutil.which("bwrap") is None and not quiet:
-        console.print("[yellow]warning[/yellow]: bubblewrap is not installed, so experiments run unsandboxed "
-                      "(`apt-get install bubblewrap`)")
+    if job.run_policy.sandbox == "none" and not quiet:
+        console.print("[yellow]warning[/yellow]: experiments run UNSANDBOXED (the operator's choice, or no "
+                      "bubblewrap and no model: only aisci's own templates run); `apt-get install bubblewrap`")
     if not quiet:
         console.print(f"[bold]aisci[/bold] {Task(job.task).id} -> project [bold]{job.project}[/bold] on {bus.root} "
                       f"(model: {job.llm.backend}{'' if job.orchestrator.bus_memory else ', bus memory OFF'})")
@@ -225,11 +232,9 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
         console.print(f"[yellow]{outcome['stop_reason']}[/yellow] after {outcome['steps']} steps; continue with "
                       f"`aisci resume {job.project}`")
         return {"project": job.project, "paused": True, "grade": None, "wall_s": time.time() - t0, **outcome}
-    graded = proj.dir / "report" / "grade.json"
-    if ended_before and graded.is_file():  # resumed after its end: nothing ran, nothing to grade again
-        grade = json.loads(graded.read_text())
-    else:
-        grade = finish_project(bus, job)
+    grade = grade_of(bus, job.project) if ended_before else None  # resumed after its end: not graded again
+    if grade is None:
+        grade = finish_project(bus, job.project, job.task)
     if not quiet:
         console.print(f"[bold]{outcome['stop_reason']}[/bold] after {outcome['steps']} steps, {time.time() - t0:.1f} s")
         console.print(f"grade: score {grade['score']} ({'valid' if grade['valid'] else grade['reason']}), "
@@ -238,38 +243,29 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
     return {"project": job.project, "paused": False, "grade": grade, "wall_s": time.time() - t0, **outcome}
 
 
-def finish_project(bus: Bus, job: ProjectJob) -> dict:
-    """Grade the submission (private answers, outside every agent's reach), record the
-    grade as a file and a ``graded`` event (what leaderboards query), write the report."""
-    proj = bus.project(job.project)
-    grade = Task(job.task).grade(proj.dir / "submission" / "submission.csv").model_dump()
-    proj.as_role("writer", "grader").write("report/grade.json", json.dumps(grade, indent=1),
-                                           summary=f"{grade['medal']} medal, score {grade['score']}")
-    proj.as_role("system", "grader").record("graded", f"{grade['medal']} medal, score {grade['score']}", metrics={
-        "score": float(grade["score"]) if grade["score"] is not None else float("nan"),
-        "valid": float(grade["valid"]), "medal_rank": float(MEDALS.index(grade["medal"])),
-        "lower_is_better": float(grade["lower_is_better"])})
-    write_report(proj, grade)
-    return grade
-
-
-MEDALS = ("none", "bronze", "silver", "gold")  # a medal's rank is its index (the graded event's medal_rank)
-
-
 def make_job(task_dir: str, project: str | None = None, llm: LLMConfig | None = None, budget_s: float = 3600.0,
-             target: float | None = None, bus_memory: bool = True, agents: int = 2) -> ProjectJob:
+             target: float | None = None, bus_memory: bool = True, agents: int = 2,
+             run_policy: RunPolicy | None = None, allow_unsandboxed: bool = False) -> ProjectJob:
+    """A job for ``task_dir``. The run policy is the operator's (``run_policy``); its
+    sandbox, unless given, is bubblewrap, or none where bubblewrap cannot run and
+    either the operator allows it or no model writes the code (``default_sandbox``)."""
     task = Task(task_dir)
+    llm = llm or LLMConfig()
     project = project or f"{task.id}-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    config = OrchestratorConfig(project=project, task_kind=task.spec.kind, target=target, budget_s=budget_s,
-                                bus_memory=bus_memory)
-    return ProjectJob(task=str(task.root), orchestrator=config, llm=llm or LLMConfig(), agents=agents,
-                      run_defaults={"hide": [str(task.private_dir)], "memory_mb": 4096, "cpus": 1})
+    config = OrchestratorConfig(project=project, task_kind=task.spec.kind, is_lower_better=task.is_lower_better,
+                                target=target, budget_s=budget_s, bus_memory=bus_memory)
+    if run_policy is None:
+        run_policy = RunPolicy(sandbox=default_sandbox(llm.backend == "baseline", allow_unsandboxed))
+    return ProjectJob(task=str(task.root), orchestrator=config, llm=llm, agents=agents, run_policy=run_policy,
+                      hidden=(str(task.private_dir),))
 
 
 def run_task(bus: Bus, task_dir: str, project: str | None = None, llm: LLMConfig | None = None,
              budget_s: float = 3600.0, target: float | None = None, bus_memory: bool = True,
-             agents: int = 2, grace_s: float = 30.0) -> dict:
-    return run_job(bus, make_job(task_dir, project, llm, budget_s, target, bus_memory, agents), grace_s=grace_s)
+             agents: int = 2, grace_s: float = 30.0, run_policy: RunPolicy | None = None,
+             allow_unsandboxed: bool = False) -> dict:
+    job = make_job(task_dir, project, llm, budget_s, target, bus_memory, agents, run_policy, allow_unsandboxed)
+    return run_job(bus, job, grace_s=grace_s)
 
 
 def resume(bus: Bus, project: str, grace_s: float = 30.0) -> dict:

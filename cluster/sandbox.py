@@ -21,6 +21,18 @@ class SandboxUnavailable(RuntimeError):
     pass
 
 
+def default_sandbox(trusted_code: bool, allow_unsandboxed: bool) -> str:
+    """The sandbox of a new job: ``bwrap`` where bubblewrap runs here; else ``none`` if the
+    operator allows unsandboxed runs or no model writes the code (the baseline runs
+    aisci's own templates only); else ``SandboxUnavailable`` with what to do."""
+    if shutil.which("bwrap"):
+        return "bwrap"
+    if trusted_code or allow_unsandboxed:
+        return "none"
+    raise SandboxUnavailable("a model's code runs only in a bubblewrap sandbox, and `bwrap` is not installed: "
+                             "`apt-get install bubblewrap`, or --allow-unsandboxed on a machine you trust")
+
+
 # Credentials a run has no business reading. Home folders themselves stay visible
 # (read-only): Python often lives there (pyenv, conda).
 _CREDENTIALS = (".ssh", ".aws", ".azure", ".config/gcloud", ".kube", ".docker", ".netrc", ".git-credentials",

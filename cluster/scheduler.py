@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
 from collections import Counter
 
 import ray
 
 from actors.orchestrator_actor import NAMESPACE
+from actors.runs import RunResult, RunSpec, record_result
 from bus import Bus, BusConfig
 
-from .experiments import RunResult, RunSpec, launch
+from .experiments import launch
 
 SHARE_NAME = "gpu-share"
 
@@ -82,7 +82,7 @@ def gpu_share():
     return GpuShare.options(name=SHARE_NAME, namespace=NAMESPACE, get_if_exists=True, lifetime="detached").remote()
 
 
-def run_batch(bus_config: BusConfig, project: str, specs: list[RunSpec]) -> list[dict]:
+def run_batch(bus_config: BusConfig, project: str, specs: list[RunSpec]) -> list[RunResult]:
     """Run ``specs`` at the same time (GPU runs as the fair share allows); one result each."""
     share = gpu_share() if any(s.gpus > 0 for s in specs) else None
     pending: dict[ray.ObjectRef, tuple[str, RunSpec]] = {}
@@ -100,17 +100,15 @@ def run_batch(bus_config: BusConfig, project: str, specs: list[RunSpec]) -> list
         if spec.gpus > 0:
             share.release.remote(project, spec.gpus)
         try:
-            results.append(ray.get(ref))
+            results.append(RunResult.model_validate(ray.get(ref)))
         except ray.exceptions.RayError as e:  # not the run's code failing: Ray could not run it
             results.append(_lost(bus_config, project, spec, e))
     return results
 
 
-def _lost(bus_config: BusConfig, project: str, spec: RunSpec, error: Exception) -> dict:
-    system = Bus(config=bus_config).project(project).as_role("system", f"run-{spec.name}")
+def _lost(bus_config: BusConfig, project: str, spec: RunSpec, error: Exception) -> RunResult:
+    system = Bus(config=bus_config).project(project).as_role("system", f"run-{spec.id}")
     why = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
-    result = RunResult(name=spec.name, status="lost", exit_code=None, duration_s=0.0, output_tail=why).model_dump()
-    system.write(f"experiments/{spec.name}/result.json", json.dumps(result, indent=1), summary=f"lost: {why[:150]}")
-    system.record("experiment", f"{spec.name}: lost ({why[:200]})", path=f"experiments/{spec.name}/result.json",
-                  metrics={"duration_s": 0.0})
+    result = RunResult(id=spec.id, status="lost", reason=f"Ray could not finish it: {why}")
+    record_result(system, result, gpus=spec.gpus)
     return result

@@ -36,12 +36,12 @@ from actors.state import State
 from benchmarks.grading.task import shipped_tasks
 from bus import Bus
 
+from .grading import finish_project, grade_of
 from .job import ProjectJob
 from .run import (
     PreemptionNotice,
     connect,
     console,
-    finish_project,
     make_job,
     moves_off_drained_node,
     outcome_of,
@@ -106,7 +106,7 @@ class SweepSpec(BaseModel):
                                              "use shorter sweep, task or setting names")
                         job = make_job(folder, project, parse_model(model), parse_budget(s.budget or self.budget),
                                        s.target, s.bus_memory, self.agents)
-                        job.run_defaults["seed"] = seed
+                        job.run_policy = job.run_policy.model_copy(update={"seed": seed})
                         for key in ("max_steps", "max_tokens"):
                             if getattr(s, key) is not None:
                                 setattr(job.orchestrator, key, getattr(s, key))
@@ -179,7 +179,7 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
 
 
 def _ended(bus: Bus, project: str) -> bool:
-    return project in bus.projects() and (bus.project(project).dir / "report" / "grade.json").is_file() and \
+    return project in bus.projects() and grade_of(bus, project) is not None and \
         State.from_events(bus.project(project).events()).stopped is not None
 
 
@@ -193,7 +193,7 @@ def _outcome(ref: ray.ObjectRef, job: ProjectJob) -> dict:
 
 def _finish(bus: Bus, job: ProjectJob, outcome: dict) -> dict:
     paused = outcome["stop_reason"].startswith(("paused", "failed"))
-    grade = None if paused else finish_project(bus, job)
+    grade = None if paused else finish_project(bus, job.project, job.task)
     console.print(f"  {'paused ' if paused else 'ended  '} {job.project}: {outcome['stop_reason']}" +
                   (f" -> {grade['medal']} ({grade['score']})" if grade else ""))
     return {"project": job.project, "paused": paused, "grade": grade, **outcome}

@@ -4,7 +4,7 @@
 
 Reads the task's public files from the project (../../task/), scores the model by
 5-fold cross-validation on train.csv, fits it on all of train.csv, predicts test.csv
-into submission.csv here, and writes metrics.json: {"cv_score": ..., "higher_is_better": 0|1}.
+into submission.csv here, and writes metrics.json: {"cv_score": ...}.
 """
 
 import argparse
@@ -66,7 +66,7 @@ def main():
     pred = getattr(model, method)(test.drop(columns=[idc]))
     pred = pred[:, 1] if pred.ndim == 2 else pred
     pd.DataFrame({idc: test[idc], target: pred}).to_csv("submission.csv", index=False)
-    json.dump({"cv_score": cv, "higher_is_better": int(spec["metric"] != "rmse")}, open("metrics.json", "w"))
+    json.dump({"cv_score": cv}, open("metrics.json", "w"))
     print(f"{args.model} {args.params}: cv {spec['metric']} = {cv:.5f}")
 
 

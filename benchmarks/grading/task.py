@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from . import medals
 
 METRICS = ("accuracy", "roc_auc", "rmse")
+LOWER_IS_BETTER = {"rmse"}  # the direction of each metric (MLE-bench's is_lower_better), from its definition
 
 
 class InvalidSubmission(Exception):
@@ -77,6 +78,11 @@ class Task:
     @property
     def id(self) -> str:
         return self.spec.id
+
+    @property
+    def is_lower_better(self) -> bool:
+        """The metric's direction, from the metric itself (not from the leaderboard)."""
+        return self.spec.metric in LOWER_IS_BETTER
 
     def leaderboard(self) -> list[float]:
         return pd.read_csv(self.root / "leaderboard.csv")["score"].astype(float).tolist()

@@ -25,12 +25,12 @@ from ray.core.generated import autoscaler_pb2
 from actors.orchestrator_actor import draining_nodes
 from benchmarks.grading.task import shipped_tasks
 from bus import Bus
-from cluster.experiments import RunSpec
+from actors.runs import make_spec
 from cluster.run import make_job, run_job
 from cluster.scheduler import run_batch
 
 COMMAND = ("python3 -c \"import json, time; time.sleep(4); "
-           "json.dump({'cv_score': 0.9, 'higher_is_better': 1}, open('metrics.json', 'w'))\"")
+           "json.dump({'cv_score': 0.9}, open('metrics.json', 'w'))\"")
 
 
 @ray.remote(num_cpus=1)
@@ -55,8 +55,8 @@ def main(root: str, mode: str = "run") -> None:
 
     out: dict = {}
     if mode == "run":
-        spec = RunSpec(name="long", command=COMMAND, cpus=1, memory_mb=2048, timeout_s=120)
-        thread = threading.Thread(target=lambda: out.update(result=run_batch(bus.config, "p", [spec])[0]))
+        spec = make_spec("long", COMMAND, cpus=1, memory_mb=2048, timeout_s=120)
+        thread = threading.Thread(target=lambda: out.update(result=run_batch(bus.config, "p", [spec])[0].model_dump()))
     else:
         # The baseline's runs (scikit-learn, a second or more each on one CPU) are long
         # enough to be caught in the middle.

@@ -12,6 +12,7 @@ Each start does what ``aisci resume`` does: repair the index, then run from the 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 
 from actors.agent import Agent
@@ -22,7 +23,8 @@ from benchmarks.grading.task import Task, shipped_tasks
 from benchmarks.scripted_project import script
 from bus import Bus
 from bus.repair import repair
-from cluster.experiments import run_experiment
+from actors.runs import RunPolicy
+from cluster.experiments import run_here
 from cluster.tasks import import_task
 
 
@@ -35,13 +37,10 @@ def main(root: str, project: str) -> None:
     import_task(bus, task, project)
     agent = Agent(bus, ScriptedLLM(script()))
 
-    def runs(specs: list[dict]) -> list[dict]:
-        return [run_experiment(bus.config.model_dump(mode="json"), project,
-                               {**s, "hide": [str(task.private_dir)], "memory_mb": 2048}) for s in specs]
-
     config = OrchestratorConfig(project=project, task_kind="classification", budget_s=600)
+    policy = RunPolicy(sandbox="bwrap" if shutil.which("bwrap") else "none", memory_mb=2048)
     state = Orchestrator(bus, config, BaselinePolicy(), lambda subtasks: [agent.run(project, s) for s in subtasks],
-                         runs).run()
+                         run_here(bus.config, project), run_policy=policy, hidden=(str(task.private_dir),)).run()
     print(json.dumps({"stop_reason": state.stop_reason, "steps": state.steps}), flush=True)
 
 

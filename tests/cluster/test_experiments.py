@@ -8,13 +8,17 @@ from pathlib import Path
 import pytest
 import ray
 
-from cluster.experiments import RunSpec, launch, run_experiment
+from actors.runs import RunPolicy, make_spec
+from cluster.experiments import launch, run_experiment
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
 
-def run(bus, project, **spec):
-    return run_experiment(bus.config.model_dump(mode="json"), project, RunSpec(**spec).model_dump())
+def run(bus, project, name, command, hide=(), sandbox="bwrap", output_cap_bytes=1_000_000, **resources):
+    """Run a request as the orchestrator would (its id and folder: ``name``)."""
+    policy = RunPolicy(sandbox=sandbox, output_cap_bytes=output_cap_bytes)
+    spec = make_spec(name, command, policy, hidden=tuple(hide), **resources)
+    return run_experiment(bus.config.model_dump(mode="json"), project, spec.model_dump(mode="json"))
 
 
 @pytest.fixture
@@ -27,7 +31,7 @@ def proj(bus):
 
 @needs_bwrap
 def test_a_run_reports_its_metrics_and_lands_on_the_bus(bus, proj):
-    result = run(bus, "exp", name="r1", command=f"python3 {proj.dir}/code/train.py")
+    result = run(bus, "exp", "r1", f"python3 {proj.dir}/code/train.py")
     assert (result["status"], result["exit_code"], result["metrics"]) == ("ok", 0, {"score": 0.75, "loss": 0.5})
     viewer = proj.as_role("viewer")
     assert "trained" in viewer.read("experiments/r1/output.log")
@@ -38,17 +42,17 @@ def test_a_run_reports_its_metrics_and_lands_on_the_bus(bus, proj):
 
 @needs_bwrap
 def test_failures_timeouts_and_memory_are_normal_results(bus, proj, tmp_path):
-    failed = run(bus, "exp", name="boom", command="python3 -c 'raise ValueError(\"bad feature\")'")
+    failed = run(bus, "exp", "boom", "python3 -c 'raise ValueError(\"bad feature\")'")
     assert failed["status"] == "failed" and "ValueError: bad feature" in failed["output_tail"]
     marker = proj.dir / "experiments" / "slow" / "finished"
-    slow = run(bus, "exp", name="slow", command="sleep 30; touch finished", timeout_s=1.5)
+    slow = run(bus, "exp", "slow", "sleep 30; touch finished", timeout_s=1.5)
     assert slow["status"] == "timeout" and slow["duration_s"] < 10
     import time
     time.sleep(1)
     assert not marker.exists()  # killed, not left running
-    oom = run(bus, "exp", name="oom", memory_mb=300, command="python3 -c 'x = bytearray(2 * 1024**3)'")
+    oom = run(bus, "exp", "oom", "python3 -c 'x = bytearray(2 * 1024**3)'", memory_mb=300)
     assert oom["status"] == "oom"
-    loud = run(bus, "exp", name="loud", output_cap_bytes=10_000, command="yes y | head -c 300000; echo THE-END")
+    loud = run(bus, "exp", "loud", "yes y | head -c 300000; echo THE-END", output_cap_bytes=10_000)
     assert loud["status"] == "ok"
     log = (proj.dir / "experiments" / "loud" / "output.log").read_bytes()
     assert len(log) < 20_000 and b"dropped" in log and b"THE-END" in log
@@ -66,7 +70,7 @@ def private_dir():
 @needs_bwrap
 def test_the_sandbox_hides_private_answers_and_protects_the_bus(bus, proj, private_dir):
     private = private_dir
-    control = run(bus, "exp", name="control", command=f"cat {private}/answers.csv")
+    control = run(bus, "exp", "control", f"cat {private}/answers.csv")
     assert control["status"] == "ok" and "id,target" in control["output_tail"]  # visible unless hidden
     other = bus.create_project("other")
     other.as_role("coder").write("code/secret.py", "SECRET = 1\n")
@@ -80,11 +84,11 @@ def test_the_sandbox_hides_private_answers_and_protects_the_bus(bus, proj, priva
         "read_ray_token": "cat ~root/.ray/auth_token",
     }
     for name, command in probes.items():
-        result = run(bus, "exp", name=name.replace("_", "-"), command=command, hide=[str(private)])
+        result = run(bus, "exp", name.replace("_", "-"), command, hide=[str(private)])
         assert result["status"] == "failed", (name, result["output_tail"])
     assert "import json" in (proj.dir / "code" / "train.py").read_text()
     assert not (other.dir / "code" / "planted.py").exists() and not (bus.root / "index" / "planted").exists()
-    ok = run(bus, "exp", name="own-folder", command="echo fine > note.txt && cat note.txt && touch ~/x /tmp/y",
+    ok = run(bus, "exp", "own-folder", "echo fine > note.txt && cat note.txt && touch ~/x /tmp/y",
              hide=[str(private)])
     assert ok["status"] == "ok" and "fine" in ok["output_tail"]  # HOME is the run folder; /tmp is private
     assert not Path("/root/planted").exists()
@@ -93,8 +97,8 @@ def test_the_sandbox_hides_private_answers_and_protects_the_bus(bus, proj, priva
 @needs_bwrap
 def test_runs_are_ray_tasks_placed_by_their_resources(ray_cluster, bus, proj):
     cmd = "python3 -c \"import json, os; json.dump({'gpu': float(os.environ.get('CUDA_VISIBLE_DEVICES', '-1'))}, open('metrics.json', 'w'))\""
-    on_gpu = ray.get(launch(bus.config, "exp", RunSpec(name="gpu-run", command=cmd, gpus=1, memory_mb=512)))
-    on_cpu = ray.get(launch(bus.config, "exp", RunSpec(name="cpu-run", command=cmd, gpus=0, memory_mb=512)))
+    on_gpu = ray.get(launch(bus.config, "exp", make_spec("gpu-run", cmd, gpus=1, memory_mb=512)))
+    on_cpu = ray.get(launch(bus.config, "exp", make_spec("cpu-run", cmd, gpus=0, memory_mb=512)))
     assert on_gpu["status"] == "ok" and on_gpu["metrics"]["gpu"] in (0.0, 1.0)  # Ray gave it one (fake) GPU
     assert on_cpu["status"] == "ok"
     assert on_gpu["node"]
@@ -106,7 +110,7 @@ def test_output_is_streamed_to_the_bus_while_the_run_goes(bus, proj):
     import time
 
     done = threading.Event()
-    threading.Thread(target=lambda: (run(bus, "exp", name="stream", command="echo first; sleep 6; echo second"),
+    threading.Thread(target=lambda: (run(bus, "exp", "stream", "echo first; sleep 6; echo second"),
                                      done.set()), daemon=True).start()
     viewer = proj.as_role("viewer")
     seen_first_while_running = False
@@ -123,5 +127,5 @@ def test_output_is_streamed_to_the_bus_while_the_run_goes(bus, proj):
 
 
 def test_unsandboxed_runs_work_where_asked(bus, proj):
-    result = run(bus, "exp", name="plain", command=f"python3 {proj.dir}/code/train.py", sandbox="none")
+    result = run(bus, "exp", "plain", f"python3 {proj.dir}/code/train.py", sandbox="none")
     assert (result["status"], result["metrics"]["score"]) == ("ok", 0.75)

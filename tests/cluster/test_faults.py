@@ -10,7 +10,7 @@ import ray
 from actors.pool import AgentPool
 from actors.state import State
 from benchmarks.grading.task import shipped_tasks
-from cluster.experiments import RunSpec
+from actors.runs import make_spec
 from cluster.run import make_job, prepare, run_job, start_orchestrator
 from cluster.scheduler import gpu_share, run_batch
 
@@ -44,7 +44,7 @@ def test_a_killed_orchestrator_actor_is_restarted_by_ray_and_resumes_from_the_bu
 def test_gpu_runs_are_shared_fairly_between_projects(ray_cluster, bus):
     for p in ("fair-a", "fair-b"):
         bus.create_project(p)
-    spec = lambda i: RunSpec(name=f"g{i}", command="sleep 1", gpus=1, cpus=0.1, memory_mb=512)  # noqa: E731
+    spec = lambda i: make_spec(f"g{i}", "sleep 1", gpus=1, cpus=0.1, memory_mb=512)  # noqa: E731
     before = len(ray.get(gpu_share().snapshot.remote())["granted"])
     a = threading.Thread(target=run_batch, args=(bus.config, "fair-a", [spec(i) for i in range(4)]))
     a.start()

@@ -54,15 +54,15 @@ def final_state(bus: Bus, project: str) -> dict:
         text = view.read(path)
         if path.endswith("/result.json"):
             result = json.loads(text)
-            text = json.dumps({k: result[k] for k in ("name", "status", "exit_code", "metrics")})
+            text = json.dumps({k: result[k] for k in ("id", "status", "exit_code", "metrics")})
         files[path] = text
     count = lambda kind, key: sorted(key(r) for r in rows if r["kind"] == kind)  # noqa: E731
     return {
         "completed": state.completed,
         "steps": state.steps,
         "decisions": count("decision", lambda r: r["path"]),
-        "completes": count("complete", lambda r: r["summary"].split(" ", 1)[0]),
-        "results": count("experiment", lambda r: r["path"]),
+        "completes": count("complete", lambda r: r["subtask"]),
+        "results": count("experiment", lambda r: (r["run"], r["status"])),
         "stopped": count("stopped", lambda r: r["summary"]),
         "files": files,
     }
@@ -77,8 +77,8 @@ def test_killed_at_20_random_moments_each_resumes_to_the_uninterrupted_result(tm
     duration = time.monotonic() - t0  # the kill window: from the end of the imports to the end
     assert json.loads(out.strip().splitlines()[-1])["stop_reason"].startswith("submitted"), err[-2000:]
     expected = final_state(Bus(reference_root), "p")
-    assert expected["completed"] == {"analyse-1": True, "implement-1": True, "experiment-1": True,
-                                     "run-p0": True, "run-p1": True, "run-p2": True, "submit-1": True}
+    assert expected["completed"] == {"analyse-1": True, "implement-1": True, "experiment-1": True, "submit-1": True}
+    assert expected["results"] == [("p0", "ok"), ("p1", "ok"), ("p2", "ok")]
 
     rng = random.Random(int(os.environ.get("AISCI_KILL_SEED", "20261127")))
     redone = 0
@@ -104,7 +104,7 @@ def test_killed_at_20_random_moments_each_resumes_to_the_uninterrupted_result(tm
             for sid, ok in before.completed.items():
                 assert state.dispatches[sid] == before.dispatches[sid], (sid, n, at)
             again = {s for s, k in state.dispatches.items() if k > 1}
-            assert again <= before.in_flight | {f"run-{r}" for r in before.pending_runs}, (again, n, at)
+            assert again <= before.in_flight | {r.id for r in before.pending_runs}, (again, n, at)
             redone += len(again)
         assert repair(bus, "p").clean, f"kill {n}: the index needed repair after the resume"
     print(f"{KILLS} kills, {redone} subtasks or runs re-dispatched")

@@ -11,7 +11,8 @@ from actors.baseline import BaselineLLM
 from actors.orchestrator import Orchestrator, OrchestratorConfig
 from actors.policy import BaselinePolicy
 from benchmarks.grading.task import Task, shipped_tasks
-from cluster.experiments import run_experiment
+from actors.runs import RunPolicy
+from cluster.experiments import run_here
 from cluster.run import parse_budget, run_task
 from cluster.tasks import import_task
 
@@ -53,18 +54,17 @@ def test_a_restarted_orchestrator_continues_from_the_bus(bus):
                 raise KeyboardInterrupt("the orchestrator dies here")
         return out
 
-    def runs(specs):
-        return [run_experiment(bus.config.model_dump(mode="json"), "dia",
-                               {**s, "hide": [str(task.private_dir)], "memory_mb": 4096}) for s in specs]
-
-    config = OrchestratorConfig(project="dia", task_kind="regression")
+    config = OrchestratorConfig(project="dia", task_kind="regression", is_lower_better=task.is_lower_better)
+    runs, policy, hidden = run_here(bus.config, "dia"), RunPolicy(memory_mb=4096), (str(task.private_dir),)
     with pytest.raises(KeyboardInterrupt):  # dies after implement-1 ran but before its completion was recorded
-        Orchestrator(bus, config, BaselinePolicy(), lambda s: agents(s, "implement-1"), runs).run()
-    state = Orchestrator(bus, config, BaselinePolicy(), agents, runs).run()
+        Orchestrator(bus, config, BaselinePolicy(), lambda s: agents(s, "implement-1"), runs, run_policy=policy,
+                     hidden=hidden).run()
+    state = Orchestrator(bus, config, BaselinePolicy(), agents, runs, run_policy=policy, hidden=hidden).run()
     # analyse-1 finished before the crash and is not run again; implement-1 was in flight
     # and is re-dispatched once, under the same id.
     assert calls == ["analyse-1", "implement-1", "implement-1", "experiment-1", "submit-1"]
-    assert state.stop_reason.startswith("submitted") and state.best_run["higher_is_better"] == 0.0
+    assert state.stop_reason.startswith("submitted") and state.best_run.cv_score > 0  # an RMSE: lowest is best
+    assert state.best_run == min(state.scored_runs, key=lambda r: r.cv_score)
     grade = task.grade(bus.project("dia").dir / "submission" / "submission.csv")
     assert grade.valid and grade.lower_is_better
 

@@ -35,7 +35,7 @@ def test_a_sweep_runs_its_grid_capped_and_resumes_as_a_whole(ray_cluster, bus, t
 
     # The seed reaches the runs: the two seeds' forests differ.
     seeds = [State.from_events(bus.project(f"t-breast-cancer-on-s{s}").events()).runs for s in (0, 1)]
-    forest = [next(r["cv_score"] for r in runs if r["name"].startswith("forest")) for runs in seeds]
+    forest = [next(r.cv_score for r in runs if r.id.startswith("forest")) for runs in seeds]
     assert forest[0] != forest[1]
 
     board = {(r["setting"]): r for r in leaderboard(bus, "t").to_pylist()}

@@ -1,0 +1,154 @@
+"""Experiment runs: what an agent may ask for, what the operator allows, what comes back.
+
+Three parties set a run, and each sets only its own part (docs/threat-model.md):
+
+- ``RunRequest`` is the agent's: *what* to run (name, command, resources, timeout).
+  It is validated where it enters (the ``launch_experiment`` tool): unknown fields
+  (``sandbox``, ``hide``, ``network``...) are refused, not ignored, and values out of
+  range are the model's error, shown to it.
+- ``RunPolicy`` is the operator's: the sandbox, the network, memory, disk, process
+  and time ceilings, extra read-only mounts, environment variables passed through.
+  It comes from the command line, a sweep file or the cluster config, is kept in the
+  operator's area of the bus (``bus.operator``), never in a file a role can write, and
+  no request can change it.
+- ``RunSpec`` is the framework's: a request checked against the policy and the budget
+  left (``resolve``), with the run's id. Only a ``RunSpec`` is ever executed.
+
+A run's id is the name the agent gives it, unique in its project: the first
+``run_requested`` event for a name owns it, a later request under a taken name is
+refused (the agent picks a new name), so every attempt has its own folder
+(``experiments/<id>/``) and a run with a result is never run again or overwritten.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["RunPolicy", "RunRequest", "RunResult", "RunSpec", "RunStatus", "make_spec", "record_result", "resolve",
+           "NAME_PATTERN"]
+
+# Lower-case letters, digits, '_' and '-' (a folder name on every filesystem).
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+RunStatus = Literal["ok", "failed", "timeout", "oom", "invalid", "lost", "refused"]
+
+
+class RunRequest(BaseModel):
+    """What an agent may ask for. Every field is checked; any other field is refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    name: str = Field(pattern=NAME_PATTERN, description="The run's id: new in the project, its folder's name.")
+    command: str = Field(min_length=1, max_length=8000, description="Shell command, run in experiments/<id>/.")
+    gpus: float = Field(default=0, ge=0, le=64)
+    cpus: float = Field(default=1, gt=0, le=512)
+    memory_mb: int | None = Field(default=None, gt=0, le=4_194_304, description="Default: the operator's.")
+    timeout_s: float = Field(default=3600, gt=0, le=30 * 86400)
+
+
+class RunPolicy(BaseModel):
+    """The operator's rules for every run of a project. Never read from a model or from
+    a file a role can write (it lives in the job, ``cluster.job``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    sandbox: Literal["bwrap", "none"] = Field(
+        default="bwrap", description="bwrap: every run in a bubblewrap sandbox (cluster.sandbox), refused where "
+        "it cannot start one; none: unsandboxed, for code the operator trusts (`--allow-unsandboxed`).")
+    network: bool = Field(default=False, description="Runs may reach the network (off: a private network namespace).")
+    memory_mb: int = Field(default=4096, gt=0, description="A run's memory when its request names none.")
+    max_memory_mb: int = Field(default=65536, gt=0, description="The most memory a request may ask for.")
+    max_gpus: float = Field(default=8, ge=0)
+    max_cpus: float = Field(default=64, gt=0)
+    max_timeout_s: float = Field(default=24 * 3600, gt=0, description="Longer requests are cut to this.")
+    tmp_mb: int = Field(default=1024, gt=0, description="Size of a run's private /tmp (in memory: it is added "
+                        "to the memory Ray reserves for the run).")
+    disk_mb: int = Field(default=20480, gt=0, description="What a run may write into its folder.")
+    max_procs: int = Field(default=512, gt=0, description="Processes and threads a run may have at once.")
+    output_cap_bytes: int = Field(default=1_000_000, gt=0, description="Output kept on the bus (then the tail).")
+    ro_mounts: tuple[str, ...] = Field(default=(), description="Extra host paths runs see read-only (datasets, "
+                                       "weights). A path that holds a task's private answers is refused.")
+    env: tuple[str, ...] = Field(default=(), description="Names of host environment variables passed to runs "
+                                 "(besides the fixed allow-list of cluster.sandbox).")
+    seed: int = Field(default=0, description="Exported to runs as AISCI_SEED (a sweep's seed axis).")
+
+
+class RunSpec(BaseModel):
+    """A run the framework executes: a request resolved against the policy (``resolve``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="The run's name: its folder experiments/<id>/.")
+    command: str
+    gpus: float
+    cpus: float
+    memory_mb: int
+    timeout_s: float
+    policy: RunPolicy
+    hidden: tuple[str, ...] = Field(default=(), description="Host paths no run may see (a task's private "
+                                    "answers): an allowed mount that holds one is refused. Not shown to agents.")
+
+
+class RunResult(BaseModel):
+    """What a run returned: written as experiments/<id>/result.json and as its
+    ``experiment`` event (status and metrics as columns)."""
+
+    id: str
+    status: RunStatus
+    reason: str = Field(default="", description="Why the run is not ok, in a sentence that says what to change.")
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    metrics: dict[str, float] = Field(default_factory=dict, description="Finite numbers from metrics.json.")
+    output_tail: str = ""
+    node: str = ""
+
+
+def resolve(request: RunRequest, policy: RunPolicy, time_left_s: float | None = None,
+            hidden: tuple[str, ...] = ()) -> RunSpec | RunResult:
+    """Check ``request`` against the operator's ``policy``: a ``RunSpec`` to execute, or
+    a ``refused`` ``RunResult`` whose reason tells the agent what to change.
+
+    The timeout is cut to the policy's ceiling and to the wall-clock budget left
+    (``time_left_s``), so that no run outlives its project's budget.
+    """
+    def refuse(why: str) -> RunResult:
+        return RunResult(id=request.name, status="refused", reason=why)
+
+    memory = request.memory_mb or policy.memory_mb
+    if request.gpus > policy.max_gpus:
+        return refuse(f"asks for {request.gpus:g} GPUs; the operator allows at most {policy.max_gpus:g} per run")
+    if request.cpus > policy.max_cpus:
+        return refuse(f"asks for {request.cpus:g} CPUs; the operator allows at most {policy.max_cpus:g} per run")
+    if memory > policy.max_memory_mb:
+        return refuse(f"asks for {memory} MB of memory; the operator allows at most {policy.max_memory_mb} MB")
+    timeout = min(request.timeout_s, policy.max_timeout_s)
+    if time_left_s is not None:
+        if time_left_s < 1:
+            return refuse("the project's wall-clock budget is spent")
+        timeout = min(timeout, math.floor(time_left_s))
+    return RunSpec(id=request.name, command=request.command, gpus=request.gpus, cpus=request.cpus,
+                   memory_mb=memory, timeout_s=timeout, policy=policy, hidden=hidden)
+
+
+def record_result(view, result: RunResult, gpus: float = 0.0) -> dict:
+    """Write ``experiments/<id>/result.json``, then the run's ``experiment`` event (its
+    ``run``, ``status`` and metrics as columns): the event is what marks the run done.
+    ``view`` is a system view of the project. Returns the event row."""
+    path = f"experiments/{result.id}/result.json"
+    why = f": {result.reason}" if result.reason else ""
+    view.write(path, result.model_dump_json(indent=1), summary=f"{result.status}{why}"[:200])
+    return view.record("experiment", f"{result.id}: {result.status} in {result.duration_s:.1f} s{why}"[:300], path=path,
+                       run=result.id, status=result.status,
+                       metrics={**result.metrics, "duration_s": result.duration_s, "gpus": gpus})
+
+
+def make_spec(name: str, command: str, policy: RunPolicy | None = None, hidden: tuple[str, ...] = (),
+              **resources: float) -> RunSpec:
+    """A ``RunSpec`` for a request the framework itself makes (benchmarks, checks, tests),
+    through the same checks as an agent's. Raises ``ValueError`` if the policy refuses it."""
+    spec = resolve(RunRequest(name=name, command=command, **resources), policy or RunPolicy(), hidden=hidden)
+    if isinstance(spec, RunResult):
+        raise ValueError(f"run {name!r} refused: {spec.reason}")
+    return spec

@@ -1,0 +1,50 @@
+"""The end of a project: its grade (against the private answers, outside every agent's
+reach), recorded so that nothing a role writes can change it, and its report.
+
+The grade is kept in the version store and named by the hash on its ``graded`` event
+(the commit point); ``report/grade.json`` is a copy for people and agents to read. Who
+reads a grade back (``aisci status``, a resume of an ended project) reads it by that
+hash, never from the file.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.compute as pc
+
+from benchmarks.grading.medals import MEDALS
+from benchmarks.grading.task import Task
+from bus import Bus
+
+from .report import write_report
+
+__all__ = ["finish_project", "grade_of"]
+
+
+def finish_project(bus: Bus, project: str, task_dir: str) -> dict:
+    """Grade ``submission/submission.csv``, record the grade (a ``graded`` event: what
+    leaderboards query), write the report; returns the grade."""
+    proj = bus.project(project)
+    grade = Task(task_dir).grade(proj.dir / "submission" / "submission.csv").model_dump()
+    data = json.dumps(grade, indent=1)
+    system = proj.as_role("system", "grader")
+    digest = proj.put_object(data.encode())
+    system.write("report/grade.json", data, summary=f"{grade['medal']} medal, score {grade['score']}")
+    system.record("graded", f"{grade['medal']} medal, score {grade['score']}", hash=digest, metrics={
+        "score": float(grade["score"]) if grade["score"] is not None else float("nan"),
+        "valid": float(grade["valid"]), "medal_rank": float(MEDALS.index(grade["medal"])),
+        "lower_is_better": float(grade["lower_is_better"])})
+    write_report(proj, grade)
+    return grade
+
+
+def grade_of(bus: Bus, project: str) -> dict | None:
+    """The project's last recorded grade, or None if it was never graded."""
+    proj = bus.project(project)
+    events = proj.events()
+    graded = events.filter(pc.equal(events.column("kind"), "graded"))
+    if graded.num_rows == 0:
+        return None
+    digest = graded.column("hash")[-1].as_py()
+    return json.loads(proj.read_object(digest)) if digest else None
