@@ -58,7 +58,10 @@ class Orchestrator:
     def __init__(self, bus: Bus, config: OrchestratorConfig, policy: Policy, run_agents: RunAgents,
                  run_experiments: RunExperiments, preempted: Callable[[], str | None] = lambda: None,
                  run_policy: RunPolicy | None = None, hidden: tuple[str, ...] = ()):
-        """``run_policy`` and ``hidden`` (host paths no run may see) are the operator's."""
+        """``preempted()`` returns why this orchestrator must pause itself (its node is
+        being drained: the pause is recorded with status ``moved``, the driver starts it
+        elsewhere), or None. ``run_policy`` and ``hidden`` (host paths no run may see)
+        are the operator's."""
         self.bus, self.config, self.policy = bus, config, policy
         self.run_agents, self.run_experiments, self.preempted = run_agents, run_experiments, preempted
         self.run_policy, self.hidden = run_policy or RunPolicy(), tuple(hidden)
@@ -89,7 +92,7 @@ class Orchestrator:
             t0 = time.perf_counter()
             state = self.reground()
             if (why := self.preempted()) and not state.pause_requested:
-                self.view.record("pause_requested", why)
+                self.view.record("pause_requested", why, status="moved")
                 state = self.reground()
             if state.pause_requested:
                 if not state.paused:

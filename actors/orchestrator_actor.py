@@ -21,6 +21,7 @@ from .llm.config import LLMConfig, make_llm
 from .llm.server import RemoteLLM
 from .llm_policy import LLMPolicy
 from .orchestrator import Orchestrator, OrchestratorConfig, RunExperiments
+from .outcome import Outcome
 from .policy import BaselinePolicy
 from .pool import AgentPool
 from .runs import RunPolicy
@@ -70,16 +71,15 @@ class OrchestratorActor:
         return f"{OWN_NODE_DRAIN} {self.node[:12]} is being drained" + (
             f" (deadline in {max(deadline / 1000 - time.time(), 0):.0f} s)" if deadline else "")
 
-    def run(self) -> dict:
+    def run(self) -> Outcome:
         orchestrator = Orchestrator(self.bus, self.config, self._policy(),
                                     run_agents=lambda subtasks: self.pool.run_many([(self.config.project, s) for s in subtasks]),
                                     run_experiments=self.run_experiments, preempted=self._preempted,
                                     run_policy=self.run_policy, hidden=self.hidden)
         state = orchestrator.run()
-        best = state.best_run
-        return {"stop_reason": state.stop_reason, "steps": state.steps, "tokens": state.tokens,
-                "best_run": best.model_dump() if best else None, "elapsed_s": state.elapsed_s, "node": self.node,
-                "tick_overhead_ms": orchestrator.tick_overhead_ms}
+        kind = ("moved" if state.pause_moves else "paused") if state.pause_requested else "ended"
+        return Outcome.of(kind, state.stop_reason or "", state, node=self.node,
+                          tick_overhead_ms=orchestrator.tick_overhead_ms)
 
 
 def orchestrator_name(project: str) -> str:

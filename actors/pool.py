@@ -43,9 +43,11 @@ class AgentPool:
     """
 
     def __init__(self, size: int, bus_config: BusConfig, llm_config: LLMConfig, num_cpus: float = 0.0,
-                 max_retries: int = 2, bus_memory: bool = True):
+                 max_retries: int = 2, bus_memory: bool = True, env: dict[str, str] | None = None):
+        """``env``: environment variables the actors need from the driver (the model's key)."""
         if size < 1:
             raise ValueError("an agent pool needs at least one actor")
+        self._env = dict(env or {})
         self._args = (bus_config.model_dump(mode="json"), llm_config.model_dump(), bus_memory)
         # No CPU reserved by default: an agent mostly waits (for the model, the bus), and
         # pools that held CPUs while idle starved the experiments of a sweep (measured:
@@ -56,7 +58,7 @@ class AgentPool:
         self.max_retries = max_retries
 
     def _new_actor(self):
-        return AgentActor.options(num_cpus=self._num_cpus).remote(*self._args)
+        return AgentActor.options(num_cpus=self._num_cpus, runtime_env={"env_vars": self._env}).remote(*self._args)
 
     def submit(self, project: str, subtask: Subtask) -> tuple[int, ray.ObjectRef]:
         # Least busy (as this copy of the pool sees it); ties broken at random so that

@@ -73,6 +73,8 @@ class RunPolicy(BaseModel):
     env: tuple[str, ...] = Field(default=(), description="Names of host environment variables passed to runs "
                                  "(besides the fixed allow-list of cluster.sandbox).")
     seed: int = Field(default=0, description="Exported to runs as AISCI_SEED (a sweep's seed axis).")
+    placement_wait_s: float = Field(default=60, ge=0, description="How long a run no node can hold waits for "
+                                    "one (an autoscaler adding it) before it is refused with the reason.")
 
 
 class RunSpec(BaseModel):

@@ -14,7 +14,8 @@ sees the same state. It reads typed columns only (``subtask``, ``run``, ``attemp
   of an id owns it; a later one was refused to its agent). It is owed until an
   ``experiment`` event (``run``, ``status``) records its result; a run with a result
   is never run again. Nothing else makes a run: a spec.json written by hand is a file.
-- ``pause_requested`` / ``paused`` / ``resumed`` / ``stopped`` / ``failed``.
+- ``pause_requested`` (``status`` ``moved`` when the orchestrator leaves its drained
+  node) / ``paused`` / ``resumed`` / ``stopped`` / ``failed``.
 - ``llm_call``: tokens spent.
 
 Time: the wall-clock budget counts active time only, from the first decision; a pause
@@ -62,6 +63,8 @@ class State(BaseModel):
     elapsed_s: float = Field(default=0.0, description="active time since the first decision (pauses excluded)")
     run_records: dict[str, RunRecord] = Field(default_factory=dict, description="run id -> record, in request order")
     pause_requested: str | None = Field(default=None, description="why, while a pause is asked for and not resumed")
+    pause_moves: bool = Field(default=False, description="the pause is the orchestrator leaving its drained node "
+                              "(status 'moved'): the driver starts it elsewhere")
     paused: bool = False
     stopped: str | None = None
     failed: str | None = Field(default=None, description="why the orchestrator failed (until a resume)")
@@ -92,6 +95,7 @@ class State(BaseModel):
                 state.tokens += (r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0)
             elif kind == "pause_requested":
                 state.pause_requested, state.paused = r["summary"] or "pause requested", False
+                state.pause_moves = r["status"] == "moved"
             elif kind in ("paused", "stopped", "failed"):
                 if active_since is not None:
                     active_s, active_since = active_s + t - active_since, None

@@ -95,10 +95,10 @@ def run_n(bus: Bus, pool: AgentPool, n: int) -> dict:
     outcomes = ray.get(refs)
     for actor in actors:
         ray.kill(actor)
-    bad = [o["stop_reason"] for o in outcomes if not o["stop_reason"].startswith("submitted")]
+    bad = [o.reason for o in outcomes if not o.reason.startswith("submitted")]
     if bad:
         raise RuntimeError(f"{len(bad)} of {n} projects did not finish: {bad[:3]}")
-    ticks = [t for o in outcomes for t in o["tick_overhead_ms"]]
+    ticks = [t for o in outcomes for t in o.tick_overhead_ms]
     events = sum(bus.project(j.project).events().num_rows for j in jobs)
     return {"n": n, "wall_s": wall, "step_p50_ms": statistics.median(ticks), "step_p95_ms": pct(ticks, 0.95),
             "events": events, "events_per_s": events / wall, "peak_mb": peak}

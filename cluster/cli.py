@@ -8,63 +8,71 @@
     aisci demo                      # a short tour of the bus on the local root
     aisci bus ls | log P | query ... | compact | repair
 
-``--root`` (or ``AISCI_ROOT``) picks the bus root; default ``~/.aisci``.
+``--root`` (or ``AISCI_ROOT``) picks the bus root; default ``~/.aisci``. Ray: a new
+local cluster unless ``--address`` (or ``RAY_ADDRESS``, as under ``ray job submit``)
+names one to join. A user's mistake is one line and exit code 2 (``--debug``: the
+traceback too); a paused project exits 75.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+import traceback
 
-from bus import Bus, BusError
+from bus import Bus
 
 from . import cli_bus, cli_projects, demo
-
-DEFAULT_TASK = Path(__file__).resolve().parent.parent / "benchmarks" / "tasks" / "digits"
-
-
-def llm_config(spec: str):
-    from actors.llm.config import parse_model
-
-    try:
-        return parse_model(spec)
-    except ValueError as e:
-        raise SystemExit(f"aisci: --{e}") from None
-
+from .errors import UserError, one_line
+from .tasks import DEFAULT_TASK
 
 EXIT_PAUSED = 75  # EX_TEMPFAIL: not done, try again (`aisci resume`)
 
 
-def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
-    from .run import parse_budget, run_task
+def _operator_policy(args: argparse.Namespace):
+    """The run policy from --policy FILE (YAML, RunPolicy's fields) and the switches."""
+    from actors.runs import RunPolicy
 
-    try:
-        budget = parse_budget(args.budget)
-    except ValueError as e:
-        raise SystemExit(f"aisci: {e}") from None
-    out = run_task(bus, args.task, args.project, llm_config(args.model), budget, args.target,
-                   not args.no_bus_memory, args.agents, args.grace)
-    if out["paused"]:
+    from .run import load_policy
+
+    base = load_policy(args.policy) if args.policy else None
+    if base is None and not args.allow_network:
+        return None  # make_job picks the sandbox (it needs to know whether a model writes code)
+    base = base or RunPolicy()
+    return base.model_copy(update={"network": True}) if args.allow_network else base
+
+
+def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
+    from actors.llm.config import parse_model
+
+    from .run import connect, parse_budget, run_job, make_job
+    from .tasks import find_task
+
+    task = find_task(args.task)
+    llm = parse_model(args.model, base_url=args.base_url, api_key_env=args.api_key_env)
+    job = make_job(str(task), args.project, llm, parse_budget(args.budget), args.target, not args.no_bus_memory,
+                   args.agents, _operator_policy(args), args.allow_unsandboxed)
+    connect(args.address)
+    if run_job(bus, job, grace_s=args.grace).paused:
         raise SystemExit(EXIT_PAUSED)
 
 
 def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
-    from .run import resume
+    from .run import connect, resume
 
-    if resume(bus, args.project, args.grace)["paused"]:
+    connect(args.address)
+    if resume(bus, args.project, args.grace).paused:
         raise SystemExit(EXIT_PAUSED)
 
 
 def cmd_sweep(bus: Bus, args: argparse.Namespace) -> None:
+    from .run import connect
     from .sweep import SweepSpec, run_sweep
 
-    try:
-        spec = SweepSpec.load(args.file)
-        spec.jobs()  # every grid point checked before anything starts
-    except ValueError as e:
-        raise SystemExit(f"aisci: {e}") from None
-    if any(o["paused"] for o in run_sweep(bus, spec, args.grace)):
+    spec = SweepSpec.load(args.file)
+    spec.jobs()  # every grid point checked before anything starts
+    connect(args.address)
+    if any(o.paused for o in run_sweep(bus, spec, args.grace)):
         raise SystemExit(EXIT_PAUSED)
 
 
@@ -74,29 +82,43 @@ def cmd_pause(bus: Bus, args: argparse.Namespace) -> None:
           f"(`aisci resume {args.project}` continues)")
 
 
+def _cluster_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", help="a Ray cluster to join (default: $RAY_ADDRESS, else a new local one)")
+    p.add_argument("--grace", type=float, default=30.0, help="seconds work in flight gets after a preemption notice")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aisci", description=__doc__.split("\n")[0])
     parser.add_argument("--root", help="bus root folder (default: $AISCI_ROOT or ~/.aisci)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (and Ray's own output)")
     sub = parser.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="create demo projects on the bus, write and query them")
     d.set_defaults(func=lambda bus, args: demo.run(bus))
     r = sub.add_parser("run", help="work on a task until the target or the budget is reached")
-    r.add_argument("task", nargs="?", default=str(DEFAULT_TASK), help=f"a task folder (default: {DEFAULT_TASK.name})")
+    r.add_argument("task", nargs="?", default=DEFAULT_TASK, help="a shipped task's name or a task folder "
+                   f"(default: {DEFAULT_TASK})")
     r.add_argument("--project", help="project name (default: <task>-<time>); an existing one is resumed")
     r.add_argument("--model", default="baseline", help="baseline (no model), openai:<model>, vllm:<path>")
+    r.add_argument("--base-url", help="openai: the endpoint, e.g. http://localhost:8000/v1 "
+                   "(default: $AISCI_LLM_BASE_URL)")
+    r.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: the variable holding the key")
     r.add_argument("--budget", default="1h", help="wall-clock budget: 90s, 30m, 2h, 1d")
     r.add_argument("--target", type=float, help="stop experimenting once the best CV score reaches this")
     r.add_argument("--no-bus-memory", action="store_true", help="the paper's ablation: agents see only task/")
     r.add_argument("--agents", type=int, default=2, help="agent actors in the pool")
-    r.add_argument("--grace", type=float, default=30.0, help="seconds work in flight gets after a preemption notice")
+    r.add_argument("--policy", help="the operator's run policy: a YAML file of RunPolicy fields (actors/runs.py)")
+    r.add_argument("--allow-network", action="store_true", help="let experiment runs reach the network")
+    r.add_argument("--allow-unsandboxed", action="store_true",
+                   help="run a model's code without bubblewrap where it cannot run (only on machines you trust)")
+    _cluster_flags(r)
     r.set_defaults(func=cmd_run)
     c = sub.add_parser("resume", help="continue a paused or interrupted project from the bus")
     c.add_argument("project")
-    c.add_argument("--grace", type=float, default=30.0, help="seconds work in flight gets after a preemption notice")
+    _cluster_flags(c)
     c.set_defaults(func=cmd_resume)
     w = sub.add_parser("sweep", help="run a grid of tasks x settings x seeds x models as concurrent projects")
     w.add_argument("file", help="the sweep's YAML file (see cluster/sweep.py)")
-    w.add_argument("--grace", type=float, default=30.0, help="seconds work in flight gets after a preemption notice")
+    _cluster_flags(w)
     w.set_defaults(func=cmd_sweep)
     p = sub.add_parser("pause", help="ask a running project to pause")
     p.add_argument("project")
@@ -107,13 +129,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def open_bus(root: str | None) -> Bus:
+    try:
+        return Bus(root)
+    except OSError as e:  # read-only, not ours, not there and not creatable
+        raise UserError(f"cannot use {e.filename or root} as the bus root ({e.strerror}): give a folder you can "
+                        "write (--root DIR or AISCI_ROOT)") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        bus = Bus(args.root)
-        args.func(bus, args)
-    except BusError as e:
-        print(f"aisci: {e}", file=sys.stderr)
+        args.func(open_bus(args.root), args)
+    except Exception as e:  # noqa: BLE001 - the one place user errors become a line
+        line = one_line(e)
+        if line is None:
+            raise  # a fault of aisci: the traceback is the report
+        if args.debug:
+            traceback.print_exc()
+        print(f"aisci: {line}", file=sys.stderr)
         return 2
     return 0
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from actors.llm.config import LLMConfig
 from actors.orchestrator import OrchestratorConfig
+from actors.outcome import Outcome
 from actors.runs import RunPolicy
 from bus import Bus, NotFound
 
@@ -32,6 +33,19 @@ class ProjectJob(BaseModel):
     @property
     def project(self) -> str:
         return self.orchestrator.project
+
+
+class ProjectOutcome(Outcome):
+    """How ``aisci run``/``resume`` of one project ended, with its grade when it ended."""
+
+    project: str
+    grade: dict | None = Field(default=None, description="benchmarks.grading.task.Grade, when it ended.")
+    wall_s: float = Field(default=0.0, description="Wall time of this start, seconds.")
+
+    @property
+    def paused(self) -> bool:
+        """Not done: resume it (paused, or its orchestrator failed)."""
+        return self.kind in ("paused", "failed")
 
 
 def save_job(bus: Bus, job: ProjectJob) -> None:

@@ -2,14 +2,12 @@
 puts the task's public files on the bus, starts the project's Orchestrator actor,
 shows progress read from the bus, and ends with the grade and the report.
 
-Preemption: SIGTERM (what a spot instance, ``ray job stop`` or Kubernetes sends) or a
-drain of the driver's node asks the orchestrator to pause: it dispatches nothing new,
-the work in flight has ``grace_s`` to finish, and the pause is recorded on the bus;
-``aisci resume PROJECT`` (or the same ``aisci run``) continues from there. A drain of
-only the orchestrator's node moves the orchestrator to another node.
+Preemption (SIGTERM, Ctrl-C, a node drain) pauses the project (``cluster.driver``);
+``aisci resume PROJECT`` (or the same ``aisci run``) continues from there.
 
-Ray: ``RAY_ADDRESS`` set (as under ``ray job submit``) joins that cluster; unset starts
-an embedded local one. Token authentication stays as the cluster has it.
+Ray: ``--address`` or ``RAY_ADDRESS`` (as under ``ray job submit``) joins that cluster;
+otherwise a new local one starts (``connect``). Token authentication stays as the
+cluster has it.
 """
 
 from __future__ import annotations
@@ -17,92 +15,70 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
-import signal
-import threading
+from pathlib import Path
 import time
 
 import ray
-from rich.console import Console
+import yaml
 
-from actors.llm.config import LLMConfig
+from actors.llm.config import LLMConfig, actor_env
 from actors.orchestrator import OrchestratorConfig
 from actors.runs import RunPolicy
-from actors.orchestrator_actor import (
-    NAMESPACE,
-    OWN_NODE_DRAIN,
-    OrchestratorActor,
-    draining_nodes,
-    orchestrator_name,
-)
+from actors.orchestrator_actor import NAMESPACE, OrchestratorActor, orchestrator_name
+from actors.outcome import Outcome
 from actors.pool import AgentPool
 from actors.state import State
 from benchmarks.grading.task import Task
 from bus import Bus, BusError
 from bus.repair import repair
 
+from .errors import UserError
 from .grading import finish_project, grade_of
-from .job import ProjectJob, load_job, save_job
+from .driver import PreemptionNotice, console, watch
+from .job import ProjectJob, ProjectOutcome, load_job, save_job
 from .sandbox import default_sandbox
 from .scheduler import run_batch
 from .tasks import import_task
 
-console = Console(soft_wrap=True)  # job logs: one line per message, never re-wrapped
-
-
-def connect() -> None:
+def connect(address: str | None = None) -> None:
+    """Join the cluster at ``address`` (or ``$RAY_ADDRESS``: set under ``ray job
+    submit``), else start a new local one; never a cluster a ``ray start`` left on the
+    machine unless asked to (``ray.init()`` alone would join it)."""
     if ray.is_initialized():
         return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(namespace=NAMESPACE, log_to_driver=False)
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
     else:
-        ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
 
 
-def parse_budget(text: str) -> float:
-    """'90s', '30m', '2h', '1d' or plain seconds -> seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = text.strip().lower()
+def load_policy(path: str) -> RunPolicy:
+    """The operator's run policy from a YAML file of ``RunPolicy`` fields."""
     try:
-        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise UserError(f"--policy {path}: cannot read it ({e})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"--policy {path}: a YAML mapping of RunPolicy fields (sandbox, network, memory_mb, ...)")
+    return RunPolicy.model_validate(data)
+
+
+def parse_budget(text: str | float) -> float:
+    """'90s', '30m', '2h', '1d' or plain seconds -> seconds (> 0). Raises ``UserError``."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    raw = str(text).strip().lower()
+    try:
+        seconds = float(raw[:-1]) * units[raw[-1]] if raw and raw[-1] in units else float(raw)
     except (ValueError, IndexError):
-        raise ValueError(f"budget {text!r}: use a number of seconds or e.g. 90s, 30m, 2h, 1d") from None
-
-
-def progress_line(bus: Bus, job: ProjectJob, t0: float) -> str:
-    state = State.from_events(bus.project(job.project).events(), job.orchestrator)
-    best = f"{state.best_run.cv_score:.4f}" if state.best_run else "-"
-    scored = len(state.scored_runs)
-    running = ", ".join(sorted(state.in_flight)[:4]) or "-"
-    return (f"[{time.time() - t0:6.1f} s] step {state.steps} | running: {running} | runs {scored} | "
-            f"best cv {best} | tokens {state.tokens}")
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise UserError(f"budget {text!r}: use a positive number of seconds or e.g. 90s, 30m, 2h, 1d")
+    return seconds
 
 
 class ProjectBusy(BusError):
     """The project's orchestrator is alive on this cluster: starting a second is refused."""
-
-
-class PreemptionNotice:
-    """SIGTERM, or a drain of the driver's node, while the job runs (``reason`` says which)."""
-
-    def __init__(self):
-        self.reason: str | None = None
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
-
-    def _on_sigterm(self, signum, frame) -> None:
-        self.reason = "SIGTERM (preemption notice)"
-
-    def check(self) -> str | None:
-        if self.reason is None and ray.is_initialized():
-            deadline = draining_nodes().get(ray.get_runtime_context().get_node_id())
-            if deadline is not None:
-                self.reason = "node drain: the driver's node is being drained"
-        return self.reason
-
-    def close(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
 
 
 def prepare(bus: Bus, job: ProjectJob) -> State:
@@ -139,75 +115,26 @@ def start_orchestrator(bus: Bus, job: ProjectJob, pool: AgentPool):
             time.sleep(0.1)
         except ValueError:
             break
-    return OrchestratorActor.options(name=name, namespace=NAMESPACE).remote(
+    return OrchestratorActor.options(name=name, namespace=NAMESPACE,
+                                     runtime_env={"env_vars": actor_env(job.llm)}).remote(
         bus.config.model_dump(mode="json"), job.orchestrator.model_dump(), pool, job.llm.model_dump(),
         functools.partial(run_batch, bus.config, job.project), job.run_policy.model_dump(), job.hidden)
 
 
-def _watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNotice, grace_s: float,
-           quiet: bool) -> dict:
-    """Wait for the orchestrator, showing progress; on a preemption notice ask it to
-    pause and give the work in flight ``grace_s``, then stop it."""
-    last, asked = "", None
-    while True:
-        ready, _ = ray.wait([ref], timeout=0.5)
-        line = progress_line(bus, job, t0)
-        if not quiet and (line.split("]", 1)[1] != last or ready):  # print when something changed
-            console.print(line)
-            last = line.split("]", 1)[1]
-        if ready:
-            try:
-                return ray.get(ref)
-            except ray.exceptions.ActorDiedError as e:
-                if not e.preempted:
-                    raise
-                # Its node was preempted and Ray gave up on it: start it again elsewhere
-                # (run_job's loop), which resumes from the bus.
-                return outcome_of(f"paused: {OWN_NODE_DRAIN} was preempted")
-        why = notice.check()
-        if why and asked is None:
-            bus.project(job.project).as_role("system", "driver").record("pause_requested", why)
-            console.print(f"[yellow]pausing[/yellow] {job.project}: {why}; work in flight has {grace_s:.0f} s")
-            asked = time.monotonic()
-        if asked is not None and time.monotonic() - asked > grace_s:
-            return pause_now(bus, job.project, actor, why)
-
-
-def pause_now(bus: Bus, project: str, actor, why: str) -> dict:
-    """The grace period is over: stop the orchestrator (and the work it waits for) and
-    record the pause; what was in flight is re-dispatched on resume."""
-    ray.kill(actor)
-    state = State.from_events(bus.project(project).events(), load_job(bus, project).orchestrator)
-    bus.project(project).as_role("system", "driver").record(
-        "paused", f"{why}; grace period over; in flight (re-dispatched on resume): "
-                  f"{', '.join(sorted(state.in_flight)) or 'nothing'}", metrics=state.metrics())
-    return outcome_of(f"paused: {why}", state)
-
-
-def outcome_of(stop_reason: str, state: State | None = None) -> dict:
-    """An outcome like the one ``OrchestratorActor.run`` returns, for the ends the driver
-    decides itself (a pause after the grace period, a dead orchestrator)."""
-    state = state or State(config=None)
-    best = state.best_run
-    return {"stop_reason": stop_reason, "steps": state.steps, "tokens": state.tokens,
-            "best_run": best.model_dump() if best else None,
-            "elapsed_s": state.elapsed_s, "tick_overhead_ms": []}
-
-
-def moves_off_drained_node(bus: Bus, project: str, outcome: dict, notice: PreemptionNotice) -> bool:
+def moves_off_drained_node(bus: Bus, project: str, outcome: Outcome, notice: PreemptionNotice) -> bool:
     """True when only the orchestrator's node is going away (the driver's is not): the
     pause is lifted (``resumed``) and the caller starts a new orchestrator, which Ray
     places on another node (nothing new goes to a draining one)."""
-    if not outcome["stop_reason"].startswith(f"paused: {OWN_NODE_DRAIN}") or notice.check():
+    if outcome.kind != "moved" or notice.check():
         return False
     bus.project(project).as_role("system", "driver").record("resumed", "the orchestrator moves off its drained node")
     return True
 
 
 def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: float = 30.0,
-            quiet: bool = False) -> dict:
-    """Run (or resume) one project to its end or to a pause; returns the outcome, with
-    the grade when it ended."""
+            quiet: bool = False) -> ProjectOutcome:
+    """Run (or resume) one project to its end or to a pause; returns how it ended, with
+    the grade when it ended. SIGTERM and Ctrl-C pause it (``cluster.driver``)."""
     t0 = time.time()
     ended_before = prepare(bus, job).stopped is not None
     proj = bus.project(job.project)
@@ -217,30 +144,35 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
     if not quiet:
         console.print(f"[bold]aisci[/bold] {Task(job.task).id} -> project [bold]{job.project}[/bold] on {bus.root} "
                       f"(model: {job.llm.backend}{'' if job.orchestrator.bus_memory else ', bus memory OFF'})")
-    pool = pool or AgentPool(job.agents, bus.config, job.llm, bus_memory=job.orchestrator.bus_memory)
+    pool = pool or AgentPool(job.agents, bus.config, job.llm, bus_memory=job.orchestrator.bus_memory,
+                             env=actor_env(job.llm))
     notice = PreemptionNotice()
     try:
         while True:
             actor = start_orchestrator(bus, job, pool)
-            outcome = _watch(bus, job, actor, actor.run.remote(), t0, notice, grace_s, quiet)
+            outcome = watch(bus, job, actor, actor.run.remote(), t0, notice, grace_s, quiet)
             ray.kill(actor)
             if not moves_off_drained_node(bus, job.project, outcome, notice):
                 break
     finally:
         notice.close()
-    if outcome["stop_reason"].startswith("paused"):
-        console.print(f"[yellow]{outcome['stop_reason']}[/yellow] after {outcome['steps']} steps; continue with "
+    out = ProjectOutcome(project=job.project, wall_s=time.time() - t0, **outcome.model_dump())
+    if out.kind == "moved":  # the driver's node goes too: a pause
+        out.kind = "paused"
+    if out.paused:
+        console.print(f"[yellow]{out.reason}[/yellow] after {out.steps} steps; continue with "
                       f"`aisci resume {job.project}`")
-        return {"project": job.project, "paused": True, "grade": None, "wall_s": time.time() - t0, **outcome}
-    grade = grade_of(bus, job.project) if ended_before else None  # resumed after its end: not graded again
-    if grade is None:
-        grade = finish_project(bus, job.project, job.task)
+        return out
+    out.grade = grade_of(bus, job.project) if ended_before else None  # resumed after its end: not graded again
+    if out.grade is None:
+        out.grade = finish_project(bus, job.project, job.task)
     if not quiet:
-        console.print(f"[bold]{outcome['stop_reason']}[/bold] after {outcome['steps']} steps, {time.time() - t0:.1f} s")
+        grade = out.grade
+        console.print(f"[bold]{out.reason}[/bold] after {out.steps} steps, {out.wall_s:.1f} s")
         console.print(f"grade: score {grade['score']} ({'valid' if grade['valid'] else grade['reason']}), "
                       f"medal [bold]{grade['medal']}[/bold], above median {grade['above_median']}; "
                       f"report: {proj.dir / 'report' / 'report.md'}")
-    return {"project": job.project, "paused": False, "grade": grade, "wall_s": time.time() - t0, **outcome}
+    return out
 
 
 def make_job(task_dir: str, project: str | None = None, llm: LLMConfig | None = None, budget_s: float = 3600.0,
@@ -263,11 +195,11 @@ def make_job(task_dir: str, project: str | None = None, llm: LLMConfig | None = 
 def run_task(bus: Bus, task_dir: str, project: str | None = None, llm: LLMConfig | None = None,
              budget_s: float = 3600.0, target: float | None = None, bus_memory: bool = True,
              agents: int = 2, grace_s: float = 30.0, run_policy: RunPolicy | None = None,
-             allow_unsandboxed: bool = False) -> dict:
+             allow_unsandboxed: bool = False) -> ProjectOutcome:
     job = make_job(task_dir, project, llm, budget_s, target, bus_memory, agents, run_policy, allow_unsandboxed)
     return run_job(bus, job, grace_s=grace_s)
 
 
-def resume(bus: Bus, project: str, grace_s: float = 30.0) -> dict:
+def resume(bus: Bus, project: str, grace_s: float = 30.0) -> ProjectOutcome:
     """``aisci resume PROJECT``: the job saved on the bus, from where the bus says it stopped."""
     return run_job(bus, load_job(bus, project), grace_s=grace_s)

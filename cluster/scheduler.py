@@ -11,6 +11,10 @@ go straight to Ray.
 ``run_batch`` launches a project's runs (GPU runs once granted), waits for all of them,
 and turns a run Ray could not finish (its node lost more often than its retries allow)
 into a ``lost`` result on the bus, so that the orchestrator does not wait for it forever.
+A run that no node of the cluster can hold (``gpus: 1`` where there is no GPU) would
+wait forever too (Ray only warns that it is infeasible): it is ``refused`` with the
+reason once ``RunPolicy.placement_wait_s`` has passed without such a node (an
+autoscaler may add one meanwhile).
 """
 
 from __future__ import annotations
@@ -82,14 +86,48 @@ def gpu_share():
     return GpuShare.options(name=SHARE_NAME, namespace=NAMESPACE, get_if_exists=True, lifetime="detached").remote()
 
 
+def unplaceable(spec: RunSpec, nodes: list[dict] | None = None) -> str | None:
+    """Why no alive node of the cluster can ever hold ``spec`` (None if one can)."""
+    nodes = [n["Resources"] for n in (ray.nodes() if nodes is None else nodes) if n.get("Alive")]
+    need = {"GPU": spec.gpus, "CPU": spec.cpus, "memory": (spec.memory_mb + spec.policy.tmp_mb) * 1024 * 1024}
+    if any(all(node.get(k, 0.0) >= v for k, v in need.items() if v > 0) for node in nodes):
+        return None
+    short = [k for k, v in need.items() if v > 0 and max((n.get(k, 0.0) for n in nodes), default=0.0) < v]
+    what = {"GPU": f"{spec.gpus:g} GPU(s)", "CPU": f"{spec.cpus:g} CPU(s)",
+            "memory": f"{spec.memory_mb + spec.policy.tmp_mb} MB of memory (run + /tmp)"}
+    largest = {k: max((n.get(k, 0.0) for n in nodes), default=0.0) for k in short}
+    shown = ", ".join(f"{largest[k] / 2**20:.0f} MB" if k == "memory" else f"{largest[k]:g} {k}" for k in short)
+    return (f"no node of this cluster has {' and '.join(what[k] for k in short) or 'these resources together'} "
+            f"(the largest: {shown or 'smaller in combination'}); ask for less, or add such a node")
+
+
+def _wait_placeable(specs: list[RunSpec]) -> dict[str, str]:
+    """Runs no node can hold after ``placement_wait_s``: run id -> why (the rest are placeable)."""
+    waiting = {s.id: s for s in specs if unplaceable(s)}
+    deadline = time.monotonic() + max((s.policy.placement_wait_s for s in waiting.values()), default=0.0)
+    while waiting and time.monotonic() < deadline:
+        time.sleep(min(2.0, max(deadline - time.monotonic(), 0.0)))
+        nodes = ray.nodes()
+        waiting = {k: s for k, s in waiting.items() if unplaceable(s, nodes)}
+    return {k: unplaceable(s) or "" for k, s in waiting.items()}
+
+
 def run_batch(bus_config: BusConfig, project: str, specs: list[RunSpec]) -> list[RunResult]:
-    """Run ``specs`` at the same time (GPU runs as the fair share allows); one result each."""
+    """Run ``specs`` at the same time (GPU runs as the fair share allows); one result each,
+    in no particular order. Runs no node can hold are ``refused`` results (see above)."""
+    results = []
+    refused = _wait_placeable(specs)
+    for spec in specs:
+        if spec.id in refused:
+            system = Bus(config=bus_config).project(project).as_role("system", f"run-{spec.id}")
+            results.append(RunResult(id=spec.id, status="refused", reason=refused[spec.id]))
+            record_result(system, results[-1], gpus=spec.gpus)
+    specs = [s for s in specs if s.id not in refused]
     share = gpu_share() if any(s.gpus > 0 for s in specs) else None
     pending: dict[ray.ObjectRef, tuple[str, RunSpec]] = {}
     for spec in specs:
         ref = share.acquire.remote(project, spec.gpus) if spec.gpus > 0 else launch(bus_config, project, spec)
         pending[ref] = ("grant" if spec.gpus > 0 else "run", spec)
-    results = []
     while pending:
         (ref,), _ = ray.wait(list(pending), num_returns=1)
         kind, spec = pending.pop(ref)

@@ -11,6 +11,8 @@ projects at once on one cluster.
     budget: 30m                             # per project, unless a setting says otherwise
     max_concurrent: 4                       # projects running at once
     agents: 4                               # agent actors per model (shared by all its projects)
+    policy: {network: false, memory_mb: 4096}   # the operator's run policy (actors.runs.RunPolicy)
+    allow_unsandboxed: false                # run models' code without bubblewrap where it cannot run
 
 The projects share one agent pool per model (and memory switch), one LLM engine per
 model (``actors.llm.server``) and the GPUs (``cluster.scheduler.GpuShare``). The sweep
@@ -30,32 +32,26 @@ import ray
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from actors.llm.config import parse_model
+from actors.llm.config import actor_env, parse_model
+from actors.outcome import Outcome
 from actors.pool import AgentPool
+from actors.runs import RunPolicy
 from actors.state import State
-from benchmarks.grading.task import shipped_tasks
 from bus import Bus
 
+from .errors import UserError
+
 from .grading import finish_project, grade_of
-from .job import ProjectJob
-from .run import (
-    PreemptionNotice,
-    connect,
-    console,
-    make_job,
-    moves_off_drained_node,
-    outcome_of,
-    parse_budget,
-    pause_now,
-    prepare,
-    start_orchestrator,
-)
+from .job import ProjectJob, ProjectOutcome
+from .tasks import find_task
+from .driver import PreemptionNotice, console, pause_now, result_of
+from .run import connect, make_job, moves_off_drained_node, parse_budget, prepare, start_orchestrator
 
 
 class Setting(BaseModel):
     model_config = ConfigDict(extra="forbid")
     bus_memory: bool = True
-    budget: str | None = None
+    budget: str | float | None = None
     target: float | None = None
     max_steps: int | None = Field(default=None, gt=0)
     max_tokens: int | None = Field(default=None, gt=0)
@@ -68,50 +64,67 @@ class SweepSpec(BaseModel):
     settings: dict[str, Setting] = Field(default_factory=lambda: {"default": Setting()})
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     models: list[str] = Field(default_factory=lambda: ["baseline"], min_length=1)
-    budget: str = "1h"
+    budget: str | float = "1h"
     max_concurrent: int = Field(default=4, ge=1)
     agents: int = Field(default=4, ge=1)
+    policy: RunPolicy | None = Field(default=None, description="The operator's run policy for every project.")
+    allow_unsandboxed: bool = False
 
     @classmethod
     def load(cls, path: str | Path) -> SweepSpec:
+        """Read and check a sweep file. Raises ``UserError`` with one line saying what is wrong."""
         try:
             data: Any = yaml.safe_load(Path(path).read_text())
+        except OSError as e:
+            raise UserError(f"cannot read the sweep file {path} ({e.strerror}): give a YAML file") from None
+        except yaml.YAMLError as e:
+            raise UserError(f"sweep file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        try:
             return cls.model_validate(data)
-        except FileNotFoundError:
-            raise ValueError(f"no sweep file {path}") from None
-        except (yaml.YAMLError, ValidationError) as e:
-            raise ValueError(f"sweep file {path}: {e}") from None
+        except ValidationError as e:
+            first = e.errors()[0]
+            raise UserError(f"sweep file {path}: {'.'.join(map(str, first['loc'])) or 'the file'}: {first['msg']}"
+                            + (f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else "")) from None
 
     @property
     def project(self) -> str:
         return f"sweep-{self.name}"
 
     def jobs(self) -> list[tuple[ProjectJob, dict]]:
-        """One job per grid point, with its coordinates (task, setting, seed, model)."""
-        known = shipped_tasks()
+        """One job per grid point, with its coordinates (task, setting, seed, model).
+        Raises ``UserError`` before anything starts: an unknown task or model, a name
+        too long, or a grid point twice (the same task, seed or model listed twice)."""
+        twice = [f"{axis} {v!r}" for axis, values in (("task", [str(find_task(t)) for t in self.tasks]),
+                                                      ("seed", self.seeds), ("model", self.models))
+                 for v in {x for x in values if values.count(x) > 1}]
+        if twice:
+            raise UserError(f"sweep {self.name}: {', '.join(twice)} listed twice; list each once")
         out = []
         for task in self.tasks:
-            folder = str(known.get(task, task))
-            if not (Path(folder) / "task.yaml").is_file():
-                raise ValueError(f"task {task!r}: not a shipped task ({', '.join(sorted(known))}) nor a task folder")
+            folder = find_task(task)
             for setting_name, s in self.settings.items():
                 for model in self.models:
                     for seed in self.seeds:
-                        parts = [self.name, Path(folder).name, setting_name, f"s{seed}"]
+                        parts = [self.name, folder.name, setting_name, f"s{seed}"]
                         if len(self.models) > 1:
                             parts.insert(3, re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")[-16:])
                         project = "-".join(parts)
                         if len(project) > 64:
-                            raise ValueError(f"project name {project!r} is longer than 64 characters: "
-                                             "use shorter sweep, task or setting names")
-                        job = make_job(folder, project, parse_model(model), parse_budget(s.budget or self.budget),
-                                       s.target, s.bus_memory, self.agents)
+                            raise UserError(f"project name {project!r} is longer than 64 characters: "
+                                            "use shorter sweep, task or setting names")
+                        job = make_job(str(folder), project, parse_model(model), parse_budget(s.budget or self.budget),
+                                       s.target, s.bus_memory, self.agents, self.policy, self.allow_unsandboxed)
                         job.run_policy = job.run_policy.model_copy(update={"seed": seed})
                         for key in ("max_steps", "max_tokens"):
                             if getattr(s, key) is not None:
                                 setattr(job.orchestrator, key, getattr(s, key))
-                        out.append((job, {"task": Path(folder).name, "setting": setting_name, "seed": seed,
+                        out.append((job, {"task": folder.name, "setting": setting_name, "seed": seed,
                                           "model": model}))
+        names = [j.project for j, _ in out]
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise UserError(f"sweep {self.name}: two grid points make the same project {clash[0]!r} "
+                            "(tasks with the same folder name?); rename one")
         return out
 
 
@@ -121,7 +134,7 @@ def members(bus: Bus, sweep: str) -> list[dict]:
     return yaml.safe_load(view.read("sweep/members.yaml")) or []
 
 
-def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: float = 10.0) -> list[dict]:
+def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: float = 10.0) -> list[ProjectOutcome]:
     connect()
     grid = spec.jobs()
     sweep = bus.create_project(spec.project, f"sweep {spec.name}")
@@ -134,15 +147,17 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                   f"ended, at most {spec.max_concurrent} at once")
     pools: dict[str, AgentPool] = {}  # one per (model, memory switch): agents are built with both
     running: dict[ray.ObjectRef, tuple[ProjectJob, Any]] = {}
-    outcomes: list[dict] = []
+    outcomes: list[ProjectOutcome] = []
     notice, asked, last_report = PreemptionNotice(), None, 0.0
     try:
         while todo or running:
             while todo and len(running) < spec.max_concurrent and notice.check() is None:
                 job = todo.pop(0)
                 key = job.llm.model_dump_json() + str(job.orchestrator.bus_memory)
-                pool = pools.setdefault(key, AgentPool(spec.agents, bus.config, job.llm,
-                                                       bus_memory=job.orchestrator.bus_memory))
+                if key not in pools:
+                    pools[key] = AgentPool(spec.agents, bus.config, job.llm, bus_memory=job.orchestrator.bus_memory,
+                                           env=actor_env(job.llm))
+                pool = pools[key]
                 prepare(bus, job)
                 actor = start_orchestrator(bus, job, pool)
                 running[actor.run.remote()] = (job, actor)
@@ -150,7 +165,7 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
             ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5) if running else ([], [])
             for ref in ready:
                 job, actor = running.pop(ref)
-                outcome = _outcome(ref, job)
+                outcome = result_of(bus, job, ref)
                 ray.kill(actor)
                 if moves_off_drained_node(bus, job.project, outcome, notice):
                     todo.insert(0, job)
@@ -163,7 +178,7 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                 console.print(f"[yellow]pausing[/yellow] the sweep: {why}; work in flight has {grace_s:.0f} s")
                 asked = time.monotonic()
             if asked is not None and time.monotonic() - asked > grace_s:
-                outcomes += [_finish(bus, job, pause_now(bus, job.project, actor, why))
+                outcomes += [_finish(bus, job, pause_now(bus, job, actor, why))
                              for job, actor in running.values()]
                 running.clear()
             if time.monotonic() - last_report > report_every_s:
@@ -171,7 +186,7 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                 last_report = time.monotonic()
     finally:
         notice.close()
-    paused = sum(o["paused"] for o in outcomes)
+    paused = sum(o.paused for o in outcomes)
     console.print(f"[bold]sweep {spec.name}[/bold]: {len(outcomes) - paused} projects ended this time, {paused} "
                   f"paused; `aisci leaderboard {spec.name}` ranks them" + (
                       "; `aisci sweep` the same file again resumes the paused ones" if paused else ""))
@@ -183,17 +198,11 @@ def _ended(bus: Bus, project: str) -> bool:
         State.from_events(bus.project(project).events()).stopped is not None
 
 
-def _outcome(ref: ray.ObjectRef, job: ProjectJob) -> dict:
-    try:
-        return ray.get(ref)
-    except ray.exceptions.RayError as e:  # its restarts used up: the sweep goes on without it
-        console.print(f"[red]{job.project} failed[/red]: {str(e).splitlines()[0][:300]}")
-        return outcome_of(f"failed: {type(e).__name__}")
-
-
-def _finish(bus: Bus, job: ProjectJob, outcome: dict) -> dict:
-    paused = outcome["stop_reason"].startswith(("paused", "failed"))
-    grade = None if paused else finish_project(bus, job.project, job.task)
-    console.print(f"  {'paused ' if paused else 'ended  '} {job.project}: {outcome['stop_reason']}" +
-                  (f" -> {grade['medal']} ({grade['score']})" if grade else ""))
-    return {"project": job.project, "paused": paused, "grade": grade, **outcome}
+def _finish(bus: Bus, job: ProjectJob, outcome: Outcome) -> ProjectOutcome:
+    out = ProjectOutcome(project=job.project, **outcome.model_dump())
+    out.kind = "paused" if out.kind == "moved" else out.kind
+    if not out.paused:
+        out.grade = finish_project(bus, job.project, job.task)
+    console.print(f"  {out.kind:7} {job.project}: {out.reason}" +
+                  (f" -> {out.grade['medal']} ({out.grade['score']})" if out.grade else ""))
+    return out

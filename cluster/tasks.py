@@ -7,8 +7,26 @@ answers) never is, and experiments are run with it hidden (``cluster.sandbox``).
 
 from __future__ import annotations
 
-from benchmarks.grading.task import Task
+from pathlib import Path
+
+from benchmarks.grading.task import Task, shipped_tasks
 from bus import Bus, Project
+
+from .errors import UserError
+
+DEFAULT_TASK = "digits"  # the shipped task `aisci run` works on when given none
+
+
+def find_task(name_or_folder: str) -> Path:
+    """A shipped task's folder by its name, or a task folder. Raises ``UserError``."""
+    shipped = shipped_tasks()
+    if name_or_folder in shipped:
+        return shipped[name_or_folder]
+    path = Path(name_or_folder).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    raise UserError(f"no task {name_or_folder!r}: give a task folder or a shipped task's name "
+                    f"({', '.join(sorted(shipped))})")
 
 
 def import_task(bus: Bus, task: Task, project: str) -> Project:

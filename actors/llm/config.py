@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,9 +55,34 @@ def make_llm(config: LLMConfig) -> LLM:
     raise ValueError(f"unknown LLM backend {config.backend!r}")
 
 
-def parse_model(spec: str) -> LLMConfig:
-    """``baseline``, ``openai:<model>`` or ``vllm:<path>`` (the CLI's and sweeps' --model)."""
+class ModelSpecError(ValueError):
+    """A --model (or a sweep's model) that names no backend we have."""
+
+
+def parse_model(spec: str, base_url: str | None = None, api_key_env: str | None = None) -> LLMConfig:
+    """``baseline``, ``openai:<model>`` or ``vllm:<path>`` (the CLI's and sweeps' --model).
+
+    The endpoint is resolved here, on the driver (``base_url``, else
+    ``$AISCI_LLM_BASE_URL``), and travels in the config: actors on other nodes do not
+    share the driver's environment. Raises ``ModelSpecError``."""
     backend, _, model = spec.partition(":")
     if backend not in ("baseline", "openai", "vllm"):
-        raise ValueError(f"model {spec!r}: use baseline, openai:<model> or vllm:<model path>")
+        raise ModelSpecError(f"--model {spec!r}: use baseline, openai:<model> or vllm:<model path>")
+    if backend == "openai":
+        base_url = base_url or os.environ.get("AISCI_LLM_BASE_URL") or ""
+        if not base_url:
+            raise ModelSpecError(f"--model {spec} needs the endpoint: --base-url http://HOST:PORT/v1 "
+                                 "(or AISCI_LLM_BASE_URL)")
+        return LLMConfig(backend=backend, model=model, base_url=base_url,
+                         api_key_env=api_key_env or "OPENAI_API_KEY")
     return LLMConfig(backend=backend, model=model)
+
+
+def actor_env(config: LLMConfig) -> dict[str, str]:
+    """Environment variables the actors that call the model need from the driver (the
+    API key, by the name the config gives): passed as Ray's ``runtime_env``, never
+    written to the bus or the job file."""
+    if config.backend != "openai":
+        return {}
+    value = os.environ.get(config.api_key_env)
+    return {config.api_key_env: value} if value else {}

@@ -1,7 +1,9 @@
 """Medals exactly as MLE-bench computes them (its grade_helpers, after Kaggle's
 progression rules), re-implemented here so that a grade means the same thing.
 
-- Lower is better when the leaderboard's first (best) score is below its last.
+- The direction (lower is better) comes from the metric, given by the caller; a
+  leaderboard is put in best-first order by it (MLE-bench reads it from the order of
+  the leaderboard file, which a file sorted the other way gets wrong).
 - The gold, silver and bronze thresholds are the scores at fixed *positions* of the
   leaderboard, which depend on the number of teams:
 
@@ -47,10 +49,6 @@ class Rank(BaseModel):
         return "gold" if self.gold_medal else "silver" if self.silver_medal else "bronze" if self.bronze_medal else "none"
 
 
-def lower_is_better(scores: Sequence[float]) -> bool:
-    return bool(scores[0] < scores[-1])
-
-
 def medal_positions(n: int) -> tuple[int, int, int]:
     """1-based leaderboard positions of the gold, silver and bronze thresholds."""
     if n < 1:
@@ -64,10 +62,10 @@ def medal_positions(n: int) -> tuple[int, int, int]:
     return 10 + int(n * 0.002), max(1, int(n * 0.05)), max(1, int(n * 0.1))
 
 
-def rank(score: float | None, leaderboard: Sequence[float]) -> Rank:
-    """Where ``score`` falls on ``leaderboard`` (its ``score`` column, best first)."""
-    scores = [float(s) for s in leaderboard]
-    lower = lower_is_better(scores)
+def rank(score: float | None, leaderboard: Sequence[float], lower: bool) -> Rank:
+    """Where ``score`` falls on ``leaderboard`` (its ``score`` column, in any order) for
+    a metric where ``lower`` is better."""
+    scores = sorted((float(s) for s in leaderboard), reverse=not lower)  # best first
     gold_t, silver_t, bronze_t = (scores[p - 1] for p in medal_positions(len(scores)))
     median_t = float(statistics.median(scores))
     thresholds = dict(gold_threshold=gold_t, silver_threshold=silver_t, bronze_threshold=bronze_t,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.grading import medals
-from benchmarks.grading.task import Task, shipped_tasks
+from benchmarks.grading.task import InvalidTask, Task, shipped_tasks
 
 
 @pytest.mark.parametrize(
@@ -28,19 +28,19 @@ def test_medals_on_each_size_class(n, lower):
     gold_p, silver_p, bronze_p = medals.medal_positions(n)
     at = lambda p: board[p - 1]  # noqa: E731
     step = -0.5 if not lower else 0.5  # half a place worse
-    r = medals.rank(at(gold_p), board)
+    r = medals.rank(at(gold_p), board, lower)
     assert (r.medal, r.lower_is_better, r.gold_threshold) == ("gold", lower, at(gold_p))
-    assert medals.rank(at(gold_p) + step, board).medal == "silver"
-    assert medals.rank(at(silver_p), board).medal == "silver"
-    assert medals.rank(at(silver_p) + step, board).medal == "bronze"
-    assert medals.rank(at(bronze_p), board).medal == "bronze"
-    worse = medals.rank(at(bronze_p) + step, board)
+    assert medals.rank(at(gold_p) + step, board, lower).medal == "silver"
+    assert medals.rank(at(silver_p), board, lower).medal == "silver"
+    assert medals.rank(at(silver_p) + step, board, lower).medal == "bronze"
+    assert medals.rank(at(bronze_p), board, lower).medal == "bronze"
+    worse = medals.rank(at(bronze_p) + step, board, lower)
     assert worse.medal == "none" and not worse.any_medal
     median = (n + 1) / 2
     assert worse.median_threshold == median
-    assert medals.rank(median, board).above_median is False  # strictly better than the median
-    assert medals.rank(median + (-0.5 if lower else 0.5), board).above_median is True
-    assert medals.rank(None, board).medal == "none" and not medals.rank(None, board).above_median
+    assert medals.rank(median, board, lower).above_median is False  # strictly better than the median
+    assert medals.rank(median + (-0.5 if lower else 0.5), board, lower).above_median is True
+    assert medals.rank(None, board, lower).medal == "none" and not medals.rank(None, board, lower).above_median
 
 
 def test_the_shipped_tasks_grade_valid_and_perfect_submissions(tmp_path):
@@ -78,5 +78,66 @@ def test_invalid_submissions_score_nothing(tmp_path):
     (tmp_path / "bad.csv").write_bytes(b"\xff\xfe\x00garbage")
     assert not task.grade(tmp_path / "bad.csv").valid
     assert task.grade(tmp_path / "missing.csv").reason == "no submission file"
-    with pytest.raises(FileNotFoundError, match="not a task folder"):
+    with pytest.raises(InvalidTask, match="not a task folder"):
         Task(tmp_path)
+
+
+def test_the_leaderboard_file_order_does_not_decide_the_direction():
+    """The same scores, best first or worst first: the same medals (the direction is
+    the metric's). Before, a leaderboard sorted the other way flipped every medal."""
+    board = [float(i) for i in range(1, 21)]  # RMSE-like: 1 is best
+    assert medals.rank(1.0, board, lower=True).medal == medals.rank(1.0, board[::-1], lower=True).medal == "gold"
+    assert medals.rank(20.0, board[::-1], lower=True).medal == "none"
+
+
+def _submit(tmp_path, task, frame):
+    path = tmp_path / "s.csv"
+    frame.to_csv(path, index=False)
+    return task.grade(path)
+
+
+def test_labels_are_compared_as_values_not_spellings(tmp_path):
+    """The issue's example: digits labels written as 6.0 graded as accuracy 0.0, valid,
+    with no reason. Now 6.0 is the class 6; 6.5 and 'six' are refused with a reason."""
+    task = Task(shipped_tasks()["digits"])
+    answers = pd.read_csv(task.private_dir / "answers.csv")
+    as_floats = _submit(tmp_path, task, answers.assign(target=answers.target.astype(float)))
+    assert as_floats.valid and as_floats.score == 1.0, as_floats
+    as_text = _submit(tmp_path, task, answers.assign(target=answers.target.astype(str), id=answers.id.astype(float)))
+    assert as_text.valid and as_text.score == 1.0, as_text
+    half = _submit(tmp_path, task, answers.assign(target=answers.target + 0.5))
+    assert not half.valid and "whole numbers" in half.reason and half.score is None
+    words = _submit(tmp_path, task, answers.assign(target="six"))
+    assert not words.valid and "finite numbers" in words.reason
+
+
+def test_non_finite_predictions_are_invalid(tmp_path):
+    for name in ("diabetes", "breast-cancer"):
+        task = Task(shipped_tasks()[name])
+        answers = pd.read_csv(task.private_dir / "answers.csv").astype({"target": float})
+        for bad in (float("nan"), float("inf"), float("-inf")):
+            frame = answers.copy()
+            frame.loc[3, "target"] = bad
+            grade = _submit(tmp_path, task, frame)
+            assert not grade.valid and grade.score is None, (name, bad, grade)
+            assert "empty values" in grade.reason or "finite" in grade.reason, grade.reason
+
+
+def test_a_task_folder_is_checked_whole_before_anything_runs(tmp_path):
+    source = shipped_tasks()["breast-cancer"]
+    for missing, needle in (("description.md", "description.md"), ("prepared/private/answers.csv", "answers.csv"),
+                            ("prepared/public/sample_submission.csv", "sample_submission.csv")):
+        folder = tmp_path / missing.replace("/", "_")
+        shutil.copytree(source, folder)
+        (folder / missing).unlink()
+        with pytest.raises(InvalidTask, match=needle):
+            Task(folder)
+    no_board = tmp_path / "no-board"
+    shutil.copytree(source, no_board)
+    (no_board / "leaderboard.csv").unlink()
+    task = Task(no_board)
+    graded = task.grade(task.private_dir / "answers.csv")
+    assert graded.valid and graded.medal == "none" and graded.gold_threshold is None and graded.leaderboard_size == 0
+    (no_board / "leaderboard.csv").write_text("team,score\na,high\n")
+    with pytest.raises(InvalidTask, match="score"):
+        Task(no_board)

@@ -77,7 +77,8 @@ def main(root: str, mode: str = "run") -> None:
     events = [(e["kind"], e["summary"]) for e in bus.project(project).events().to_pylist()
               if e["kind"] in ("experiment_start", "experiment")]
     if mode == "project":
-        out["result"] = {k: out["result"][k] for k in ("stop_reason", "paused", "grade")}
+        result = out["result"]
+        out["result"] = {"stop_reason": result.reason, "paused": result.paused, "grade": result.grade}
     print(json.dumps({"drain_accepted": accepted, "result": out.get("result"), "events": events,
                       "worker": worker.node_id, "seen_draining": seen_draining}), flush=True)
     ray.shutdown()

@@ -34,7 +34,7 @@ def test_a_killed_orchestrator_actor_is_restarted_by_ray_and_resumes_from_the_bu
     _wait_for_event(bus, "orc-kill", "dispatch", "implement-1")
     ray.kill(actor, no_restart=False)  # the process dies; Ray restarts the actor and re-runs run()
     out = ray.get(ref, timeout=300)
-    assert out["stop_reason"].startswith("submitted"), out
+    assert out.reason.startswith("submitted"), out
     state = State.from_events(bus.project("orc-kill").events())
     assert state.dispatches["analyse-1"] == 1  # finished before the kill: not run again
     assert all(n <= 2 for n in state.dispatches.values()), state.dispatches
@@ -66,14 +66,15 @@ def test_an_orchestrator_on_a_draining_node_moves_and_the_project_finishes(ray_c
     with the drain as its reason (recorded here as its own hook would), and run_job starts
     a new one, which resumes from the bus and finishes the project."""
     job = make_job(str(shipped_tasks()["breast-cancer"]), project="drained", budget_s=600)
-    out: dict = {}
-    thread = threading.Thread(target=lambda: out.update(run_job(bus, job, quiet=True)))
+    box: list = []
+    thread = threading.Thread(target=lambda: box.append(run_job(bus, job, quiet=True)))
     thread.start()
     _wait_for_event(bus, "drained", "dispatch", "implement-1")
     bus.project("drained").as_role("system", "test").record(
-        "pause_requested", "node drain: the orchestrator's node abc is being drained")
+        "pause_requested", "node drain: the orchestrator's node abc is being drained", status="moved")
     thread.join(timeout=300)
-    assert not out["paused"] and out["grade"]["valid"], out
+    [out] = box
+    assert not out.paused and out.grade["valid"], out
     kinds = [e["kind"] for e in bus.project("drained").events().to_pylist()]
     assert kinds.index("pause_requested") < kinds.index("paused") < kinds.index("resumed"), [
         (e["kind"], e["instance"], e["summary"]) for e in bus.project("drained").events().to_pylist()
@@ -90,8 +91,9 @@ def test_the_orchestrator_pauses_itself_when_its_node_drains(bus):
     never = lambda items: (_ for _ in ()).throw(AssertionError("nothing may be dispatched"))  # noqa: E731
     config = OrchestratorConfig(project="self")
     state = Orchestrator(bus, config, BaselinePolicy(), never, never, preempted=lambda: "node drain: test").run()
-    assert state.stop_reason == "paused: node drain: test"
-    assert [e["kind"] for e in bus.project("self").events().to_pylist()][-2:] == ["pause_requested", "paused"]
+    assert state.stop_reason == "paused: node drain: test" and state.pause_moves
+    events = bus.project("self").events().to_pylist()
+    assert [e["kind"] for e in events][-2:] == ["pause_requested", "paused"] and events[-2]["status"] == "moved"
     # Asked again while still paused: it stays paused, and records nothing new.
     n = bus.project("self").events().num_rows
     assert Orchestrator(bus, config, BaselinePolicy(), never, never).run().stop_reason.startswith("paused")

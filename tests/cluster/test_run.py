@@ -13,6 +13,7 @@ from actors.policy import BaselinePolicy
 from benchmarks.grading.task import Task, shipped_tasks
 from actors.runs import RunPolicy
 from cluster.experiments import run_here
+from cluster.errors import UserError
 from cluster.run import parse_budget, run_task
 from cluster.tasks import import_task
 
@@ -23,17 +24,17 @@ needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewr
 def test_baseline_reaches_a_graded_submission_and_the_ablation_switch_works(ray_cluster, bus):
     task = shipped_tasks()["digits"]
     on = run_task(bus, str(task), project="digits-on", budget_s=600)
-    assert on["grade"]["valid"] and on["grade"]["medal"] in ("gold", "silver", "bronze"), on["grade"]
+    assert on.grade["valid"] and on.grade["medal"] in ("gold", "silver", "bronze"), on.grade
     viewer = bus.project("digits-on").as_role("viewer")
     assert [p["status"] for p in json.loads(viewer.read("plan/roadmap.json"))] == ["done"] * 4
-    assert "silver" in viewer.read("report/report.md") or on["grade"]["medal"] in viewer.read("report/report.md")
+    assert "silver" in viewer.read("report/report.md") or on.grade["medal"] in viewer.read("report/report.md")
     assert viewer.read("report/metric.svg").startswith("<svg")
     # The private answers never reached the bus.
     assert not any("answers" in p for p in viewer.list())
 
     off = run_task(bus, str(task), project="digits-off", budget_s=600, bus_memory=False)
     # Without bus memory the writer cannot re-read the experiments' predictions: no submission.
-    assert not off["grade"]["valid"] and off["grade"]["reason"] == "no submission file"
+    assert not off.grade["valid"] and off.grade["reason"] == "no submission file"
     refused = [e for e in bus.project("digits-off").events().to_pylist() if e["kind"] == "refused"]
     assert any("experiments/" in (e["path"] or "") for e in refused)
 
@@ -71,5 +72,6 @@ def test_a_restarted_orchestrator_continues_from_the_bus(bus):
 
 def test_budget_parsing():
     assert [parse_budget(b) for b in ("90s", "30m", "2h", "1d", "45")] == [90, 1800, 7200, 86400, 45]
-    with pytest.raises(ValueError, match="use a number of seconds"):
-        parse_budget("soon")
+    for bad in ("soon", "-5m", "0", "nan", "inf", ""):
+        with pytest.raises(UserError, match="use a positive number of seconds"):
+            parse_budget(bad)

@@ -8,6 +8,7 @@ import yaml
 
 from actors.state import State
 from cluster.cli import main
+from cluster.errors import UserError
 from cluster.leaderboard import leaderboard, project_results
 from cluster.sweep import SweepSpec, members, run_sweep
 
@@ -23,7 +24,7 @@ def test_a_sweep_runs_its_grid_capped_and_resumes_as_a_whole(ray_cluster, bus, t
     names = [m["project"] for m in members(bus, "t")]
     assert sorted(names) == ["t-breast-cancer-off-s0", "t-breast-cancer-off-s1",
                              "t-breast-cancer-on-s0", "t-breast-cancer-on-s1"]
-    assert sorted(o["project"] for o in outcomes) == sorted(names) and not any(o["paused"] for o in outcomes)
+    assert sorted(o.project for o in outcomes) == sorted(names) and not any(o.paused for o in outcomes)
 
     # Never more than max_concurrent projects at once (from their first to last event).
     spans = []
@@ -57,11 +58,23 @@ def test_a_sweep_runs_its_grid_capped_and_resumes_as_a_whole(ray_cluster, bus, t
     assert {n: bus.project(n).events().num_rows for n in names} == before
 
 
-def test_bad_sweep_files_say_what_is_wrong(tmp_path):
+def test_bad_sweep_files_say_what_is_wrong(tmp_path, capsys):
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump({**SWEEP, "tasks": ["no-such-task"]}))
-    with pytest.raises(ValueError, match="not a shipped task"):
+    with pytest.raises(UserError, match="no task 'no-such-task'"):
         SweepSpec.load(path).jobs()
     path.write_text(yaml.safe_dump({**SWEEP, "settings": {"x": {"bus_memroy": False}}}))
-    with pytest.raises(ValueError, match="bus_memroy"):
+    with pytest.raises(UserError, match="bus_memroy"):
         SweepSpec.load(path)
+    # The examples: the same task twice aborted the sweep and every re-run; a
+    # folder given as the sweep file gave a traceback. Now each is one line, before Ray.
+    path.write_text(yaml.safe_dump({**SWEEP, "tasks": ["breast-cancer", "breast-cancer"]}))
+    with pytest.raises(UserError, match="listed twice"):
+        SweepSpec.load(path).jobs()
+    path.write_text(yaml.safe_dump({**SWEEP, "seeds": [1, 2, 1]}))
+    with pytest.raises(UserError, match="seed 1 listed twice"):
+        SweepSpec.load(path).jobs()
+    for bad in (str(tmp_path), str(tmp_path / "missing.yaml")):
+        assert main(["--root", str(tmp_path / "bus"), "sweep", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("aisci: cannot read the sweep file") and "Traceback" not in err, err

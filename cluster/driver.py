@@ -1,0 +1,115 @@
+"""The driver's side of one orchestrator start: watch it, show progress, and turn every
+way it can end into an ``Outcome`` (never an exception the user sees as a traceback).
+
+Preemption: SIGTERM (what a spot instance, ``ray job stop`` or Kubernetes sends),
+Ctrl-C, or a drain of the driver's node asks the orchestrator to pause: it dispatches
+nothing new, the work in flight has ``grace_s`` to finish, and the pause is recorded
+on the bus. A drain of only the orchestrator's node ends as ``moved``: the caller
+starts a new orchestrator, which Ray places elsewhere.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import ray
+from rich.console import Console
+
+from actors.orchestrator_actor import draining_nodes
+from actors.outcome import Outcome
+from actors.state import State
+from bus import Bus
+
+from .job import ProjectJob
+
+__all__ = ["PreemptionNotice", "console", "pause_now", "progress_line", "result_of", "watch"]
+
+console = Console(soft_wrap=True)  # job logs: one line per message, never re-wrapped
+
+
+class PreemptionNotice:
+    """SIGTERM or SIGINT (Ctrl-C), or a drain of the driver's node, while the job runs
+    (``reason`` says which). Installed only in the main thread (signals go there)."""
+
+    def __init__(self):
+        self.reason: str | None = None
+        self._previous: dict[int, object] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig, why in ((signal.SIGTERM, "SIGTERM (preemption notice)"), (signal.SIGINT, "Ctrl-C")):
+                self._previous[sig] = signal.signal(sig, lambda signum, frame, why=why: self._on_signal(why))
+
+    def _on_signal(self, why: str) -> None:
+        if self.reason is None:
+            self.reason = why
+
+    def check(self) -> str | None:
+        if self.reason is None and ray.is_initialized():
+            deadline = draining_nodes().get(ray.get_runtime_context().get_node_id())
+            if deadline is not None:
+                self.reason = "node drain: the driver's node is being drained"
+        return self.reason
+
+    def close(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+
+
+def progress_line(bus: Bus, job: ProjectJob, t0: float) -> str:
+    state = State.from_events(bus.project(job.project).events(), job.orchestrator)
+    best = f"{state.best_run.cv_score:.4f}" if state.best_run else "-"
+    running = ", ".join(sorted(state.in_flight)[:4]) or "-"
+    return (f"[{time.time() - t0:6.1f} s] step {state.steps} | running: {running} | runs {len(state.scored_runs)} | "
+            f"best cv {best} | tokens {state.tokens}")
+
+
+def watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNotice, grace_s: float,
+          quiet: bool) -> Outcome:
+    """Wait for the orchestrator, showing progress; on a preemption notice ask it to
+    pause and give the work in flight ``grace_s``, then stop it."""
+    last, asked = "", None
+    while True:
+        ready, _ = ray.wait([ref], timeout=0.5)
+        line = progress_line(bus, job, t0)
+        if not quiet and (line.split("]", 1)[1] != last or ready):  # print when something changed
+            console.print(line)
+            last = line.split("]", 1)[1]
+        if ready:
+            return result_of(bus, job, ref)
+        why = notice.check()
+        if why and asked is None:
+            bus.project(job.project).as_role("system", "driver").record("pause_requested", why)
+            console.print(f"[yellow]pausing[/yellow] {job.project}: {why}; work in flight has {grace_s:.0f} s")
+            asked = time.monotonic()
+        if asked is not None and time.monotonic() - asked > grace_s:
+            return pause_now(bus, job, actor, why)
+
+
+def result_of(bus: Bus, job: ProjectJob, ref) -> Outcome:
+    """The outcome of the orchestrator's ``run`` (``ref``, ready), whatever happened to it."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.ActorDiedError as e:
+        if e.preempted:  # its node was preempted and Ray gave up on it: start it again elsewhere
+            return Outcome(kind="moved", reason="the orchestrator's node was preempted")
+        why = f"the orchestrator died: {str(e).splitlines()[0][:300]}"
+    except ray.exceptions.RayTaskError as e:  # it raised (and recorded a `failed` event with the reason)
+        cause = e.cause if isinstance(e.cause, Exception) else e
+        why = f"the orchestrator failed: {type(cause).__name__}: {str(cause).splitlines()[0][:300]}"
+    state = State.from_events(bus.project(job.project).events(), job.orchestrator)
+    if not state.failed:
+        bus.project(job.project).as_role("system", "driver").record("failed", why)
+    return Outcome.of("failed", why, state)
+
+
+def pause_now(bus: Bus, job: ProjectJob, actor, why: str) -> Outcome:
+    """The grace period is over: stop the orchestrator (and the work it waits for) and
+    record the pause; what was in flight is re-dispatched on resume."""
+    ray.kill(actor)
+    state = State.from_events(bus.project(job.project).events(), job.orchestrator)
+    bus.project(job.project).as_role("system", "driver").record(
+        "paused", f"{why}; grace period over; in flight (re-dispatched on resume): "
+                  f"{', '.join(sorted(state.in_flight)) or 'nothing'}", metrics=state.metrics())
+    return Outcome.of("paused", f"paused: {why}", state)
