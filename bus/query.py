@@ -54,7 +54,7 @@ def metric_values(metrics: pa.ChunkedArray, name: str) -> tuple[np.ndarray, np.n
 
 
 def best_metric(bus: Bus, metric: str, mode: str = "max", projects: list[str] | None = None) -> pa.Table:
-    """Per project, the event with the best value of ``metric`` (``mode`` max or min).
+    """Per project, the event with the best finite value of ``metric`` (``mode`` max or min).
 
     Columns: project, value, seq, role, kind, path, time; best project first.
     """
@@ -62,6 +62,8 @@ def best_metric(bus: Bus, metric: str, mode: str = "max", projects: list[str] | 
         raise ValueError(f"mode must be 'max' or 'min', not {mode!r}")
     table = bus.index.scan(projects, columns=["project", "seq", "role", "kind", "path", "time", "metrics"])
     rows, values = metric_values(table.column("metrics"), metric)
+    finite = np.isfinite(values)  # NaN/inf are no value (one NaN made its whole project vanish)
+    rows, values = rows[finite], values[finite]
     out_cols = ["project", "value", "seq", "role", "kind", "path", "time"]
     if len(rows) == 0:
         return table.drop_columns(["metrics"]).slice(0, 0).append_column("value", pa.array([], pa.float64())).select(out_cols)

@@ -104,6 +104,8 @@ def encode_row(row: dict) -> bytes:
     metrics = row.get("metrics")
     if metrics:
         row = dict(row, metrics=[{"k": str(k), "v": float(v)} for k, v in metrics.items()])
+    elif "metrics" in row:  # an empty map is no metrics (a {} line would not decode as a list)
+        row = {k: v for k, v in row.items() if k != "metrics"}
     return (json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
 

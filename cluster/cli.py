@@ -58,10 +58,12 @@ def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
 
 
 def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
-    from .run import connect, resume
+    from .job import load_job
+    from .run import connect, run_job
 
+    job = load_job(bus, args.project)  # an unknown project is one line, before Ray starts
     connect(args.address)
-    if resume(bus, args.project, args.grace).paused:
+    if run_job(bus, job, grace_s=args.grace).paused:
         raise SystemExit(EXIT_PAUSED)
 
 

@@ -15,6 +15,8 @@ from bus.reground import workspace_map
 from bus.repair import repair
 from bus.scopes import scope_for
 
+from .errors import UserError
+
 console = Console()
 if not console.is_terminal:  # piped to a file or a CI log: don't fold at 80 columns
     console = Console(width=160)
@@ -66,6 +68,11 @@ def cmd_ls(bus: Bus, args: argparse.Namespace) -> None:
 
 def cmd_log(bus: Bus, args: argparse.Namespace) -> None:
     table = query.events(bus, args.project, since=args.since, kinds=args.kind or None)
+    if args.kind and table.num_rows == 0:
+        seen = sorted(set(query.events(bus, args.project).column("kind").to_pylist()))
+        unknown = [k for k in args.kind if k not in seen]
+        if unknown:
+            raise UserError(f"{args.project} has no events of kind {', '.join(unknown)}; its kinds: {', '.join(seen)}")
     cols = ["seq", "time", "role", "instance", "kind", "path", "version", "size", "summary", "metrics"]
     print_table(table.select(cols), title=f"events of {args.project}", limit=args.limit)
 
@@ -74,7 +81,8 @@ def cmd_query(bus: Bus, args: argparse.Namespace) -> None:
     if args.what == "best":
         print_table(query.best_metric(bus, args.metric, args.mode), title=f"best {args.metric} per project ({args.mode})")
     elif args.what == "tokens":
-        print_table(query.tokens_by_role(bus, [args.project] if args.project else None), title="tokens per role")
+        projects = [bus.project(args.project).name] if args.project else None  # an unknown project: NotFound
+        print_table(query.tokens_by_role(bus, projects), title="tokens per role")
     elif args.what == "files":
         print_table(query.latest_files(bus, args.project).drop_columns(["hash"]), title=f"files of {args.project}")
     elif args.what == "map":

@@ -160,8 +160,9 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
     if out.kind == "moved":  # the driver's node goes too: a pause
         out.kind = "paused"
     if out.paused:
-        console.print(f"[yellow]{out.reason}[/yellow] after {out.steps} steps; continue with "
-                      f"`aisci resume {job.project}`")
+        if not quiet:
+            console.print(f"[yellow]{out.reason}[/yellow] after {out.steps} steps; continue with "
+                          f"`aisci resume {job.project}`")
         return out
     out.grade = grade_of(bus, job.project) if ended_before else None  # resumed after its end: not graded again
     if out.grade is None:

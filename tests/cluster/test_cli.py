@@ -44,3 +44,30 @@ def test_console_script_uses_aisci_root(tmp_path):
     out = subprocess.run([exe, "demo"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert Bus(tmp_path / "envroot").projects() == ["demo-diabetes", "demo-iris", "demo-wine"]
+
+
+def test_user_mistakes_are_one_line_before_anything_starts(tmp_path, capsys):
+    """Issue 10 kind 13 / issue 13: each mistake is one line and exit 2, no traceback,
+    nothing written (no Ray started: these return in well under a second)."""
+    root = str(tmp_path / "root")
+    cases = [
+        (["run", "no-such-task"], "no task 'no-such-task'"),
+        (["run", str(tmp_path / "no" / "dir")], "no task"),
+        (["run", "digits", "--budget", "soon"], "budget 'soon'"),
+        (["run", "digits", "--model", "gpt"], "use baseline, openai:<model>"),
+        (["run", "digits", "--model", "openai:m"], "needs the endpoint"),
+        (["run", "digits", "--agents", "0"], "agents"),
+        (["run", "digits", "--policy", str(tmp_path / "none.yaml")], "--policy"),
+        (["resume", "nope"], "no project 'nope'"),
+        (["bus", "query", "tokens", "--project", "nope"], "no project 'nope'"),
+    ]
+    for argv, needle in cases:
+        assert main(["--root", root, *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("aisci: ") and needle in err and "Traceback" not in err, (argv, err)
+        assert err.count("\n") == 1, err
+    assert Bus(root).projects() == []
+    main(["--root", root, "demo"])
+    capsys.readouterr()
+    assert main(["--root", root, "bus", "log", "demo-iris", "--kind", "nonsense"]) == 2
+    assert "no events of kind nonsense; its kinds:" in capsys.readouterr().err

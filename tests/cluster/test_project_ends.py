@@ -1,0 +1,76 @@
+"""Every project ends, and says how (issue 10, kinds 1 and 2): a failed orchestrator is
+marked failed on the bus with the reason; the wall-clock budget is a limit that runs
+are cut to; paused time does not count against it."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from actors.llm.config import LLMConfig
+from actors.runs import RunPolicy
+from benchmarks.grading.task import Task, shipped_tasks
+from cluster.cli import main
+from cluster.run import make_job, run_job
+
+from .inprocess import Hybrid, call, run_project, sandbox
+
+TASK = Task(shipped_tasks()["breast-cancer"])
+
+
+def test_an_orchestrator_that_fails_is_marked_failed_and_status_says_so(ray_cluster, bus, capsys):
+    """The model's endpoint is down: the LLM policy cannot decide. Before: the run died
+    with a Ray traceback and `aisci status` said "running" forever."""
+    llm = LLMConfig(backend="openai", base_url="http://127.0.0.1:9/v1", model="m", max_retries=0, timeout_s=2)
+    job = make_job(str(TASK.root), "down", llm, budget_s=300)
+    out = run_job(bus, job, quiet=True)
+    assert out.kind == "failed" and out.paused and "LLMUnavailable" in out.reason, out
+    capsys.readouterr()
+    assert main(["--root", str(bus.root), "status", "down"]) == 0
+    table = capsys.readouterr().out
+    assert "failed: orchestrator failed: LLMUnavailable" in table and "running" not in table, table
+    kinds = [e["kind"] for e in bus.project("down").events().to_pylist()]
+    assert kinds.count("failed") == 1
+    again = run_job(bus, job, quiet=True)  # a resume tries again (and fails again, once more on the bus)
+    assert again.kind == "failed"
+    kinds = [e["kind"] for e in bus.project("down").events().to_pylist()]
+    assert kinds.count("failed") == 2 and kinds.count("resumed") == 1
+
+
+def test_a_run_is_cut_to_the_budget_left(bus):
+    """The issue's example: --budget 15s with a 45 s run ended at 46 s. The run's timeout
+    is now what is left of the budget (at most 12 s), and the project ends within it."""
+    script = {"implement-1": [call("write_file", path="code/train.py", content="import time\ntime.sleep(45)\n",
+                                   summary="slow"), call("finish", summary="ok")],
+              "experiment-1": [call("launch_experiment", name="slow", command="python3 ../../code/train.py",
+                                    timeout_s=3600), call("finish", summary="asked")]}
+    t0 = time.monotonic()
+    state, grade = run_project(bus, str(TASK.root), Hybrid(script), budget_s=12)
+    wall = time.monotonic() - t0
+    [run] = state.runs
+    assert run.status == "timeout" and wall < 30, (run, wall)
+    assert state.elapsed_s < 14, state.elapsed_s
+    result = json.loads(bus.project("p").as_role("viewer").read("experiments/slow/result.json"))
+    assert result["duration_s"] < 14, result
+
+
+def test_paused_time_does_not_count_against_the_budget(bus):
+    """A project paused for longer than its whole budget still has its budget after a resume."""
+    project = bus.create_project("p")
+    state, _ = run_project(bus, str(TASK.root), Hybrid({"implement-1": [call("finish", summary="later")]}),
+                           budget_s=3600, policy=RunPolicy(sandbox=sandbox()))
+    events = project.events().to_pylist()
+    first = next(e["time"].timestamp() for e in events if e["kind"] == "decision")
+    from actors.orchestrator import OrchestratorConfig
+    from actors.state import State
+
+    config = OrchestratorConfig(project="p", budget_s=3600)
+    system = project.as_role("system", "test")
+    system.record("paused", "spot notice")
+    paused_at = time.time()
+    # Two hours later (the clock is moved, not waited for): resumed.
+    later = State.from_events(project.events(), config, now=paused_at + 7200)
+    system.record("resumed", "by the test")
+    resumed = State.from_events(project.events(), config, now=time.time() + 1)
+    assert later.elapsed_s < paused_at - first + 1  # the pause's two hours are not counted
+    assert resumed.elapsed_s < paused_at - first + 5 and resumed.time_left_s() > 3500
