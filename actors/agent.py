@@ -20,7 +20,8 @@ from . import context, prompts
 from .llm.protocol import LLM, LLMError, LLMReply, LLMRequest
 from .llm.record import RecordingLLM
 from .roles import ROLES, Role
-from .tools import Finished, FormatError, ToolBox, parse_text_call
+from .text_protocol import no_call_error, parse_text_calls
+from .tools import Finished, FormatError, ToolBox
 
 # Events other agents' steps produce that are not news to a re-grounding agent.
 _QUIET_KINDS = ("llm_call", "agent_step", "agent_start", "refused")
@@ -136,14 +137,18 @@ class Agent:
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": out})
             return ok
         messages.append({"role": "assistant", "content": reply.text})
-        parsed = parse_text_call(reply.text)
-        if parsed is None:
-            messages.append({"role": "user", "content": "ERROR: no tool call found. Call a tool (or write one "
-                             'JSON object {"tool": name, "arguments": {...}}), or call finish(summary).'})
+        calls = parse_text_calls(reply.text)
+        if not calls:
+            messages.append({"role": "user", "content": f"ERROR: {no_call_error(reply.text)}"})
             return False
-        out, good = self._run_tool(tools, parsed[0], parsed[1])
-        messages.append({"role": "user", "content": f"[result of {parsed[0]}]\n{out}"})
-        return good
+        ok, results = True, []
+        for name, arguments in calls:
+            out, good = self._run_tool(tools, name, arguments)
+            ok = ok and good
+            results.append(f"[result of {name}]\n{out}")
+        # One message for all results: some chat templates refuse two user turns in a row.
+        messages.append({"role": "user", "content": "\n\n".join(results)})
+        return ok
 
     @staticmethod
     def _run_tool(tools: ToolBox, name: str, arguments) -> tuple[str, bool]:

@@ -1,11 +1,12 @@
 """The LLM-driven policy: the model reads the project's state (rendered from the bus)
 and returns its decision as structured output (a JSON schema the backend enforces,
-or that is validated here), never as prose we would have to parse.
+or that is validated here), never as prose we would have to parse. A server without
+structured output gets the object back bare, fenced or inside a sentence: it is read
+with the JSON scanner of ``actors.text_protocol``, and anything else is sent back to
+the model as a one-line error saying what to send.
 """
 
 from __future__ import annotations
-
-import json
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,6 +19,10 @@ from .llm.protocol import LLM, LLMRequest
 from .llm.record import RecordingLLM
 from .policy import Decision, State
 from .roles import ROLES
+from .text_protocol import bad_object_error, find_object
+
+
+DECISION_FORM = '{"action": "dispatch" | "stop", "role": ..., "goal": ..., "reason": ...}'
 
 
 class ModelDecision(BaseModel):
@@ -47,20 +52,33 @@ class LLMPolicy:
         for _ in range(self.max_invalid):
             reply = llm.complete(LLMRequest(messages=messages, response_schema=decision_schema(), tag=self.TAG,
                                             max_tokens=400))
-            try:
-                d = ModelDecision.model_validate(json.loads(reply.text))
-                if d.action == "dispatch" and d.role not in ROLES:
-                    raise ValueError(f"unknown role {d.role!r}")
-            except (ValueError, ValidationError) as e:  # the model's mistake: shown to it once more
+            d, error = self._read(reply.text)
+            if d is None:  # the model's mistake: shown to it once more, in one line
                 messages += [{"role": "assistant", "content": reply.text},
-                             {"role": "user", "content": f"ERROR: not a valid decision ({str(e)[:300]}). Answer with "
-                                                         "the JSON object only."}]
+                             {"role": "user", "content": f"ERROR: {error}"}]
                 continue
             if d.action == "stop":
                 return Decision(stop=True, reason=d.reason)
             n = 1 + len({sid for sid in state.dispatched | set(state.completed) if sid.startswith(f"{d.role}-")})
             return Decision(subtasks=[Subtask(id=f"{d.role}-{n}", role=d.role, goal=d.goal or d.reason)], reason=d.reason)
         return Decision(stop=True, reason=f"the model gave no valid decision in {self.max_invalid} tries")
+
+    @staticmethod
+    def _read(text: str) -> tuple[ModelDecision | None, str]:
+        """The decision in a reply (bare, fenced or inside prose), or why there is none."""
+        obj = find_object(text, "action")
+        if obj is None:
+            return None, bad_object_error(text, "action", DECISION_FORM, what="decision")
+        try:
+            d = ModelDecision.model_validate(obj)
+        except ValidationError as e:
+            problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'decision'}: {err['msg']}" for err in e.errors())
+            return None, f"not a valid decision ({problems}): send one JSON object {DECISION_FORM}"
+        if d.action not in ("dispatch", "stop"):
+            return None, f"unknown action {d.action!r}: send one JSON object {DECISION_FORM}"
+        if d.action == "dispatch" and d.role not in ROLES:
+            return None, f"unknown role {d.role!r}; the roles are {', '.join(sorted(ROLES))}: send {DECISION_FORM}"
+        return d, ""
 
     def _prompt(self, state: State, view) -> str:
         history = [f"- {sid}: {'finished' if ok else 'failed'}" for sid, ok in state.completed.items()]
