@@ -20,7 +20,7 @@ from . import context, prompts
 from .llm.protocol import LLM, LLMError, LLMReply, LLMRequest
 from .llm.record import RecordingLLM
 from .roles import ROLES, Role
-from .text_protocol import no_call_error, parse_text_calls
+from .text_protocol import cut_error, no_call_error, parse_text_calls
 from .tools import Finished, FormatError, ToolBox
 
 # Events other agents' steps produce that are not news to a re-grounding agent.
@@ -86,10 +86,11 @@ class Agent:
                 result.steps += 1
                 cursor = self._reground(view, messages, cursor)
                 context.fit(messages, role.context_chars)
-                reply = llm.complete(LLMRequest(messages=messages, tools=tools.schemas(), tag=subtask.id))
+                reply = llm.complete(LLMRequest(messages=messages, tools=tools.schemas(), tag=subtask.id,
+                                                max_tokens=role.max_reply_tokens))
                 result.prompt_tokens += reply.prompt_tokens
                 result.completion_tokens += reply.completion_tokens
-                ok = self._act(reply, tools, messages)
+                ok = self._act(reply, tools, messages, role.max_reply_tokens)
                 format_errors = 0 if ok else format_errors + 1
                 view.record("agent_step", f"step {result.steps}: {len(reply.tool_calls)} calls",
                             metrics={"format_errors": float(format_errors)})
@@ -123,29 +124,43 @@ class Agent:
             messages.append({"role": "user", "content": "Changed by others since your last step:\n" + "\n".join(lines)})
         return last
 
-    def _act(self, reply: LLMReply, tools: ToolBox, messages: list[dict]) -> bool:
-        """Run the reply's tool calls; returns False if the reply could not be acted on."""
+    def _act(self, reply: LLMReply, tools: ToolBox, messages: list[dict], max_tokens: int) -> bool:
+        """Run the reply's tool calls; returns False if the reply could not all be acted on."""
         if reply.tool_calls:
-            messages.append({"role": "assistant", "content": reply.text or None,
-                             "tool_calls": [{"id": c.id, "type": "function",
-                                             "function": {"name": c.name, "arguments": c.arguments}}
-                                            for c in reply.tool_calls]})
-            ok = True
-            for call in reply.tool_calls:
+            return self._act_on_calls(reply, tools, messages, max_tokens)
+        return self._act_on_text(reply, tools, messages, max_tokens)
+
+    def _act_on_calls(self, reply: LLMReply, tools: ToolBox, messages: list[dict], max_tokens: int) -> bool:
+        """OpenAI tool calls: each answered by a tool message with its id (the API requires it)."""
+        messages.append({"role": "assistant", "content": reply.text or None,
+                         "tool_calls": [{"id": c.id, "type": "function",
+                                         "function": {"name": c.name, "arguments": context.echo_arguments(c.arguments)}}
+                                        for c in reply.tool_calls]})
+        ok = True
+        for n, call in enumerate(reply.tool_calls, 1):
+            if reply.cut and n == len(reply.tool_calls) and not context.is_object(call.arguments):
+                out, good = f"ERROR: {cut_error(max_tokens, f'your call of {call.name}')}", False
+            else:
                 out, good = self._run_tool(tools, call.name, call.arguments)
-                ok = ok and good
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": out})
-            return ok
+            ok = ok and good
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": out})
+        return ok
+
+    def _act_on_text(self, reply: LLMReply, tools: ToolBox, messages: list[dict], max_tokens: int) -> bool:
+        """Calls written as JSON in the text (servers without tool calling)."""
         messages.append({"role": "assistant", "content": reply.text})
         calls = parse_text_calls(reply.text)
         if not calls:
-            messages.append({"role": "user", "content": f"ERROR: {no_call_error(reply.text)}"})
+            error = cut_error(max_tokens) if reply.cut else no_call_error(reply.text)
+            messages.append({"role": "user", "content": f"ERROR: {error}"})
             return False
-        ok, results = True, []
+        ok, results = not reply.cut, []
         for name, arguments in calls:
             out, good = self._run_tool(tools, name, arguments)
             ok = ok and good
             results.append(f"[result of {name}]\n{out}")
+        if reply.cut:  # the complete calls ran; what followed them was lost
+            results.append(f"ERROR: {cut_error(max_tokens, 'what followed these calls')}")
         # One message for all results: some chat templates refuse two user turns in a row.
         messages.append({"role": "user", "content": "\n\n".join(results)})
         return ok

@@ -40,6 +40,9 @@ def decision_schema() -> dict:
 
 class LLMPolicy:
     TAG = "orchestrator"
+    # A decision is at most ~1,000 characters (the schema's maxLengths); the rest is room
+    # for a sentence or a reasoning block around it.
+    MAX_REPLY_TOKENS = 1024
 
     def __init__(self, bus: Bus, llm: LLM, max_invalid: int = 2):
         self.bus, self.llm, self.max_invalid = bus, llm, max_invalid
@@ -51,8 +54,11 @@ class LLMPolicy:
         messages = [{"role": "user", "content": self._prompt(state, view)}]
         for _ in range(self.max_invalid):
             reply = llm.complete(LLMRequest(messages=messages, response_schema=decision_schema(), tag=self.TAG,
-                                            max_tokens=400))
+                                            max_tokens=self.MAX_REPLY_TOKENS))
             d, error = self._read(reply.text)
+            if d is None and reply.cut:
+                error = (f"your reply was cut at {self.MAX_REPLY_TOKENS} tokens (the reply limit): send the JSON "
+                         f"object {DECISION_FORM} alone, with a short goal and reason")
             if d is None:  # the model's mistake: shown to it once more, in one line
                 messages += [{"role": "assistant", "content": reply.text},
                              {"role": "user", "content": f"ERROR: {error}"}]

@@ -24,7 +24,7 @@ import json
 import re
 from typing import Any, Iterator
 
-__all__ = ["CALL_FORM", "bad_object_error", "find_object", "json_values", "no_call_error",
+__all__ = ["CALL_FORM", "bad_object_error", "cut_error", "find_object", "json_values", "no_call_error",
            "parse_text_calls", "strip_reasoning"]
 
 CALL_FORM = '{"tool": name, "arguments": {...}}'
@@ -118,3 +118,9 @@ def no_call_error(text: str) -> str:
     """One line for a reply with no tool call in its text."""
     return bad_object_error(text, "tool", CALL_FORM, what="tool call", none="no tool call found: call a tool, or "
                             f"write one JSON object {CALL_FORM}; call finish(summary) when done")
+
+
+def cut_error(max_tokens: int, what: str = "the call") -> str:
+    """One line for a reply the server cut at its cap (``finish_reason`` "length")."""
+    return (f"your reply was cut at {max_tokens} tokens (the reply limit), so {what} was incomplete and was not run: "
+            "write the file shorter, or in parts (several smaller files), and make one call per reply")

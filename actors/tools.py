@@ -97,7 +97,7 @@ class ToolBox:
             try:
                 arguments = json.loads(arguments or "{}")
             except json.JSONDecodeError as e:
-                raise FormatError(f"arguments of {name} are not valid JSON ({e.msg} at char {e.pos}); "
+                raise FormatError(f"arguments of {name} are not valid JSON ({e.msg.removesuffix(' at')} at char {e.pos}); "
                                   "send one JSON object") from None
         if not isinstance(arguments, dict):
             raise FormatError(f"arguments of {name} must be a JSON object")

@@ -49,7 +49,8 @@ class OpenAICompatLLM:
         except openai.APIStatusError as e:
             raise LLMUnavailable(f"{self.base_url} answered HTTP {e.status_code} after retries: "
                                  f"{str(e)[:300]}; check the model name and the key") from None
-        message = data.choices[0].message
+        choice = data.choices[0]
+        message = choice.message
         usage = data.usage
         details = getattr(usage, "prompt_tokens_details", None)
         return LLMReply(
@@ -60,4 +61,5 @@ class OpenAICompatLLM:
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
             cached_tokens=(getattr(details, "cached_tokens", 0) or 0) if details else 0,
             model=data.model or self.model, backend=self.name, latency_s=time.perf_counter() - t0,
+            finish_reason=choice.finish_reason or "",
         )

@@ -32,6 +32,13 @@ class LLMReply(BaseModel):
     model: str = ""
     backend: str = ""
     latency_s: float = 0.0
+    finish_reason: str = Field(default="", description="Why the reply ended, as the server says: 'stop', "
+                               "'tool_calls', 'length' (cut at the request's max_tokens); '' when it does not say.")
+
+    @property
+    def cut(self) -> bool:
+        """The server cut the reply at ``max_tokens``: its last call or object is incomplete."""
+        return self.finish_reason == "length"
 
 
 class LLMRequest(BaseModel):
@@ -42,7 +49,8 @@ class LLMRequest(BaseModel):
     response_schema: dict[str, Any] | None = Field(
         default=None, description="JSON schema the reply text must follow (structured output for decisions)."
     )
-    max_tokens: int = 1024
+    max_tokens: int = Field(default=1024, gt=0, description="Cap on the reply's length, in tokens (the agent "
+                            "sends its role's max_reply_tokens); a reply cut there has finish_reason 'length'.")
     temperature: float = 0.0
     tag: str = Field(default="", description="Who asks (the subtask id): lets a scripted model keep one script per subtask.")
 

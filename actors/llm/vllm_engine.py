@@ -98,9 +98,10 @@ class VLLMEngine:
                                   arguments=json.dumps(obj.get("arguments", {})))]
                 text = ""
             except (ValueError, KeyError, TypeError):
-                pass  # left as text: the agent loop reports it to the model as malformed
+                pass  # left as text: the agent loop reports it to the model (as cut, if it was)
         return LLMReply(text=text, tool_calls=calls, prompt_tokens=n_prompt, completion_tokens=n_out,
-                        cached_tokens=cached, model=self.model, backend=self.name, latency_s=elapsed)
+                        cached_tokens=cached, model=self.model, backend=self.name, latency_s=elapsed,
+                        finish_reason=final.outputs[0].finish_reason or "")
 
     def complete(self, request: LLMRequest) -> LLMReply:
         """For use outside an event loop (a script); inside Ray the server awaits ``acomplete``."""

@@ -94,3 +94,14 @@ def test_a_reply_with_no_decision_is_told_what_to_send_and_asked_again(bus):
     errors = [r.messages[-1]["content"] for r in llm.requests[1:]]
     assert all(e.startswith("ERROR: ") and "\n" not in e for e in errors)
     assert '"action"' in errors[0] and "unknown role 'chef'" in errors[1]
+
+
+def test_a_decision_cut_at_the_reply_cap_is_told_as_cut(bus):
+    bus.create_project("p")
+    llm = ScriptedLLM({"orchestrator": [reply(text='Thinking it over. {"action": "dispatch", "role": "analyst", "goa',
+                                              finish_reason="length"),
+                                        reply(text=json.dumps(DECISION))]})
+    d = LLMPolicy(bus, llm).decide(State(config=OrchestratorConfig(project="p")))
+    assert [s.id for s in d.subtasks] == ["analyst-1"]
+    assert llm.requests[1].messages[-1]["content"].startswith(
+        f"ERROR: your reply was cut at {LLMPolicy.MAX_REPLY_TOKENS} tokens")
