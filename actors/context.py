@@ -1,35 +1,96 @@
 """Keeping an invocation's message list within its context budget.
 
-Old tool output is cut first (oldest first, the last few messages kept whole), then
-old assistant text. Nothing is lost: tool output is file content, and every file is
-on the bus; the cut message says so, so the model can re-read it.
+What is cut, oldest first, until the list fits:
+
+1. outside the last few messages: tool output (file content read from the bus) and the
+   long arguments of tool calls (the content a ``write_file`` sent: a coder that
+   rewrites a 20 KB script eight times carried 151,405 characters against a 48,000
+   budget when only tool output was cut);
+2. outside the last few messages: any text, the model's and ours;
+3. the long arguments of the latest calls too: they ran, and what they wrote is on
+   the bus. The latest message (the result the model is about to read) stays whole.
+
+Nothing is lost: every file read or written is on the bus, and each stub says where.
+A shortened call stays a valid call (a JSON object of its arguments, a long string
+replaced by a stub), since servers parse every call echoed in the history.
 """
 
 from __future__ import annotations
 
 import json
+import re
+
+__all__ = ["echo_arguments", "fit", "is_object", "size"]
 
 _KEEP_LAST = 4
-_STUB = "[cut to fit the context: {n} characters; everything is on the bus, re-read the file if you need it]"
+_LONG = 200  # characters: shorter text and arguments are left alone
+_CUT = "[cut to fit the context"
+_STUB = _CUT + ": {n} characters; everything is on the bus, re-read the file if you need it]"
+_VERSION = re.compile(r"\(version (\d+)")
 
 
 def size(messages: list[dict]) -> int:
-    return sum(len(str(m.get("content") or "")) + sum(len(c["function"]["arguments"]) for c in m.get("tool_calls") or [])
-               for m in messages)
+    """Characters of text and of tool-call arguments: what a budget counts."""
+    return sum(_size(m) for m in messages)
 
 
-def fit(messages: list[dict], budget_chars: int) -> int:
-    """Cut old messages in place until ``messages`` fit; returns how many were cut."""
-    cut = 0
-    for kinds in (("tool",), ("tool", "user", "assistant")):
-        for m in messages[1:-_KEEP_LAST]:  # never the system prompt, never the latest exchange
-            if size(messages) <= budget_chars:
+def _size(m: dict) -> int:
+    return len(str(m.get("content") or "")) + sum(len(c["function"]["arguments"]) for c in m.get("tool_calls") or [])
+
+
+def fit(messages: list[dict], budget_chars: int, keep_last: int = _KEEP_LAST) -> int:
+    """Cut messages in place until ``size(messages) <= budget_chars`` (or nothing is left
+    to cut: the system prompt and the latest message are never cut); returns the number
+    of cuts made. ``keep_last``: the newest messages whose text is kept."""
+    tail = max(1, len(messages) - keep_last)
+    old, recent = range(1, tail), range(tail, len(messages) - 1)
+    passes = ((old, ("tool", "calls")), (old, ("tool", "calls", "user", "assistant")), (recent, ("calls",)))
+    total, cut = size(messages), 0
+    for span, kinds in passes:
+        for i in span:
+            if total <= budget_chars:
                 return cut
-            content = str(m.get("content") or "")
-            if m["role"] in kinds and len(content) > 200 and not content.startswith("[cut to fit"):
-                m["content"] = _STUB.format(n=len(content)) + "\n" + content[:120]
-                cut += 1
+            saved = _shorten(messages, i, kinds)
+            total, cut = total - saved, cut + bool(saved)
     return cut
+
+
+def _shorten(messages: list[dict], i: int, kinds: tuple[str, ...]) -> int:
+    """Shorten message ``i`` as ``kinds`` allow; returns the characters saved."""
+    m = messages[i]
+    before = _size(m)
+    content = str(m.get("content") or "")
+    if m["role"] in kinds and len(content) > _LONG and not content.startswith(_CUT):
+        m["content"] = _STUB.format(n=len(content)) + "\n" + content[:120]
+    if "calls" in kinds and m.get("tool_calls"):
+        # The calls' results are the tool messages right after (ids need not be unique
+        # across turns: a scripted model reuses them).
+        results = [str(r.get("content") or "") for r in messages[i + 1:i + 1 + len(m["tool_calls"])]
+                   if r["role"] == "tool"]
+        results += [""] * (len(m["tool_calls"]) - len(results))
+        # New dicts, not edits: a request already sent (and recorded) shares these.
+        m["tool_calls"] = [{**c, "function": {**c["function"], "arguments": _short_arguments(
+            c["function"]["arguments"], result)}} for c, result in zip(m["tool_calls"], results)]
+    return before - _size(m)
+
+
+def _short_arguments(arguments: str, result: str) -> str:
+    """A call's arguments with each long string replaced by a stub saying where it is
+    on the bus (the path, and the version the tool's result reported)."""
+    if len(arguments) <= _LONG:
+        return arguments
+    try:
+        args = json.loads(arguments)
+    except json.JSONDecodeError:
+        args = None
+    if not isinstance(args, dict):
+        return json.dumps({"not_json": f"{_CUT}: {len(arguments)} characters that were not a JSON object]"})
+    where = ""
+    if isinstance(args.get("path"), str):
+        version = _VERSION.search(result)
+        where = f"; it is on the bus at {args['path']}" + (f", version {version.group(1)}" if version else "")
+    return json.dumps({k: f"{_CUT}: {len(v)} characters{where}]" if isinstance(v, str) and len(v) > _LONG and
+                       not v.startswith(_CUT) else v for k, v in args.items()})
 
 
 def is_object(arguments: str) -> bool:
