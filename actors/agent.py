@@ -8,6 +8,7 @@ invocations: one agent (and one pool of agent actors) serves every project.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Literal
 
@@ -17,14 +18,14 @@ from bus import Bus, RoleView, Scope
 from bus.reground import render_map
 
 from . import context, prompts
-from .llm.protocol import LLM, LLMError, LLMReply, LLMRequest
+from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMError, LLMReply, LLMRequest
 from .llm.record import RecordingLLM
 from .roles import ROLES, Role
 from .text_protocol import cut_error, no_call_error, parse_text_calls
 from .tools import Finished, FormatError, ToolBox
 
 # Events other agents' steps produce that are not news to a re-grounding agent.
-_QUIET_KINDS = ("llm_call", "agent_step", "agent_start", "refused")
+_QUIET_KINDS = ("llm_call", "agent_step", "agent_start", "refused", "context_overflow")
 
 
 class Subtask(BaseModel):
@@ -52,9 +53,10 @@ class AgentResult(BaseModel):
 
 class Agent:
     def __init__(self, bus: Bus, llm: LLM, roles: dict[str, Role] | None = None, max_format_errors: int = 3,
-                 bus_memory: bool = True):
+                 bus_memory: bool = True, window: ContextWindow | None = None):
+        """``window``: the model's context window (``LLMConfig.window()``); None if unknown."""
         self.bus, self.llm, self.roles = bus, llm, roles or ROLES
-        self.max_format_errors = max_format_errors
+        self.max_format_errors, self.window = max_format_errors, window
         # Off is the paper's ablation: an agent reads only task/ and what it writes itself;
         # all it learns of other agents' work is what the orchestrator's prompt says.
         self.bus_memory = bus_memory
@@ -76,6 +78,8 @@ class Agent:
         messages = [{"role": "system", "content": self._system_prompt(view, role, tools)},
                     {"role": "user", "content": self._subtask_prompt(view, subtask)}]
         format_errors = 0
+        budget_chars, reply_tokens = context.budget(role.context_chars, role.max_reply_tokens, self.window,
+                                                    overhead_chars=len(json.dumps(tools.schemas())))
         try:
             while True:
                 t0 = time.perf_counter()
@@ -85,12 +89,11 @@ class Agent:
                     break
                 result.steps += 1
                 cursor = self._reground(view, messages, cursor)
-                context.fit(messages, role.context_chars)
-                reply = llm.complete(LLMRequest(messages=messages, tools=tools.schemas(), tag=subtask.id,
-                                                max_tokens=role.max_reply_tokens))
+                context.fit(messages, budget_chars)
+                reply, cap = self._ask(llm, view, messages, tools, subtask.id, reply_tokens)
                 result.prompt_tokens += reply.prompt_tokens
                 result.completion_tokens += reply.completion_tokens
-                ok = self._act(reply, tools, messages, role.max_reply_tokens)
+                ok = self._act(reply, tools, messages, cap)
                 format_errors = 0 if ok else format_errors + 1
                 view.record("agent_step", f"step {result.steps}: {len(reply.tool_calls)} calls",
                             metrics={"format_errors": float(format_errors)})
@@ -101,6 +104,8 @@ class Agent:
                     break
         except Finished as done:
             result.status, result.summary = "finished", done.summary
+        except LLMContextOverflow as e:  # over the window even when cut harder: this subtask cannot go on
+            result.summary = f"context overflow: {e}"
         except LLMError:
             raise  # a system fault (backend down): the orchestrator decides to retry
         except Exception as e:  # a bug or a bad reply must not kill the actor: record it
@@ -113,6 +118,28 @@ class Agent:
         return result
 
     # -- the three parts of a step --------------------------------------------------
+
+    @staticmethod
+    def _ask(llm: LLM, view: RoleView, messages: list[dict], tools: ToolBox, tag: str,
+             reply_tokens: int) -> tuple[LLMReply, int]:
+        """One model call: ``(reply, the reply cap it was asked with)``. A prompt the server
+        refuses as over the model's window is cut harder (to what the server says fits;
+        only the latest message kept whole) and sent once more.
+
+        Raises:
+            LLMContextOverflow: refused again; LLMError: the backend's other faults.
+        """
+        try:
+            return llm.complete(LLMRequest(messages=messages, tools=tools.schemas(), tag=tag,
+                                           max_tokens=reply_tokens)), reply_tokens
+        except LLMContextOverflow as e:
+            size = context.size(messages)
+            budget_chars, reply_tokens = context.after_overflow(size, reply_tokens, e)
+            context.fit(messages, budget_chars, keep_last=1)
+            view.record("context_overflow", f"prompt of {size} characters refused; cut to {context.size(messages)}",
+                        metrics={"limit_tokens": float(e.limit_tokens or 0), "prompt_tokens": float(e.prompt_tokens or 0)})
+            return llm.complete(LLMRequest(messages=messages, tools=tools.schemas(), tag=tag,
+                                           max_tokens=reply_tokens)), reply_tokens
 
     def _reground(self, view: RoleView, messages: list[dict], cursor: int) -> int:
         """Tell the model what other agents changed since its last step."""

@@ -15,7 +15,7 @@ from bus.reground import render_map
 
 from . import prompts
 from .agent import Subtask
-from .llm.protocol import LLM, LLMRequest
+from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMReply, LLMRequest
 from .llm.record import RecordingLLM
 from .policy import Decision, State
 from .roles import ROLES
@@ -44,8 +44,9 @@ class LLMPolicy:
     # for a sentence or a reasoning block around it.
     MAX_REPLY_TOKENS = 1024
 
-    def __init__(self, bus: Bus, llm: LLM, max_invalid: int = 2):
-        self.bus, self.llm, self.max_invalid = bus, llm, max_invalid
+    def __init__(self, bus: Bus, llm: LLM, max_invalid: int = 2, window: ContextWindow | None = None):
+        """``window``: the model's context window (``LLMConfig.window()``); None if unknown."""
+        self.bus, self.llm, self.max_invalid, self.window = bus, llm, max_invalid, window
 
     def decide(self, state: State) -> Decision:
         project = self.bus.project(state.config.project)
@@ -53,8 +54,11 @@ class LLMPolicy:
         llm = RecordingLLM(self.llm, view, project.as_role("system", f"orchestrator-{project.name}"))
         messages = [{"role": "user", "content": self._prompt(state, view)}]
         for _ in range(self.max_invalid):
-            reply = llm.complete(LLMRequest(messages=messages, response_schema=decision_schema(), tag=self.TAG,
-                                            max_tokens=self.MAX_REPLY_TOKENS))
+            try:
+                reply = self._ask(llm, messages, state, view)
+            except LLMContextOverflow as e:
+                return Decision(stop=True, reason=f"context overflow: the decision prompt did not fit even cut to a "
+                                                  f"quarter: {e}")
             d, error = self._read(reply.text)
             if d is None and reply.cut:
                 error = (f"your reply was cut at {self.MAX_REPLY_TOKENS} tokens (the reply limit): send the JSON "
@@ -68,6 +72,22 @@ class LLMPolicy:
             n = 1 + len({sid for sid in state.dispatched | set(state.completed) if sid.startswith(f"{d.role}-")})
             return Decision(subtasks=[Subtask(id=f"{d.role}-{n}", role=d.role, goal=d.goal or d.reason)], reason=d.reason)
         return Decision(stop=True, reason=f"the model gave no valid decision in {self.max_invalid} tries")
+
+    def _ask(self, llm: LLM, messages: list[dict], state: State, view) -> LLMReply:
+        """One model call. A prompt the server refuses as over the model's window is
+        rebuilt at a quarter of the size (files, subtasks and runs shown) and sent once more.
+
+        Raises:
+            LLMContextOverflow: refused again; LLMError: the backend's other faults.
+        """
+        def request() -> LLMRequest:
+            return LLMRequest(messages=messages, response_schema=decision_schema(), tag=self.TAG,
+                              max_tokens=self.MAX_REPLY_TOKENS)
+        try:
+            return llm.complete(request())
+        except LLMContextOverflow:
+            messages[:] = [{"role": "user", "content": self._prompt(state, view, share=0.25)}]
+            return llm.complete(request())
 
     @staticmethod
     def _read(text: str) -> tuple[ModelDecision | None, str]:
@@ -86,16 +106,35 @@ class LLMPolicy:
             return None, f"unknown role {d.role!r}; the roles are {', '.join(sorted(ROLES))}: send {DECISION_FORM}"
         return d, ""
 
-    def _prompt(self, state: State, view) -> str:
+    def _prompt(self, state: State, view, share: float = 1.0) -> str:
+        """The decision prompt, showing ``share`` of the usual files, subtasks and runs; a
+        share that fits the model's window when that is known (halved until it does)."""
+        limit = self.window.prompt_chars(self.MAX_REPLY_TOKENS) if self.window else None
+        prompt = self._render(state, view, share)
+        while limit is not None and len(prompt) > limit and share > 1 / 32:
+            share /= 2
+            prompt = self._render(state, view, share)
+        return prompt
+
+    def _render(self, state: State, view, share: float) -> str:
         history = [f"- {sid}: {'finished' if ok else 'failed'}" for sid, ok in state.completed.items()]
+        runs = [f"- {r.id}: {r.status}, cv {r.cv_score:.5f}" for r in state.scored_runs]
         c = state.config
         return prompts.render(
             "orchestrator", project=c.project, roles=", ".join(sorted(ROLES)), steps=state.steps + 1,
             max_steps=c.max_steps, elapsed_s=f"{state.elapsed_s:.0f}", budget_s=f"{c.budget_s:.0f}",
-            tokens=state.tokens, max_tokens=c.max_tokens, history="\n".join(history) or "(none yet)",
-            runs="\n".join(f"- {r.id}: {r.status}, cv {r.cv_score:.5f}" for r in state.scored_runs) or "(none yet)",
-            workspace_map=render_map(view.workspace_map(), limit=150) or "(none yet)")
+            tokens=state.tokens, max_tokens=c.max_tokens,
+            history=_last(history, int(100 * share), "earlier subtasks") or "(none yet)",
+            runs="\n".join(runs[:max(1, int(50 * share))]) or "(none yet)",  # best first
+            workspace_map=render_map(view.workspace_map(), limit=max(1, int(150 * share))) or "(none yet)")
 
     def roadmap(self, state: State) -> list[dict]:
         return [{"subtask": sid, "status": "done" if ok else "failed"} for sid, ok in state.completed.items()] + \
                [{"subtask": sid, "status": "in flight"} for sid in sorted(state.in_flight)]
+
+
+def _last(lines: list[str], n: int, what: str) -> str:
+    """The last ``n`` (at least one) of ``lines``, saying how many earlier ones were left out."""
+    n = max(1, n)
+    head = [f"({len(lines) - n} {what} not shown)"] if len(lines) > n else []
+    return "\n".join(head + lines[-n:])

@@ -58,7 +58,8 @@ class LLMRequest(BaseModel):
 @runtime_checkable
 class LLM(Protocol):
     """A language model: ``complete(request) -> LLMReply``. Backends must be safe to
-    call from several threads and raise ``LLMUnavailable`` for transport failures."""
+    call from several threads, raise ``LLMUnavailable`` for transport failures and
+    ``LLMContextOverflow`` for a prompt over the model's window."""
 
     name: str
 
@@ -71,6 +72,35 @@ class LLMError(Exception):
 
 class LLMUnavailable(LLMError):
     """The backend could not be reached or kept failing after its retries."""
+
+
+class LLMContextOverflow(LLMError):
+    """The server refused the request because the prompt (with the reply's cap) is over
+    the model's context window. Not a fault of the backend: the caller cuts its prompt
+    and asks again (``actors.llm.overflow`` recognises the servers' messages).
+
+    ``limit_tokens``: the window; ``prompt_tokens``: the prompt as the server counted it;
+    either None when the message does not say."""
+
+    def __init__(self, message: str, limit_tokens: int | None = None, prompt_tokens: int | None = None):
+        super().__init__(message)
+        self.limit_tokens, self.prompt_tokens = limit_tokens, prompt_tokens
+
+    def __reduce__(self):  # keeps the numbers across Ray (the LLM server actor raises it)
+        return type(self), (self.args[0], self.limit_tokens, self.prompt_tokens)
+
+
+class ContextWindow(BaseModel):
+    """What a model can take: prompt and reply together, in tokens."""
+
+    tokens: int = Field(gt=0, description="The context window (vLLM's max_model_len), prompt + reply, in tokens.")
+    chars_per_token: float = Field(default=3.0, gt=0, description="Characters a token, to turn a budget in tokens "
+                                   "into one in characters. English prose is ~4, code and JSON-escaped code ~3: "
+                                   "the lower estimate keeps a prompt under the window.")
+
+    def prompt_chars(self, reply_tokens: int) -> int:
+        """Characters of prompt that fit beside a reply of ``reply_tokens``."""
+        return int((self.tokens - reply_tokens) * self.chars_per_token)
 
 
 class ScriptExhausted(LLMError):

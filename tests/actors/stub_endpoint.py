@@ -85,13 +85,25 @@ def tool_call(body: dict, name: str, arguments: dict, call_id: str = "call_0") -
                       prompt_chars(body) // CHARS_PER_TOKEN)
 
 
-def coder_model(code: str, revisions: int, window_chars: int | None = None, window_tokens: int = 16384):
+def over_chars(chars: int) -> Callable[[dict], bool]:
+    """Peer case 12's window: a prompt over ``chars`` characters (of JSON messages)."""
+    return lambda body: prompt_chars(body) > chars
+
+
+def over_tokens(tokens: int) -> Callable[[dict], bool]:
+    """vLLM's window: prompt tokens (4 characters each) plus max_tokens over ``tokens``."""
+    return lambda body: prompt_chars(body) // CHARS_PER_TOKEN + (body.get("max_tokens") or 0) > tokens
+
+
+def coder_model(code: str, revisions: int, refuse: Callable[[dict], bool] = lambda body: False,
+                limit_tokens: int = 16384):
     """Peer case 12's model: writes ``code`` (``# revision n`` appended) ``revisions``
-    times to code/train.py, then finishes; refuses prompts over ``window_chars``."""
+    times to code/train.py, then finishes; a request that ``refuse`` holds over the
+    window gets vLLM's 400 (a window of ``limit_tokens``)."""
 
     def respond(body: dict) -> tuple[int, dict]:
-        if window_chars is not None and prompt_chars(body) > window_chars:
-            return overflow(body, window_tokens)
+        if refuse(body):
+            return overflow(body, limit_tokens)
         done = sum(1 for m in body["messages"] if m["role"] == "assistant")
         if done >= revisions:
             return tool_call(body, "finish", {"summary": "wrote code/train.py"}, f"call_{done}")
