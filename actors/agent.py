@@ -15,7 +15,6 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from bus import Bus, RoleView, Scope
-from bus.reground import render_map
 
 from . import context, prompts
 from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMError, LLMReply, LLMRequest
@@ -23,6 +22,7 @@ from .llm.record import RecordingLLM
 from .roles import ROLES, Role
 from .text_protocol import cut_error, no_call_error, parse_text_calls
 from .tools import Finished, FormatError, ToolBox
+from .workspace import TRANSCRIPTS, prompt_map
 
 # Events other agents' steps produce that are not news to a re-grounding agent.
 _QUIET_KINDS = ("llm_call", "agent_step", "agent_start", "refused", "context_overflow")
@@ -75,11 +75,11 @@ class Agent:
         result = AgentResult(project=project, subtask_id=subtask.id, role=role.name, instance=instance, status="failed")
         cursor = view.record("agent_start", f"{role.name}: {subtask.goal[:160]}")["seq"]
         tools.attempt_seq = cursor
-        messages = [{"role": "system", "content": self._system_prompt(view, role, tools)},
-                    {"role": "user", "content": self._subtask_prompt(view, subtask)}]
-        format_errors = 0
         budget_chars, reply_tokens = context.budget(role.context_chars, role.max_reply_tokens, self.window,
                                                     overhead_chars=len(json.dumps(tools.schemas())))
+        messages = [{"role": "system", "content": self._system_prompt(view, role, tools)},
+                    {"role": "user", "content": self._subtask_prompt(view, subtask, budget_chars // 4)}]
+        format_errors = 0
         try:
             while True:
                 t0 = time.perf_counter()
@@ -145,7 +145,8 @@ class Agent:
         """Tell the model what other agents changed since its last step."""
         changes = view.changes_since(cursor)
         last = changes.column("seq").to_pylist()[-1] if changes.num_rows else cursor
-        news = [r for r in changes.to_pylist() if r["instance"] != view.instance and r["kind"] not in _QUIET_KINDS]
+        news = [r for r in changes.to_pylist() if r["instance"] != view.instance and r["kind"] not in _QUIET_KINDS
+                and not (r["path"] or "").startswith(TRANSCRIPTS)]  # another agent's model calls are not news
         if news:
             lines = [f"- {r['kind']} {r['path'] or ''} by {r['role']}: {r['summary'] or ''}".rstrip() for r in news]
             messages.append({"role": "user", "content": "Changed by others since your last step:\n" + "\n".join(lines)})
@@ -208,7 +209,7 @@ class Agent:
             tool_hint="" if tools.schemas() else 'Answer with one JSON object {"tool": name, "arguments": {...}}.',
         )
 
-    def _subtask_prompt(self, view: RoleView, subtask: Subtask) -> str:
+    def _subtask_prompt(self, view: RoleView, subtask: Subtask, map_chars: int) -> str:
         named = []
         for path in subtask.files:
             try:
@@ -218,5 +219,6 @@ class Agent:
         return prompts.render(
             "subtask", subtask_id=subtask.id, goal=subtask.goal,
             context=f"From the orchestrator:\n{subtask.context}\n" if subtask.context else "",
-            workspace_map=render_map(view.workspace_map()) or "(none yet)", named_files="\n".join(named),
+            workspace_map=prompt_map(view.workspace_map(), map_chars, own=view.scope.write) or "(none yet)",
+            named_files="\n".join(named),
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pydantic import BaseModel, ValidationError
 
 from bus import Bus
-from bus.reground import render_map
 
 from . import prompts
 from .agent import Subtask
@@ -20,6 +19,7 @@ from .llm.record import RecordingLLM
 from .policy import Decision, State
 from .roles import ROLES
 from .text_protocol import bad_object_error, find_object
+from .workspace import prompt_map
 
 
 DECISION_FORM = '{"action": "dispatch" | "stop", "role": ..., "goal": ..., "reason": ...}'
@@ -126,7 +126,7 @@ class LLMPolicy:
             tokens=state.tokens, max_tokens=c.max_tokens,
             history=_last(history, int(100 * share), "earlier subtasks") or "(none yet)",
             runs="\n".join(runs[:max(1, int(50 * share))]) or "(none yet)",  # best first
-            workspace_map=render_map(view.workspace_map(), limit=max(1, int(150 * share))) or "(none yet)")
+            workspace_map=prompt_map(view.workspace_map(), int(12_000 * share)) or "(none yet)")
 
     def roadmap(self, state: State) -> list[dict]:
         return [{"subtask": sid, "status": "done" if ok else "failed"} for sid, ok in state.completed.items()] + \

@@ -24,10 +24,10 @@ from pydantic import ValidationError
 from bus import BusError, BusRefusal, RoleView
 from bus.objects import sha256
 from bus.paths import normalize
-from bus.reground import render_map
 
 from .runs import RunRequest
 from .text_protocol import parse_text_calls
+from .workspace import prompt_map
 
 
 class FormatError(Exception):
@@ -117,11 +117,8 @@ class ToolBox:
             raise FormatError(f"bad arguments for {name}: {e}") from None
 
     def _list_files(self, folder: str = "") -> str:
-        table = self.view.workspace_map()
-        if folder:
-            prefix = folder.strip("/") + "/"
-            table = table.filter([p.startswith(prefix) for p in table.column("path").to_pylist()])
-        return render_map(table) or f"(no files you may read under '{folder or '/'}')"
+        return prompt_map(self.view.workspace_map(), self.max_read_chars, folder=str(folder),
+                          own=self.view.scope.write) or f"(no files you may read under '{folder or '/'}')"
 
     def _read_file(self, path: str, start: int | None = None, end: int | None = None) -> str:
         text = self.view.read_lines(path, int(start or 1), int(end) if end else None)
