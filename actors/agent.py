@@ -2,8 +2,10 @@
 
 ``Agent.run(project, subtask)`` re-grounds on the bus, asks the model, runs its tool
 calls, records the step, and repeats until the model calls ``finish``, a budget is
-spent, or the model keeps sending calls nobody can run. It keeps nothing between
-invocations: one agent (and one pool of agent actors) serves every project.
+spent, the model keeps sending calls nobody can run, or the prompt is over the model's
+context window even cut down (``LLMContextOverflow``: the subtask ends with that reason,
+the project goes on). It keeps nothing between invocations: one agent (and one pool of
+agent actors) serves every project.
 """
 
 from __future__ import annotations
@@ -75,10 +77,10 @@ class Agent:
         result = AgentResult(project=project, subtask_id=subtask.id, role=role.name, instance=instance, status="failed")
         cursor = view.record("agent_start", f"{role.name}: {subtask.goal[:160]}")["seq"]
         tools.attempt_seq = cursor
-        budget_chars, reply_tokens = context.budget(role.context_chars, role.max_reply_tokens, self.window,
-                                                    overhead_chars=len(json.dumps(tools.schemas())))
+        limits = context.budget(role.context_chars, role.max_reply_tokens, self.window,
+                                overhead_chars=len(json.dumps(tools.schemas())))
         messages = [{"role": "system", "content": self._system_prompt(view, role, tools)},
-                    {"role": "user", "content": self._subtask_prompt(view, subtask, budget_chars // 4)}]
+                    {"role": "user", "content": self._subtask_prompt(view, subtask, limits.prompt_chars // 4)}]
         format_errors = 0
         try:
             while True:
@@ -89,11 +91,11 @@ class Agent:
                     break
                 result.steps += 1
                 cursor = self._reground(view, messages, cursor)
-                context.fit(messages, budget_chars)
-                reply, cap = self._ask(llm, view, messages, tools, subtask.id, reply_tokens)
+                context.fit(messages, limits.prompt_chars)
+                reply = self._ask(llm, view, messages, tools, subtask.id, limits)
                 result.prompt_tokens += reply.prompt_tokens
                 result.completion_tokens += reply.completion_tokens
-                ok = self._act(reply, tools, messages, cap)
+                ok = self._act(reply, tools, messages, limits.reply_tokens)
                 format_errors = 0 if ok else format_errors + 1
                 view.record("agent_step", f"step {result.steps}: {len(reply.tool_calls)} calls",
                             metrics={"format_errors": float(format_errors)})
@@ -121,25 +123,27 @@ class Agent:
 
     @staticmethod
     def _ask(llm: LLM, view: RoleView, messages: list[dict], tools: ToolBox, tag: str,
-             reply_tokens: int) -> tuple[LLMReply, int]:
-        """One model call: ``(reply, the reply cap it was asked with)``. A prompt the server
-        refuses as over the model's window is cut harder (to what the server says fits;
-        only the latest message kept whole) and sent once more.
+             limits: context.Limits) -> LLMReply:
+        """One model call. A prompt the server refuses as over the model's window is cut
+        harder (to what the server says fits; only the latest message kept whole) and
+        sent once more; ``limits`` are lowered for the rest of the subtask, since the
+        estimate that let the prompt through was wrong.
 
         Raises:
             LLMContextOverflow: refused again; LLMError: the backend's other faults.
         """
         try:
             return llm.complete(LLMRequest(messages=messages, tools=tools.schemas(), tag=tag,
-                                           max_tokens=reply_tokens)), reply_tokens
+                                           max_tokens=limits.reply_tokens))
         except LLMContextOverflow as e:
             size = context.size(messages)
-            budget_chars, reply_tokens = context.after_overflow(size, reply_tokens, e)
-            context.fit(messages, budget_chars, keep_last=1)
+            lower = context.after_overflow(size, limits, e)
+            limits.prompt_chars, limits.reply_tokens = lower.prompt_chars, lower.reply_tokens
+            context.fit(messages, limits.prompt_chars, keep_last=1)
             view.record("context_overflow", f"prompt of {size} characters refused; cut to {context.size(messages)}",
                         metrics={"limit_tokens": float(e.limit_tokens or 0), "prompt_tokens": float(e.prompt_tokens or 0)})
             return llm.complete(LLMRequest(messages=messages, tools=tools.schemas(), tag=tag,
-                                           max_tokens=reply_tokens)), reply_tokens
+                                           max_tokens=limits.reply_tokens))
 
     def _reground(self, view: RoleView, messages: list[dict], cursor: int) -> int:
         """Tell the model what other agents changed since its last step."""

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 
 from .llm.protocol import ContextWindow, LLMContextOverflow
 
-__all__ = ["after_overflow", "budget", "echo_arguments", "fit", "is_object", "size"]
+__all__ = ["Limits", "after_overflow", "budget", "echo_arguments", "fit", "is_object", "size"]
 
 _KEEP_LAST = 4
 _LONG = 200  # characters: shorter text and arguments are left alone
@@ -40,27 +41,33 @@ def _size(m: dict) -> int:
     return len(str(m.get("content") or "")) + sum(len(c["function"]["arguments"]) for c in m.get("tool_calls") or [])
 
 
-def budget(role_chars: int, reply_tokens: int, window: ContextWindow | None, overhead_chars: int = 0) -> tuple[int, int]:
-    """``(prompt budget in characters, reply cap in tokens)`` for a role whose own
-    budget is ``role_chars`` and cap ``reply_tokens``, under the model's ``window``
-    (None: unknown, the role's apply). The reply gets at most half the window; the
-    prompt what is left, less ``overhead_chars`` (the tool schemas sent beside it)."""
+@dataclass
+class Limits:
+    """What one request may hold: the prompt, in characters (``size``), and the reply, in tokens."""
+
+    prompt_chars: int
+    reply_tokens: int
+
+
+def budget(role_chars: int, reply_tokens: int, window: ContextWindow | None, overhead_chars: int = 0) -> Limits:
+    """The limits of a role whose own budget is ``role_chars`` and cap ``reply_tokens``,
+    under the model's ``window`` (None: unknown, the role's apply). The reply gets at
+    most half the window; the prompt what is left, less ``overhead_chars`` (the tool
+    schemas sent beside it)."""
     if window is None:
-        return role_chars, reply_tokens
+        return Limits(role_chars, reply_tokens)
     reply_tokens = min(reply_tokens, window.tokens // 2)
-    return max(1000, min(role_chars, window.prompt_chars(reply_tokens) - overhead_chars)), reply_tokens
+    return Limits(max(1000, min(role_chars, window.prompt_chars(reply_tokens) - overhead_chars)), reply_tokens)
 
 
-def after_overflow(size_chars: int, reply_tokens: int, error: LLMContextOverflow) -> tuple[int, int]:
-    """``(prompt budget in characters, reply cap in tokens)`` to try once more with,
-    after a prompt of ``size_chars`` was refused as over the window: scaled by what the
-    server said fits (with a tenth to spare), else halved; at most 70 % of before, since
-    the estimate that let it through was wrong once already."""
+def after_overflow(size_chars: int, limits: Limits, error: LLMContextOverflow) -> Limits:
+    """Lower limits, after a prompt of ``size_chars`` was refused as over the window:
+    scaled by what the server said fits (with a tenth to spare), else halved; at most
+    70 % of the refused size, since the estimate that let it through was wrong once."""
     limit, prompt = getattr(error, "limit_tokens", None), getattr(error, "prompt_tokens", None)
-    if limit:
-        reply_tokens = min(reply_tokens, limit // 2)
+    reply_tokens = min(limits.reply_tokens, limit // 2) if limit else limits.reply_tokens
     share = (limit - reply_tokens) / prompt if limit and prompt else 0.5
-    return int(size_chars * max(0.1, min(0.9 * share, 0.7))), reply_tokens
+    return Limits(min(limits.prompt_chars, int(size_chars * max(0.1, min(0.9 * share, 0.7)))), reply_tokens)
 
 
 def fit(messages: list[dict], budget_chars: int, keep_last: int = _KEEP_LAST) -> int:
