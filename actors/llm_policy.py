@@ -124,8 +124,8 @@ class LLMPolicy:
             "orchestrator", project=c.project, roles=", ".join(sorted(ROLES)), steps=state.steps + 1,
             max_steps=c.max_steps, elapsed_s=f"{state.elapsed_s:.0f}", budget_s=f"{c.budget_s:.0f}",
             tokens=state.tokens, max_tokens=c.max_tokens,
-            history=_last(history, int(100 * share), "earlier subtasks") or "(none yet)",
-            runs="\n".join(runs[:max(1, int(50 * share))]) or "(none yet)",  # best first
+            history=_some(history, int(100 * share), "earlier subtasks", newest_last=True) or "(none yet)",
+            runs=_some(runs, int(50 * share), "lower-scoring runs", newest_last=False) or "(none yet)",  # best first
             workspace_map=prompt_map(view.workspace_map(), int(12_000 * share)) or "(none yet)")
 
     def roadmap(self, state: State) -> list[dict]:
@@ -133,8 +133,11 @@ class LLMPolicy:
                [{"subtask": sid, "status": "in flight"} for sid in sorted(state.in_flight)]
 
 
-def _last(lines: list[str], n: int, what: str) -> str:
-    """The last ``n`` (at least one) of ``lines``, saying how many earlier ones were left out."""
+def _some(lines: list[str], n: int, what: str, newest_last: bool) -> str:
+    """``n`` (at least one) of ``lines``: the last ones if ``newest_last``, else the first;
+    with a line saying how many were left out."""
     n = max(1, n)
-    head = [f"({len(lines) - n} {what} not shown)"] if len(lines) > n else []
-    return "\n".join(head + lines[-n:])
+    if len(lines) <= n:
+        return "\n".join(lines)
+    note = f"({len(lines) - n} {what} not shown)"
+    return "\n".join([note] + lines[-n:] if newest_last else lines[:n] + [note])
