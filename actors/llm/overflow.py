@@ -7,7 +7,8 @@ which the agent loop and the LLM policy handle by cutting their prompt. Recognis
 
 - vLLM's OpenAI server: "This model's maximum context length is 16384 tokens. However,
   you requested 16092 tokens (15068 in the messages, 1024 in the completion)...", "...
-  However, your request has 17000 input tokens...", "'max_tokens' or
+  However, your request has 17000 input tokens...", "... However, you requested 1024
+  output tokens and your prompt contains at least 15361 input tokens...", "'max_tokens' or
   'max_completion_tokens' is too large: ... maximum context length is 2048 tokens and
   your request has 1500 input tokens";
 - vLLM's engine: "The decoder prompt (length 5000) is longer than the maximum model
@@ -31,7 +32,7 @@ _OVERFLOW = re.compile(r"maximum context length|context_length_exceeded|maximum 
                        r"context|exceed the configured limit|max_new_tokens` must be <=", re.I)
 _LIMIT = re.compile(r"maximum (?:context|model) length (?:is |of )?(\d+)|configured limit of (\d+)|must be <= (\d+)", re.I)
 _PROMPT = re.compile(r"(\d+) in the messages|has (\d+) input tokens|resulted in (\d+) tokens|prompt \(length (\d+)\)|"
-                     r"Given: (\d+) `inputs` tokens", re.I)
+                     r"Given: (\d+) `inputs` tokens|contains at least (\d+) input tokens", re.I)
 
 
 def _number(pattern: re.Pattern, text: str) -> int | None:

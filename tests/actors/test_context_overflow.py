@@ -56,6 +56,9 @@ def test_a_context_length_400_is_an_overflow_never_check_the_key():
 @pytest.mark.parametrize("message, limit, prompt", [
     ("This model's maximum context length is 4096 tokens. However, your request has 5000 input tokens. Please "
      "reduce the length of the input messages.", 4096, 5000),
+    ("This model's maximum context length is 16384 tokens. However, you requested 1024 output tokens and your "
+     "prompt contains at least 15361 input tokens, for a total of at least 16385 tokens.", 16384, 15361),
+    ("input is longer than the maximum model length of 32768", 32768, None),
     ("'max_tokens' or 'max_completion_tokens' is too large: 1024. This model's maximum context length is 2048 tokens "
      "and your request has 1500 input tokens (1024 > 2048 - 1500).", 2048, 1500),
     ("The decoder prompt (length 5000) is longer than the maximum model length of 4096. Make sure that `max_model_len` "
