@@ -2,28 +2,32 @@
 
 ``Agent.run(project, subtask)`` re-grounds on the bus, asks the model, runs its tool
 calls, records the step, and repeats until the model calls ``finish``, a budget is
-spent, or the model keeps sending calls nobody can run. It keeps nothing between
-invocations: one agent (and one pool of agent actors) serves every project.
+spent, the model keeps sending calls nobody can run, or the prompt is over the model's
+context window even cut down (``LLMContextOverflow``: the subtask ends with that reason,
+the project goes on). It keeps nothing between invocations: one agent (and one pool of
+agent actors) serves every project.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from bus import Bus, RoleView, Scope
-from bus.reground import render_map
 
 from . import context, prompts
-from .llm.protocol import LLM, LLMError, LLMReply, LLMRequest
+from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMError, LLMReply, LLMRequest
 from .llm.record import RecordingLLM
 from .roles import ROLES, Role
-from .tools import Finished, FormatError, ToolBox, parse_text_call
+from .text_protocol import cut_error, no_call_error, parse_text_calls
+from .tools import Finished, FormatError, ToolBox
+from .workspace import TRANSCRIPTS, prompt_map
 
 # Events other agents' steps produce that are not news to a re-grounding agent.
-_QUIET_KINDS = ("llm_call", "agent_step", "agent_start", "refused")
+_QUIET_KINDS = ("llm_call", "agent_step", "agent_start", "refused", "context_overflow")
 
 
 class Subtask(BaseModel):
@@ -51,9 +55,10 @@ class AgentResult(BaseModel):
 
 class Agent:
     def __init__(self, bus: Bus, llm: LLM, roles: dict[str, Role] | None = None, max_format_errors: int = 3,
-                 bus_memory: bool = True):
+                 bus_memory: bool = True, window: ContextWindow | None = None):
+        """``window``: the model's context window (``LLMConfig.window()``); None if unknown."""
         self.bus, self.llm, self.roles = bus, llm, roles or ROLES
-        self.max_format_errors = max_format_errors
+        self.max_format_errors, self.window = max_format_errors, window
         # Off is the paper's ablation: an agent reads only task/ and what it writes itself;
         # all it learns of other agents' work is what the orchestrator's prompt says.
         self.bus_memory = bus_memory
@@ -72,8 +77,10 @@ class Agent:
         result = AgentResult(project=project, subtask_id=subtask.id, role=role.name, instance=instance, status="failed")
         cursor = view.record("agent_start", f"{role.name}: {subtask.goal[:160]}")["seq"]
         tools.attempt_seq = cursor
+        limits = context.budget(role.context_chars, role.max_reply_tokens, self.window,
+                                overhead_chars=len(json.dumps(tools.schemas())))
         messages = [{"role": "system", "content": self._system_prompt(view, role, tools)},
-                    {"role": "user", "content": self._subtask_prompt(view, subtask)}]
+                    {"role": "user", "content": self._subtask_prompt(view, subtask, limits.prompt_chars // 4)}]
         format_errors = 0
         try:
             while True:
@@ -84,11 +91,11 @@ class Agent:
                     break
                 result.steps += 1
                 cursor = self._reground(view, messages, cursor)
-                context.fit(messages, role.context_chars)
-                reply = llm.complete(LLMRequest(messages=messages, tools=tools.schemas(), tag=subtask.id))
+                context.fit(messages, limits.prompt_chars)
+                reply = self._ask(llm, view, messages, tools, subtask.id, limits)
                 result.prompt_tokens += reply.prompt_tokens
                 result.completion_tokens += reply.completion_tokens
-                ok = self._act(reply, tools, messages)
+                ok = self._act(reply, tools, messages, limits.reply_tokens)
                 format_errors = 0 if ok else format_errors + 1
                 view.record("agent_step", f"step {result.steps}: {len(reply.tool_calls)} calls",
                             metrics={"format_errors": float(format_errors)})
@@ -99,6 +106,8 @@ class Agent:
                     break
         except Finished as done:
             result.status, result.summary = "finished", done.summary
+        except LLMContextOverflow as e:  # over the window even when cut harder: this subtask cannot go on
+            result.summary = f"context overflow: {e}"
         except LLMError:
             raise  # a system fault (backend down): the orchestrator decides to retry
         except Exception as e:  # a bug or a bad reply must not kill the actor: record it
@@ -112,38 +121,81 @@ class Agent:
 
     # -- the three parts of a step --------------------------------------------------
 
+    @staticmethod
+    def _ask(llm: LLM, view: RoleView, messages: list[dict], tools: ToolBox, tag: str,
+             limits: context.Limits) -> LLMReply:
+        """One model call. A prompt the server refuses as over the model's window is cut
+        harder (to what the server says fits; only the latest message kept whole) and
+        sent once more; ``limits`` are lowered for the rest of the subtask, since the
+        estimate that let the prompt through was wrong.
+
+        Raises:
+            LLMContextOverflow: refused again; LLMError: the backend's other faults.
+        """
+        try:
+            return llm.complete(LLMRequest(messages=messages, tools=tools.schemas(), tag=tag,
+                                           max_tokens=limits.reply_tokens))
+        except LLMContextOverflow as e:
+            size = context.size(messages)
+            lower = context.after_overflow(size, limits, e)
+            limits.prompt_chars, limits.reply_tokens = lower.prompt_chars, lower.reply_tokens
+            context.fit(messages, limits.prompt_chars, keep_last=1)
+            view.record("context_overflow", f"prompt of {size} characters refused; cut to {context.size(messages)}",
+                        metrics={"limit_tokens": float(e.limit_tokens or 0), "prompt_tokens": float(e.prompt_tokens or 0)})
+            return llm.complete(LLMRequest(messages=messages, tools=tools.schemas(), tag=tag,
+                                           max_tokens=limits.reply_tokens))
+
     def _reground(self, view: RoleView, messages: list[dict], cursor: int) -> int:
         """Tell the model what other agents changed since its last step."""
         changes = view.changes_since(cursor)
         last = changes.column("seq").to_pylist()[-1] if changes.num_rows else cursor
-        news = [r for r in changes.to_pylist() if r["instance"] != view.instance and r["kind"] not in _QUIET_KINDS]
+        news = [r for r in changes.to_pylist() if r["instance"] != view.instance and r["kind"] not in _QUIET_KINDS
+                and not (r["path"] or "").startswith(TRANSCRIPTS)]  # another agent's model calls are not news
         if news:
             lines = [f"- {r['kind']} {r['path'] or ''} by {r['role']}: {r['summary'] or ''}".rstrip() for r in news]
             messages.append({"role": "user", "content": "Changed by others since your last step:\n" + "\n".join(lines)})
         return last
 
-    def _act(self, reply: LLMReply, tools: ToolBox, messages: list[dict]) -> bool:
-        """Run the reply's tool calls; returns False if the reply could not be acted on."""
+    def _act(self, reply: LLMReply, tools: ToolBox, messages: list[dict], max_tokens: int) -> bool:
+        """Run the reply's tool calls; returns False if the reply could not all be acted on."""
         if reply.tool_calls:
-            messages.append({"role": "assistant", "content": reply.text or None,
-                             "tool_calls": [{"id": c.id, "type": "function",
-                                             "function": {"name": c.name, "arguments": c.arguments}}
-                                            for c in reply.tool_calls]})
-            ok = True
-            for call in reply.tool_calls:
+            return self._act_on_calls(reply, tools, messages, max_tokens)
+        return self._act_on_text(reply, tools, messages, max_tokens)
+
+    def _act_on_calls(self, reply: LLMReply, tools: ToolBox, messages: list[dict], max_tokens: int) -> bool:
+        """OpenAI tool calls: each answered by a tool message with its id (the API requires it)."""
+        messages.append({"role": "assistant", "content": reply.text or None,
+                         "tool_calls": [{"id": c.id, "type": "function",
+                                         "function": {"name": c.name, "arguments": context.echo_arguments(c.arguments)}}
+                                        for c in reply.tool_calls]})
+        ok = True
+        for n, call in enumerate(reply.tool_calls, 1):
+            if reply.cut and n == len(reply.tool_calls) and not context.is_object(call.arguments):
+                out, good = f"ERROR: {cut_error(max_tokens, f'your call of {call.name}')}", False
+            else:
                 out, good = self._run_tool(tools, call.name, call.arguments)
-                ok = ok and good
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": out})
-            return ok
+            ok = ok and good
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": out})
+        return ok
+
+    def _act_on_text(self, reply: LLMReply, tools: ToolBox, messages: list[dict], max_tokens: int) -> bool:
+        """Calls written as JSON in the text (servers without tool calling)."""
         messages.append({"role": "assistant", "content": reply.text})
-        parsed = parse_text_call(reply.text)
-        if parsed is None:
-            messages.append({"role": "user", "content": "ERROR: no tool call found. Call a tool (or write one "
-                             'JSON object {"tool": name, "arguments": {...}}), or call finish(summary).'})
+        calls = parse_text_calls(reply.text)
+        if not calls:
+            error = cut_error(max_tokens) if reply.cut else no_call_error(reply.text)
+            messages.append({"role": "user", "content": f"ERROR: {error}"})
             return False
-        out, good = self._run_tool(tools, parsed[0], parsed[1])
-        messages.append({"role": "user", "content": f"[result of {parsed[0]}]\n{out}"})
-        return good
+        ok, results = not reply.cut, []
+        for name, arguments in calls:
+            out, good = self._run_tool(tools, name, arguments)
+            ok = ok and good
+            results.append(f"[result of {name}]\n{out}")
+        if reply.cut:  # the complete calls ran; what followed them was lost
+            results.append(f"ERROR: {cut_error(max_tokens, 'what followed these calls')}")
+        # One message for all results: some chat templates refuse two user turns in a row.
+        messages.append({"role": "user", "content": "\n\n".join(results)})
+        return ok
 
     @staticmethod
     def _run_tool(tools: ToolBox, name: str, arguments) -> tuple[str, bool]:
@@ -161,7 +213,7 @@ class Agent:
             tool_hint="" if tools.schemas() else 'Answer with one JSON object {"tool": name, "arguments": {...}}.',
         )
 
-    def _subtask_prompt(self, view: RoleView, subtask: Subtask) -> str:
+    def _subtask_prompt(self, view: RoleView, subtask: Subtask, map_chars: int) -> str:
         named = []
         for path in subtask.files:
             try:
@@ -171,5 +223,6 @@ class Agent:
         return prompts.render(
             "subtask", subtask_id=subtask.id, goal=subtask.goal,
             context=f"From the orchestrator:\n{subtask.context}\n" if subtask.context else "",
-            workspace_map=render_map(view.workspace_map()) or "(none yet)", named_files="\n".join(named),
+            workspace_map=prompt_map(view.workspace_map(), map_chars, own=view.scope.write) or "(none yet)",
+            named_files="\n".join(named),
         )

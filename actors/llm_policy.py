@@ -1,23 +1,28 @@
 """The LLM-driven policy: the model reads the project's state (rendered from the bus)
 and returns its decision as structured output (a JSON schema the backend enforces,
-or that is validated here), never as prose we would have to parse.
+or that is validated here), never as prose we would have to parse. A server without
+structured output gets the object back bare, fenced or inside a sentence: it is read
+with the JSON scanner of ``actors.text_protocol``, and anything else is sent back to
+the model as a one-line error saying what to send.
 """
 
 from __future__ import annotations
 
-import json
-
 from pydantic import BaseModel, ValidationError
 
 from bus import Bus
-from bus.reground import render_map
 
 from . import prompts
 from .agent import Subtask
-from .llm.protocol import LLM, LLMRequest
+from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMReply, LLMRequest
 from .llm.record import RecordingLLM
 from .policy import Decision, State
 from .roles import ROLES
+from .text_protocol import bad_object_error, find_object
+from .workspace import prompt_map
+
+
+DECISION_FORM = '{"action": "dispatch" | "stop", "role": ..., "goal": ..., "reason": ...}'
 
 
 class ModelDecision(BaseModel):
@@ -35,9 +40,13 @@ def decision_schema() -> dict:
 
 class LLMPolicy:
     TAG = "orchestrator"
+    # A decision is at most ~1,000 characters (the schema's maxLengths); the rest is room
+    # for a sentence or a reasoning block around it.
+    MAX_REPLY_TOKENS = 1024
 
-    def __init__(self, bus: Bus, llm: LLM, max_invalid: int = 2):
-        self.bus, self.llm, self.max_invalid = bus, llm, max_invalid
+    def __init__(self, bus: Bus, llm: LLM, max_invalid: int = 2, window: ContextWindow | None = None):
+        """``window``: the model's context window (``LLMConfig.window()``); None if unknown."""
+        self.bus, self.llm, self.max_invalid, self.window = bus, llm, max_invalid, window
 
     def decide(self, state: State) -> Decision:
         project = self.bus.project(state.config.project)
@@ -45,16 +54,18 @@ class LLMPolicy:
         llm = RecordingLLM(self.llm, view, project.as_role("system", f"orchestrator-{project.name}"))
         messages = [{"role": "user", "content": self._prompt(state, view)}]
         for _ in range(self.max_invalid):
-            reply = llm.complete(LLMRequest(messages=messages, response_schema=decision_schema(), tag=self.TAG,
-                                            max_tokens=400))
             try:
-                d = ModelDecision.model_validate(json.loads(reply.text))
-                if d.action == "dispatch" and d.role not in ROLES:
-                    raise ValueError(f"unknown role {d.role!r}")
-            except (ValueError, ValidationError) as e:  # the model's mistake: shown to it once more
+                reply = self._ask(llm, messages, state, view)
+            except LLMContextOverflow as e:
+                return Decision(stop=True, reason=f"context overflow: the decision prompt did not fit even cut to a "
+                                                  f"quarter: {e}")
+            d, error = self._read(reply.text)
+            if d is None and reply.cut:
+                error = (f"your reply was cut at {self.MAX_REPLY_TOKENS} tokens (the reply limit): send the JSON "
+                         f"object {DECISION_FORM} alone, with a short goal and reason")
+            if d is None:  # the model's mistake: shown to it once more, in one line
                 messages += [{"role": "assistant", "content": reply.text},
-                             {"role": "user", "content": f"ERROR: not a valid decision ({str(e)[:300]}). Answer with "
-                                                         "the JSON object only."}]
+                             {"role": "user", "content": f"ERROR: {error}"}]
                 continue
             if d.action == "stop":
                 return Decision(stop=True, reason=d.reason)
@@ -62,16 +73,71 @@ class LLMPolicy:
             return Decision(subtasks=[Subtask(id=f"{d.role}-{n}", role=d.role, goal=d.goal or d.reason)], reason=d.reason)
         return Decision(stop=True, reason=f"the model gave no valid decision in {self.max_invalid} tries")
 
-    def _prompt(self, state: State, view) -> str:
+    def _ask(self, llm: LLM, messages: list[dict], state: State, view) -> LLMReply:
+        """One model call. A prompt the server refuses as over the model's window is
+        rebuilt at a quarter of the size (files, subtasks and runs shown) and sent once more.
+
+        Raises:
+            LLMContextOverflow: refused again; LLMError: the backend's other faults.
+        """
+        def request() -> LLMRequest:
+            return LLMRequest(messages=messages, response_schema=decision_schema(), tag=self.TAG,
+                              max_tokens=self.MAX_REPLY_TOKENS)
+        try:
+            return llm.complete(request())
+        except LLMContextOverflow:
+            messages[:] = [{"role": "user", "content": self._prompt(state, view, share=0.25)}]
+            return llm.complete(request())
+
+    @staticmethod
+    def _read(text: str) -> tuple[ModelDecision | None, str]:
+        """The decision in a reply (bare, fenced or inside prose), or why there is none."""
+        obj = find_object(text, "action")
+        if obj is None:
+            return None, bad_object_error(text, "action", DECISION_FORM, what="decision")
+        try:
+            d = ModelDecision.model_validate(obj)
+        except ValidationError as e:
+            problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'decision'}: {err['msg']}" for err in e.errors())
+            return None, f"not a valid decision ({problems}): send one JSON object {DECISION_FORM}"
+        if d.action not in ("dispatch", "stop"):
+            return None, f"unknown action {d.action!r}: send one JSON object {DECISION_FORM}"
+        if d.action == "dispatch" and d.role not in ROLES:
+            return None, f"unknown role {d.role!r}; the roles are {', '.join(sorted(ROLES))}: send {DECISION_FORM}"
+        return d, ""
+
+    def _prompt(self, state: State, view, share: float = 1.0) -> str:
+        """The decision prompt, showing ``share`` of the usual files, subtasks and runs; a
+        share that fits the model's window when that is known (halved until it does)."""
+        limit = self.window.prompt_chars(self.MAX_REPLY_TOKENS) if self.window else None
+        prompt = self._render(state, view, share)
+        while limit is not None and len(prompt) > limit and share > 1 / 32:
+            share /= 2
+            prompt = self._render(state, view, share)
+        return prompt
+
+    def _render(self, state: State, view, share: float) -> str:
         history = [f"- {sid}: {'finished' if ok else 'failed'}" for sid, ok in state.completed.items()]
+        runs = [f"- {r.id}: {r.status}, cv {r.cv_score:.5f}" for r in state.scored_runs]
         c = state.config
         return prompts.render(
             "orchestrator", project=c.project, roles=", ".join(sorted(ROLES)), steps=state.steps + 1,
             max_steps=c.max_steps, elapsed_s=f"{state.elapsed_s:.0f}", budget_s=f"{c.budget_s:.0f}",
-            tokens=state.tokens, max_tokens=c.max_tokens, history="\n".join(history) or "(none yet)",
-            runs="\n".join(f"- {r.id}: {r.status}, cv {r.cv_score:.5f}" for r in state.scored_runs) or "(none yet)",
-            workspace_map=render_map(view.workspace_map(), limit=150) or "(none yet)")
+            tokens=state.tokens, max_tokens=c.max_tokens,
+            history=_some(history, int(100 * share), "earlier subtasks", newest_last=True) or "(none yet)",
+            runs=_some(runs, int(50 * share), "lower-scoring runs", newest_last=False) or "(none yet)",  # best first
+            workspace_map=prompt_map(view.workspace_map(), int(12_000 * share)) or "(none yet)")
 
     def roadmap(self, state: State) -> list[dict]:
         return [{"subtask": sid, "status": "done" if ok else "failed"} for sid, ok in state.completed.items()] + \
                [{"subtask": sid, "status": "in flight"} for sid in sorted(state.in_flight)]
+
+
+def _some(lines: list[str], n: int, what: str, newest_last: bool) -> str:
+    """``n`` (at least one) of ``lines``: the last ones if ``newest_last``, else the first;
+    with a line saying how many were left out."""
+    n = max(1, n)
+    if len(lines) <= n:
+        return "\n".join(lines)
+    note = f"({len(lines) - n} {what} not shown)"
+    return "\n".join([note] + lines[-n:] if newest_last else lines[:n] + [note])

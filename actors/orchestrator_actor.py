@@ -62,7 +62,7 @@ class OrchestratorActor:
         if self.config.policy == "baseline" or (self.config.policy == "auto" and self.llm_config.backend == "baseline"):
             return BaselinePolicy()
         llm = make_llm(self.llm_config) if self.llm_config.backend == "openai" else RemoteLLM(self.llm_config)
-        return LLMPolicy(self.bus, llm)
+        return LLMPolicy(self.bus, llm, window=self.llm_config.window())
 
     def _preempted(self) -> str | None:
         deadline = draining_nodes().get(self.node)

@@ -26,7 +26,8 @@ class AgentActor:
         # The baseline and OpenAI backends are stateless clients: one per actor. The
         # others (a script, a vLLM engine) are one shared actor for the whole cluster.
         llm = make_llm(config) if config.backend in ("baseline", "openai") else RemoteLLM(config)
-        self.agent = Agent(Bus(config=BusConfig.model_validate(bus_config)), llm, bus_memory=bus_memory)
+        self.agent = Agent(Bus(config=BusConfig.model_validate(bus_config)), llm, bus_memory=bus_memory,
+                           window=config.window())
 
     def run(self, project: str, subtask: dict) -> dict:
         return self.agent.run(project, Subtask.model_validate(subtask)).model_dump()

@@ -20,6 +20,11 @@ class Role(BaseModel):
     tools: tuple[str, ...] = Field(description="Tools the model may call (see actors.tools.SCHEMAS).")
     max_steps: int = Field(default=24, gt=0, description="Model calls per subtask before it ends as 'budget'.")
     max_tokens: int = Field(default=400_000, gt=0, description="Prompt + completion tokens per subtask.")
+    max_reply_tokens: int = Field(
+        default=4096, gt=0,
+        description="Cap on one reply, in tokens (the request's max_tokens). A write_file carries the whole file: "
+        "a 20 KB script is ~6,000 tokens. A reply cut at the cap is told to the model as cut.",
+    )
     context_chars: int = Field(
         default=48_000, gt=1000,
         description="Size of the in-invocation message list; older tool output is cut to fit (it stays on the bus).",
@@ -29,8 +34,9 @@ class Role(BaseModel):
 ROLES: dict[str, Role] = {
     "analyst": Role(name="analyst", tools=_BASE),
     "planner": Role(name="planner", tools=_BASE),
-    "coder": Role(name="coder", tools=_BASE),
+    # They write whole code files in one call.
+    "coder": Role(name="coder", tools=_BASE, max_reply_tokens=8192),
     "experimenter": Role(name="experimenter", tools=_BASE + ("launch_experiment",)),
-    "debugger": Role(name="debugger", tools=_BASE),
+    "debugger": Role(name="debugger", tools=_BASE, max_reply_tokens=8192),
     "writer": Role(name="writer", tools=_BASE),
 }

@@ -1,9 +1,9 @@
 """The tools a model can call. Each goes through the bus and its scopes, so a refusal
 comes back to the model as an error message it can act on.
 
-Tool calls arrive as OpenAI tool calls; for servers without tool calling, a JSON
-object in the reply text (``{"tool": name, "arguments": {...}}``, fenced or not) is
-accepted instead (``parse_text_call``). A malformed call (bad JSON, a missing or an
+Tool calls arrive as OpenAI tool calls; for servers without tool calling, JSON objects
+in the reply text (``{"tool": name, "arguments": {...}}``, in prose, fenced or not,
+several per reply) are accepted instead (``actors.text_protocol``). A malformed call (bad JSON, a missing or an
 unknown argument, a value out of range) raises ``FormatError``, which the agent loop
 returns to the model; nothing a model writes can crash the actor, and no argument a
 tool does not define is passed on.
@@ -16,7 +16,6 @@ orchestrator runs it under the operator's policy (``actors.runs``).
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pyarrow.compute as pc
@@ -25,9 +24,10 @@ from pydantic import ValidationError
 from bus import BusError, BusRefusal, RoleView
 from bus.objects import sha256
 from bus.paths import normalize
-from bus.reground import render_map
 
 from .runs import RunRequest
+from .text_protocol import parse_text_calls
+from .workspace import prompt_map
 
 
 class FormatError(Exception):
@@ -97,7 +97,7 @@ class ToolBox:
             try:
                 arguments = json.loads(arguments or "{}")
             except json.JSONDecodeError as e:
-                raise FormatError(f"arguments of {name} are not valid JSON ({e.msg} at char {e.pos}); "
+                raise FormatError(f"arguments of {name} are not valid JSON ({e.msg.removesuffix(' at')} at char {e.pos}); "
                                   "send one JSON object") from None
         if not isinstance(arguments, dict):
             raise FormatError(f"arguments of {name} must be a JSON object")
@@ -117,11 +117,8 @@ class ToolBox:
             raise FormatError(f"bad arguments for {name}: {e}") from None
 
     def _list_files(self, folder: str = "") -> str:
-        table = self.view.workspace_map()
-        if folder:
-            prefix = folder.strip("/") + "/"
-            table = table.filter([p.startswith(prefix) for p in table.column("path").to_pylist()])
-        return render_map(table) or f"(no files you may read under '{folder or '/'}')"
+        return prompt_map(self.view.workspace_map(), self.max_read_chars, folder=str(folder),
+                          own=self.view.scope.write) or f"(no files you may read under '{folder or '/'}')"
 
     def _read_file(self, path: str, start: int | None = None, end: int | None = None) -> str:
         text = self.view.read_lines(path, int(start or 1), int(end) if end else None)
@@ -204,18 +201,9 @@ class ToolBox:
         raise Finished(str(summary))
 
 
-_FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.S)
-
-
 def parse_text_call(text: str) -> tuple[str, Any] | None:
-    """A tool call written as JSON in the reply text (for servers without tool calling):
-    ``{"tool": "read_file", "arguments": {"path": "..."}}``. None if there is none."""
-    candidates = _FENCE.findall(text) or ([text[text.find("{"): text.rfind("}") + 1]] if "{" in text else [])
-    for blob in candidates:
-        try:
-            obj = json.loads(blob)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict) and isinstance(obj.get("tool"), str):
-            return obj["tool"], obj.get("arguments", {})
-    return None
+    """The first tool call written as JSON in the reply text (``{"tool": "read_file",
+    "arguments": {...}}``, in prose or fenced), or None; all of them:
+    ``actors.text_protocol.parse_text_calls``."""
+    calls = parse_text_calls(text)
+    return calls[0] if calls else None

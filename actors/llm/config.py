@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .protocol import LLM
+from .protocol import LLM, ContextWindow
+from .vllm_engine import DEFAULT_MAX_MODEL_LEN  # a constant: nothing of vLLM is imported here
 
 
 class LLMConfig(BaseModel):
@@ -30,6 +31,20 @@ class LLMConfig(BaseModel):
                                  "(shareable by many projects; a retried subtask replays) instead of in order.")
     vllm: dict[str, Any] = Field(default_factory=dict, description="vllm: engine arguments (max_model_len, "
                                  "gpu_memory_utilization, ...) and `num_gpus` for the engine actor.")
+    context_tokens: int | None = Field(
+        default=None, gt=0, description="The model's context window (prompt + reply), in tokens: every prompt is "
+        "cut to fit under it, and replies are capped at half of it. Default: vllm's max_model_len for the vllm "
+        "backend; unknown otherwise (then only the roles' budgets apply, and a server's refusal of a prompt over "
+        "its window is handled when it comes).")
+    chars_per_token: float = Field(default=3.0, gt=0, description="Characters a token, to turn the window into "
+                                   "a budget in characters (code and JSON are ~3, English prose ~4).")
+
+    def window(self) -> ContextWindow | None:
+        """The model's context window, if known (see ``context_tokens``)."""
+        tokens = self.context_tokens
+        if tokens is None and self.backend == "vllm":
+            tokens = int(self.vllm.get("max_model_len", DEFAULT_MAX_MODEL_LEN))
+        return ContextWindow(tokens=tokens, chars_per_token=self.chars_per_token) if tokens else None
 
 
 def make_llm(config: LLMConfig) -> LLM:

@@ -3,8 +3,10 @@
 Base URL, model and key come from config or the environment (``AISCI_LLM_BASE_URL``,
 ``AISCI_LLM_MODEL``; the key from the variable named by ``api_key_env``, never from a
 file that could reach the bus). The ``openai`` client does the timeouts and the
-retries with exponential backoff on 408/409/429/5xx; connection failures and final
-HTTP errors become ``LLMUnavailable`` with a message that says what to check.
+retries with exponential backoff on 408/409/429/5xx; a refusal of a prompt over the
+model's window becomes ``LLMContextOverflow`` (``actors.llm.overflow``); connection
+failures and other final HTTP errors become ``LLMUnavailable`` with a message that says
+what to check.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 
 import openai
 
+from .overflow import context_overflow
 from .protocol import LLMReply, LLMRequest, LLMUnavailable, ToolCall
 
 
@@ -47,9 +50,14 @@ class OpenAICompatLLM:
             raise LLMUnavailable(f"could not reach {self.base_url} ({e}); is the server running, "
                                  "and is llm.base_url right?") from None
         except openai.APIStatusError as e:
+            if e.status_code in (400, 413, 422):  # how servers refuse a prompt over the window
+                overflow = context_overflow(f"{e} {getattr(e, 'code', None) or ''}", self.base_url)
+                if overflow is not None:
+                    raise overflow from None
             raise LLMUnavailable(f"{self.base_url} answered HTTP {e.status_code} after retries: "
                                  f"{str(e)[:300]}; check the model name and the key") from None
-        message = data.choices[0].message
+        choice = data.choices[0]
+        message = choice.message
         usage = data.usage
         details = getattr(usage, "prompt_tokens_details", None)
         return LLMReply(
@@ -60,4 +68,5 @@ class OpenAICompatLLM:
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
             cached_tokens=(getattr(details, "cached_tokens", 0) or 0) if details else 0,
             model=data.model or self.model, backend=self.name, latency_s=time.perf_counter() - t0,
+            finish_reason=choice.finish_reason or "",
         )

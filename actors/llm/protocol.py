@@ -32,6 +32,13 @@ class LLMReply(BaseModel):
     model: str = ""
     backend: str = ""
     latency_s: float = 0.0
+    finish_reason: str = Field(default="", description="Why the reply ended, as the server says: 'stop', "
+                               "'tool_calls', 'length' (cut at the request's max_tokens); '' when it does not say.")
+
+    @property
+    def cut(self) -> bool:
+        """The server cut the reply at ``max_tokens``: its last call or object is incomplete."""
+        return self.finish_reason == "length"
 
 
 class LLMRequest(BaseModel):
@@ -42,7 +49,8 @@ class LLMRequest(BaseModel):
     response_schema: dict[str, Any] | None = Field(
         default=None, description="JSON schema the reply text must follow (structured output for decisions)."
     )
-    max_tokens: int = 1024
+    max_tokens: int = Field(default=1024, gt=0, description="Cap on the reply's length, in tokens (the agent "
+                            "sends its role's max_reply_tokens); a reply cut there has finish_reason 'length'.")
     temperature: float = 0.0
     tag: str = Field(default="", description="Who asks (the subtask id): lets a scripted model keep one script per subtask.")
 
@@ -50,7 +58,8 @@ class LLMRequest(BaseModel):
 @runtime_checkable
 class LLM(Protocol):
     """A language model: ``complete(request) -> LLMReply``. Backends must be safe to
-    call from several threads and raise ``LLMUnavailable`` for transport failures."""
+    call from several threads, raise ``LLMUnavailable`` for transport failures and
+    ``LLMContextOverflow`` for a prompt over the model's window."""
 
     name: str
 
@@ -63,6 +72,35 @@ class LLMError(Exception):
 
 class LLMUnavailable(LLMError):
     """The backend could not be reached or kept failing after its retries."""
+
+
+class LLMContextOverflow(LLMError):
+    """The server refused the request because the prompt (with the reply's cap) is over
+    the model's context window. Not a fault of the backend: the caller cuts its prompt
+    and asks again (``actors.llm.overflow`` recognises the servers' messages).
+
+    ``limit_tokens``: the window; ``prompt_tokens``: the prompt as the server counted it;
+    either None when the message does not say."""
+
+    def __init__(self, message: str, limit_tokens: int | None = None, prompt_tokens: int | None = None):
+        super().__init__(message)
+        self.limit_tokens, self.prompt_tokens = limit_tokens, prompt_tokens
+
+    def __reduce__(self):  # keeps the numbers across Ray (the LLM server actor raises it)
+        return type(self), (self.args[0], self.limit_tokens, self.prompt_tokens)
+
+
+class ContextWindow(BaseModel):
+    """What a model can take: prompt and reply together, in tokens."""
+
+    tokens: int = Field(gt=0, description="The context window (vLLM's max_model_len), prompt + reply, in tokens.")
+    chars_per_token: float = Field(default=3.0, gt=0, description="Characters a token, to turn a budget in tokens "
+                                   "into one in characters. English prose is ~4, code and JSON-escaped code ~3: "
+                                   "the lower estimate keeps a prompt under the window.")
+
+    def prompt_chars(self, reply_tokens: int) -> int:
+        """Characters of prompt that fit beside a reply of ``reply_tokens``."""
+        return int((self.tokens - reply_tokens) * self.chars_per_token)
 
 
 class ScriptExhausted(LLMError):

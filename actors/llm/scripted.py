@@ -11,14 +11,15 @@ from typing import Iterable
 from .protocol import LLMReply, LLMRequest, ScriptExhausted, ToolCall
 
 
-def reply(text: str = "", calls: Iterable[tuple[str, dict | str]] = ()) -> LLMReply:
+def reply(text: str = "", calls: Iterable[tuple[str, dict | str]] = (), finish_reason: str = "") -> LLMReply:
     """A scripted reply: text and/or tool calls ``(name, arguments)``; a ``str``
-    argument is passed through unparsed (to script malformed calls)."""
+    argument is passed through unparsed (to script malformed calls); ``finish_reason``
+    "length" scripts a reply the server cut at its ``max_tokens``."""
     tool_calls = [
         ToolCall(id=f"call_{i}", name=name, arguments=args if isinstance(args, str) else json.dumps(args))
         for i, (name, args) in enumerate(calls)
     ]
-    return LLMReply(text=text, tool_calls=tool_calls)
+    return LLMReply(text=text, tool_calls=tool_calls, finish_reason=finish_reason)
 
 
 class ScriptedLLM:

@@ -19,7 +19,11 @@ import time
 import uuid
 from typing import Any
 
+from .overflow import context_overflow
 from .protocol import LLMReply, LLMRequest, ToolCall
+
+
+DEFAULT_MAX_MODEL_LEN = 4096  # tokens, when the config's vllm section does not say
 
 
 def tool_call_schema(tools: list[dict]) -> dict:
@@ -58,7 +62,7 @@ def template_messages(messages: list[dict], tools: list[dict]) -> list[dict]:
 class VLLMEngine:
     name = "vllm"
 
-    def __init__(self, model: str, max_model_len: int = 4096, gpu_memory_utilization: float = 0.85,
+    def __init__(self, model: str, max_model_len: int = DEFAULT_MAX_MODEL_LEN, gpu_memory_utilization: float = 0.85,
                  enable_prefix_caching: bool = True, **engine_kwargs: Any):
         from vllm import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
@@ -81,8 +85,14 @@ class VLLMEngine:
                                 structured_outputs=StructuredOutputsParams(json=schema) if schema else None)
         t0 = time.perf_counter()
         final = None
-        async for out in self.engine.generate(prompt, params, request_id=uuid.uuid4().hex):
-            final = out
+        try:
+            async for out in self.engine.generate(prompt, params, request_id=uuid.uuid4().hex):
+                final = out
+        except Exception as e:  # the engine refuses a prompt over max_model_len with a ValueError
+            overflow = context_overflow(str(e), "the vLLM engine")
+            if overflow is None:
+                raise
+            raise overflow from None
         elapsed = time.perf_counter() - t0
         text = final.outputs[0].text
         n_prompt, n_out = len(final.prompt_token_ids or []), len(final.outputs[0].token_ids)
@@ -98,9 +108,10 @@ class VLLMEngine:
                                   arguments=json.dumps(obj.get("arguments", {})))]
                 text = ""
             except (ValueError, KeyError, TypeError):
-                pass  # left as text: the agent loop reports it to the model as malformed
+                pass  # left as text: the agent loop reports it to the model (as cut, if it was)
         return LLMReply(text=text, tool_calls=calls, prompt_tokens=n_prompt, completion_tokens=n_out,
-                        cached_tokens=cached, model=self.model, backend=self.name, latency_s=elapsed)
+                        cached_tokens=cached, model=self.model, backend=self.name, latency_s=elapsed,
+                        finish_reason=final.outputs[0].finish_reason or "")
 
     def complete(self, request: LLMRequest) -> LLMReply:
         """For use outside an event loop (a script); inside Ray the server awaits ``acomplete``."""
