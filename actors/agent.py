@@ -37,6 +37,8 @@ class Subtask(BaseModel):
     files: list[str] = Field(default_factory=list, description="Files the agent is shown in full at the start.")
     context: str = Field(default="", description="What the orchestrator passes in its prompt (besides the bus).")
     max_steps: int | None = None
+    deadline: float | None = Field(default=None, description="Epoch seconds when the project's wall-clock budget "
+                                   "ends: the agent stops at its next step after it (set at dispatch).")
 
 
 class AgentResult(BaseModel):
@@ -88,6 +90,10 @@ class Agent:
                 if result.steps >= (subtask.max_steps or role.max_steps) or \
                         result.prompt_tokens + result.completion_tokens >= role.max_tokens:
                     result.status, result.summary = "budget", f"stopped after {result.steps} steps: budget spent"
+                    break
+                if subtask.deadline is not None and time.time() >= subtask.deadline:
+                    result.status = "budget"
+                    result.summary = f"stopped after {result.steps} steps: the project's wall-clock budget is spent"
                     break
                 result.steps += 1
                 cursor = self._reground(view, messages, cursor)

@@ -165,7 +165,9 @@ class Orchestrator:
             self.view.record("dispatch", f"{s.id} to {s.role}: {s.goal[:120]}" + (" (again: was in flight)" if again else ""),
                              subtask=s.id, attempt=again + 1)
         overhead = time.perf_counter() - t0
-        results = self.run_agents(subtasks)
+        left = state.time_left_s()  # the budget holds inside a subtask too: its agent stops at the deadline
+        deadline = None if left is None else time.time() + max(left, 0.0)
+        results = self.run_agents([s.model_copy(update={"deadline": deadline}) for s in subtasks])
         t1 = time.perf_counter()
         for s, result in zip(subtasks, results):
             self.view.record("complete", f"{s.id} {result.status}: {result.summary[:200]}", subtask=s.id,

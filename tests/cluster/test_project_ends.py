@@ -74,3 +74,15 @@ def test_paused_time_does_not_count_against_the_budget(bus):
     resumed = State.from_events(project.events(), config, now=time.time() + 1)
     assert later.elapsed_s < paused_at - first + 1  # the pause's two hours are not counted
     assert resumed.elapsed_s < paused_at - first + 5 and resumed.time_left_s() > 3500
+
+
+def test_an_agent_stops_at_the_projects_deadline(bus):
+    """A subtask cannot outlive the budget: its agent stops at the next step after the
+    deadline (a real model would otherwise take its 24 steps whatever the budget)."""
+    slow = [call("read_file", path="task/description.md") for _ in range(30)]
+    for r in slow:
+        r.latency_s = 0.5  # the scripted model's thinking time
+    state, _ = run_project(bus, str(TASK.root), Hybrid({"analyse-1": slow, "analyse-2": slow}), budget_s=3)
+    ends = [e for e in bus.project("p").events().to_pylist() if e["kind"] == "agent_end"]
+    assert ends and all("wall-clock budget" in e["summary"] for e in ends), [e["summary"] for e in ends]
+    assert state.stop_reason.startswith("wall-clock budget spent") and state.elapsed_s < 8, state
