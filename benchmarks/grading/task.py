@@ -7,7 +7,11 @@ out the same way)::
     description.md         the task statement an agent reads
     leaderboard.csv        a `score` column, best first (medals: benchmarks.grading.medals)
     prepared/public/       train.csv, test.csv, sample_submission.csv: what agents see
-    prepared/private/      answers.csv: never copied onto the bus
+    prepared/private/      answers.csv: never copied onto the bus, never installed
+
+The shipped tasks' answers live in the checkout only (pyproject.toml installs
+``prepared/public`` and nothing of ``prepared/private``): from a non-editable install a
+task grades as "not graded" with the reason, instead of crashing.
 """
 
 from __future__ import annotations
@@ -84,6 +88,11 @@ class Task:
         """The metric's direction, from the metric itself (not from the leaderboard)."""
         return self.spec.metric in LOWER_IS_BETTER
 
+    @property
+    def has_answers(self) -> bool:
+        """Whether the private answers are here (not in a non-editable install)."""
+        return (self.private_dir / "answers.csv").is_file()
+
     def leaderboard(self) -> list[float]:
         return pd.read_csv(self.root / "leaderboard.csv")["score"].astype(float).tolist()
 
@@ -109,7 +118,10 @@ class Task:
 
     def grade(self, submission_csv: str | Path | None) -> Grade:
         score, reason = None, ""
-        if submission_csv is None or not Path(submission_csv).is_file():
+        if not self.has_answers:
+            reason = (f"not graded: the task's answers are not at {self.private_dir / 'answers.csv'} (an installed "
+                      f"package does not ship them): grade from a checkout (pip install -e) or a prepared task folder")
+        elif submission_csv is None or not Path(submission_csv).is_file():
             reason = "no submission file"
         else:
             try:

@@ -2,6 +2,8 @@
 shipped tasks, valid and invalid submissions."""
 
 import shutil
+import tomllib
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -80,3 +82,23 @@ def test_invalid_submissions_score_nothing(tmp_path):
     assert task.grade(tmp_path / "missing.csv").reason == "no submission file"
     with pytest.raises(FileNotFoundError, match="not a task folder"):
         Task(tmp_path)
+
+
+def test_the_answers_are_never_package_data():
+    """A non-editable install puts package data in site-packages, which every run sees:
+    the globs must take the public files and nothing of prepared/private."""
+    root = Path(__file__).resolve().parents[2]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["benchmarks"]
+    installed = {p for g in globs for p in (root / "benchmarks").glob(g)}
+    assert not [p for p in installed if "private" in p.parts]
+    assert {p.name for p in installed if "public" in p.parts} == {"train.csv", "test.csv", "sample_submission.csv"}
+
+
+def test_a_task_without_its_answers_says_it_is_not_graded(tmp_path):
+    """What a non-editable install of the shipped tasks has: no prepared/private."""
+    task_dir = tmp_path / "diabetes"
+    shutil.copytree(shipped_tasks()["diabetes"], task_dir, ignore=shutil.ignore_patterns("private"))
+    task = Task(task_dir)
+    grade = task.grade(task.public_dir / "sample_submission.csv")
+    assert not task.has_answers and grade.score is None and not grade.valid and grade.medal == "none"
+    assert grade.reason.startswith("not graded") and "answers" in grade.reason
