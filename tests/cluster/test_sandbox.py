@@ -174,6 +174,9 @@ def test_mounts_holding_hidden_or_private_answers_are_refused(bus, proj, planted
     ok = run(bus, "dataset", f"cat {data}/train.csv && touch {data}/x", hide=[hidden], ro_mounts=(str(data),))
     assert ok["status"] == "failed" and "x,y" in ok["output_tail"]  # readable, not writable
     assert not (data / "x").exists()
+    # A hidden path that does not exist hides nothing (an installed task without answers).
+    absent = run(bus, "absent", f"cat {data}/train.csv", hide=[data / "prepared" / "private"], ro_mounts=(str(data),))
+    assert absent["status"] == "ok", absent
 
 
 # -- 2. Root inside the sandbox is not root ----------------------------------------------------
@@ -331,6 +334,36 @@ def test_the_run_is_killed_when_the_runner_raises(bus, proj, mode):
     thread.join(30)
     assert errors and not thread.is_alive()
     assert gone(f"aisci-doomed-{tag}")
+
+
+RUNNER = """
+import sys
+from actors.runs import RunPolicy, make_spec
+from bus import Bus
+from cluster.experiments import run_experiment
+bus = Bus(sys.argv[1])
+spec = make_spec("victim", sys.argv[2], RunPolicy(sandbox=sys.argv[3]))
+run_experiment(bus.config.model_dump(mode="json"), "exp", spec.model_dump(mode="json"))
+"""
+
+
+@pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=needs_bwrap), "none"])
+def test_the_run_dies_with_its_runner(bus, proj, mode):
+    """The runner's process SIGKILLed (its Ray worker lost): no finally runs, and still
+    nothing of the run survives (the supervisor's parent-death signal)."""
+    tag = secrets.token_hex(4)
+    command = f"setsid bash -c 'exec -a aisci-victim-{tag} sleep 120' & sleep 120"
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(bus.root), command, mode])
+    try:
+        for _ in range(200):
+            if not gone(f"aisci-victim-{tag}", wait_s=0):
+                break
+            time.sleep(0.05)
+        assert not gone(f"aisci-victim-{tag}", wait_s=0)
+    finally:
+        runner.kill()
+        runner.wait()
+    assert gone(f"aisci-victim-{tag}")
 
 
 # -- 5. A run cannot exhaust the machine -----------------------------------------------------
