@@ -301,26 +301,29 @@ def test_a_huge_or_blocking_metrics_json_neither_bloats_nor_hangs_the_runner(bus
 @pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=needs_bwrap), "none"])
 def test_no_process_outlives_its_run(bus, proj, mode):
     tag = secrets.token_hex(4)
-    command = (f"bash -c 'exec -a aisci-bg-{tag} sleep 120' & setsid bash -c 'exec -a aisci-sid-{tag} sleep 120' & "
-               f"(trap '' TERM HUP; exec -a aisci-nohup-{tag} sleep 120) & echo launched")
+    # Names quoted apart: only the exec'd sleeps match, not the shells that start them.
+    command = (f"bash -c 'exec -a aisci-\"\"bg-{tag} sleep 120' & "
+               f"setsid bash -c 'exec -a aisci-\"\"sid-{tag} sleep 120' & "
+               f"(trap '' TERM HUP; exec -a aisci-\"\"nohup-{tag} sleep 120) & echo launched")
     result = run(bus, "orphans", command, sandbox=mode)
     assert result["status"] == "ok", result
     assert gone(f"aisci-[a-z]*-{tag}"), subprocess.run(["pgrep", "-af", tag], capture_output=True, text=True).stdout
-    slow = run(bus, "slow", f"bash -c 'exec -a aisci-slow-{tag} sleep 120' & sleep 60", sandbox=mode, timeout_s=1)
+    slow = run(bus, "slow", f"bash -c 'exec -a aisci-\"\"slow-{tag} sleep 120' & sleep 60", sandbox=mode, timeout_s=1)
     assert slow["status"] == "timeout" and gone(f"aisci-slow-{tag}")
 
 
 @pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=needs_bwrap), "none"])
 def test_the_run_is_killed_when_the_runner_raises(bus, proj, mode):
     tag = secrets.token_hex(4)
-    errors = []
+    errors, checked = [], threading.Event()
 
     def target():
         try:
-            run(bus, "doomed", f"bash -c 'exec -a aisci-doomed-{tag} sleep 120' & echo started; sleep 120",
-                sandbox=mode)
+            run(bus, "doomed", f"bash -c 'exec -a aisci-\"\"doomed-{tag} sleep 120' & "
+                               "while :; do echo tick; sleep 0.2; done", sandbox=mode, timeout_s=60)
         except Exception as e:  # noqa: BLE001 - the runner's own fault is what this test provokes
             errors.append(e)
+        checked.wait(30)  # the runner's thread lives on: its parent-death signal is not what kills the run
 
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
@@ -331,9 +334,14 @@ def test_the_run_is_killed_when_the_runner_raises(bus, proj, mode):
     log_path = proj.dir / "experiments" / "doomed" / "output.log"
     log_path.unlink()
     log_path.mkdir()  # the runner's next append to the bus fails: a system fault, raised
-    thread.join(30)
-    assert errors and not thread.is_alive()
-    assert gone(f"aisci-doomed-{tag}")
+    for _ in range(300):
+        if errors:
+            break
+        time.sleep(0.05)
+    try:
+        assert errors and gone(f"aisci-doomed-{tag}")
+    finally:
+        checked.set()
 
 
 RUNNER = """
@@ -352,7 +360,8 @@ def test_the_run_dies_with_its_runner(bus, proj, mode):
     """The runner's process SIGKILLed (its Ray worker lost): no finally runs, and still
     nothing of the run survives (the supervisor's parent-death signal)."""
     tag = secrets.token_hex(4)
-    command = f"setsid bash -c 'exec -a aisci-victim-{tag} sleep 120' & sleep 120"
+    # The name is quoted apart: only the exec'd sleep matches, not the runner's argv.
+    command = f"setsid bash -c 'exec -a aisci-\"\"victim-{tag} sleep 120' & sleep 120"
     runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(bus.root), command, mode])
     try:
         for _ in range(200):
