@@ -64,7 +64,7 @@ def _rlimits(run: RunSpec, uid: int | None) -> dict[str, int]:
     return limits
 
 
-def _prepare(run: RunSpec, project_dir: str, scratch_dir: str, uid: int | None) -> _Launch:
+def _prepare(run: RunSpec, bus_root: str, project_dir: str, scratch_dir: str, uid: int | None) -> _Launch:
     """Check what the run may see, make its scratch folder; raises ``_Refused``."""
     policy = run.policy
     env = sandbox.run_env(policy, run.id, run.cpus)
@@ -76,7 +76,7 @@ def _prepare(run: RunSpec, project_dir: str, scratch_dir: str, uid: int | None) 
         work = scratch.make(scratch_dir, run.id, None, uid)
         try:
             binds = sandbox.binds_for(project_dir, work, run.id, policy, run.gpus)
-            sandbox.refuse_hidden(binds, run.hidden, policy.ro_mounts)
+            sandbox.refuse_hidden(binds, run.hidden, policy.ro_mounts, bus_root)
         except sandbox.MountRefused as e:
             raise _Refused(str(e)) from None
         cwd = os.path.join(project_dir, "experiments", run.id)
@@ -184,7 +184,7 @@ def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
     with slot or contextlib.nullcontext():
         uid = slot.uid if slot else None
         try:
-            launch = _prepare(run, str(proj.dir), scratch_dir, uid)
+            launch = _prepare(run, str(bus.root), str(proj.dir), scratch_dir, uid)
         except _Refused as e:
             result = RunResult(id=run.id, status="refused", reason=str(e))
             record_result(system, result, gpus=run.gpus)

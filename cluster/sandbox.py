@@ -148,10 +148,13 @@ def _shipped_private() -> list[str]:
     return [p for root in roots for p in glob.glob(os.path.join(root, "*", "prepared", "private"))]
 
 
-def refuse_hidden(binds: list[Bind], hidden: tuple[str, ...] | list[str], ro_mounts: tuple[str, ...] = ()) -> None:
+def refuse_hidden(binds: list[Bind], hidden: tuple[str, ...] | list[str], ro_mounts: tuple[str, ...] = (),
+                  bus_root: str | None = None) -> None:
     """Raise ``MountRefused`` if a bind holds or lies inside a hidden path (the run's
-    ``spec.hidden``, and the shipped tasks' answers), or if an installed package or an
-    operator's mount holds a ``prepared/private`` folder (some task's answers)."""
+    ``spec.hidden``, and the shipped tasks' answers), if an installed package or an
+    operator's mount holds a ``prepared/private`` folder (some task's answers), or if
+    an operator's mount holds or lies inside ``bus_root`` (other projects, the index,
+    the operator's files: a run sees its own project's folders only)."""
     # A hidden path that does not exist hides nothing (the shipped tasks from an
     # installed package have no answers: refusing every run for them would help no one).
     secret = [os.path.realpath(h) for h in hidden if os.path.lexists(h)]
@@ -164,6 +167,11 @@ def refuse_hidden(binds: list[Bind], hidden: tuple[str, ...] | list[str], ro_mou
             if _inside(src, path) or _inside(path, src):
                 raise MountRefused(f"{bind.dest} would show {path}, a hidden path no run may see (a task's private "
                                    f"answers); mount only folders that neither hold nor lie inside it")
+    for mount in ro_mounts if bus_root else ():
+        real, root = os.path.realpath(mount), os.path.realpath(bus_root)
+        if _inside(real, root) or _inside(root, real):
+            raise MountRefused(f"the operator's ro_mount {mount} would show the bus ({root}): a run sees its own "
+                               f"project's folders only")
     roots = [(d, "*/tasks/*/prepared/private") for d in _packages_dirs()]
     roots += [(os.path.realpath(m), os.path.join(*["*"] * depth, "prepared", "private"))
               for m in ro_mounts for depth in range(4)]

@@ -166,11 +166,12 @@ def test_mounts_holding_hidden_or_private_answers_are_refused(bus, proj, planted
     (data / "train.csv").parent.mkdir(parents=True)
     (data / "train.csv").write_text("x,y\n1,2\n")
     cases = {"contains-hidden": hidden.parent.parent, "inside-hidden": hidden / "answers.csv",
-             "the-hidden": hidden, "holds-other-answers": planted["base"]}
+             "the-hidden": hidden, "holds-other-answers": planted["base"] / "other-task",
+             "the-bus": bus.root, "another-project": bus.root / "projects"}
     for name, mount in cases.items():
         result = run(bus, name, "ls /", hide=[hidden], ro_mounts=(str(mount),))
         assert result["status"] == "refused", (name, result)
-        assert "hidden" in result["reason"] or "private" in result["reason"], result["reason"]
+        assert any(w in result["reason"] for w in ("hidden", "private", "the bus")), result["reason"]
     ok = run(bus, "dataset", f"cat {data}/train.csv && touch {data}/x", hide=[hidden], ro_mounts=(str(data),))
     assert ok["status"] == "failed" and "x,y" in ok["output_tail"]  # readable, not writable
     assert not (data / "x").exists()
@@ -516,3 +517,23 @@ def test_the_probe_runs_once_per_process_and_says_ok(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     missing = sandbox.probe()
     assert not missing.ok and "not installed" in missing.reason
+
+
+@needs_bwrap
+def test_a_sandbox_that_fails_for_one_run_is_refused_a_run_that_fails_is_failed(bus, proj, monkeypatch, tmp_path):
+    """The probe passes (the fake hands its command to the real bwrap), the run's start
+    fails: refused, with bwrap's words. A run that merely prints like bwrap and exits 1
+    is a failed run: the sandbox says when it is up (its ready pipe), not the output."""
+    real = shutil.which("bwrap")
+    folder = fake_bwrap(tmp_path, f'case "$*" in *"-I -S -c"*) exec {real} "$@";; esac\n'
+                                  "echo \"bwrap: Can't mount proc on /newroot/proc: Operation not permitted\" >&2\n"
+                                  "exit 1\n")
+    try:
+        monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+        assert sandbox.probe().ok
+        broken = run(bus, "broken", "echo hello")
+        assert broken["status"] == "refused" and "Can't mount proc" in broken["reason"], broken
+    finally:
+        shutil.rmtree(folder)
+    mimic = run(bus, "mimic", "echo \"bwrap: Can't mount proc\" >&2; exit 1")
+    assert mimic["status"] == "failed", mimic
