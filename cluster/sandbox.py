@@ -22,9 +22,9 @@ under an unprivileged host uid (``cluster.confine``).
 ``probe`` runs a trivial command through exactly these arguments once per process:
 a ``bwrap`` that exists but cannot sandbox (unprivileged user namespaces disabled, a
 broken install) is reported in one line instead of turning every run into "failed".
-Measured on a 2-core VM as root (``benchmarks/sandbox_bench.py``): a sandboxed ``true``
-takes 71 ms from spawn to exit, an unsandboxed one 65 ms (both through the supervisor);
-the probe, once per process, 130 ms.
+Measured on a 2-core VM (``benchmarks/sandbox_bench.py``): a sandboxed ``true`` takes
+68-71 ms from spawn to exit as root, an unsandboxed one 64-65 ms (both through the
+supervisor; as a user 48 and 42 ms); the probe, once per process, 90-130 ms.
 """
 
 from __future__ import annotations
