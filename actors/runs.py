@@ -27,8 +27,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["RunPolicy", "RunRequest", "RunResult", "RunSpec", "RunStatus", "make_spec", "record_result", "resolve",
-           "NAME_PATTERN"]
+__all__ = ["RunPolicy", "RunRequest", "RunResult", "RunSpec", "RunStatus", "ScratchFile", "make_spec", "record_result",
+           "resolve", "NAME_PATTERN"]
 
 # Lower-case letters, digits, '_' and '-' (a folder name on every filesystem).
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
@@ -65,7 +65,9 @@ class RunPolicy(BaseModel):
     max_timeout_s: float = Field(default=24 * 3600, gt=0, description="Longer requests are cut to this.")
     tmp_mb: int = Field(default=1024, gt=0, description="Size of a run's private /tmp (in memory: it is added "
                         "to the memory Ray reserves for the run).")
-    disk_mb: int = Field(default=20480, gt=0, description="What a run may write into its folder.")
+    disk_mb: int = Field(default=20480, gt=0, description="What a run may write into its folder (its scratch "
+                         "folder: a run past it is killed).")
+    max_files: int = Field(default=100_000, gt=0, description="Files and folders a run may make in its folder.")
     max_procs: int = Field(default=512, gt=0, description="Processes and threads a run may have at once.")
     output_cap_bytes: int = Field(default=1_000_000, gt=0, description="Output kept on the bus (then the tail).")
     ro_mounts: tuple[str, ...] = Field(default=(), description="Extra host paths runs see read-only (datasets, "
@@ -93,6 +95,13 @@ class RunSpec(BaseModel):
                                     "answers): an allowed mount that holds one is refused. Not shown to agents.")
 
 
+class ScratchFile(BaseModel):
+    """An output a run left in its scratch folder (too big, or too many, for the bus)."""
+
+    name: str
+    size_bytes: int
+
+
 class RunResult(BaseModel):
     """What a run returned: written as experiments/<id>/result.json and as its
     ``experiment`` event (status and metrics as columns)."""
@@ -105,6 +114,11 @@ class RunResult(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict, description="Finite numbers from metrics.json.")
     output_tail: str = ""
     node: str = ""
+    scratch_dir: str = Field(default="", description="The run's scratch folder on the host (what it wrote).")
+    left_in_scratch: list[ScratchFile] = Field(default_factory=list, description="Outputs not put on the bus "
+                                               "(too big or too many): they stay in the scratch folder.")
+    skipped: dict[str, str] = Field(default_factory=dict, description="Outputs not taken, and why (a link, a "
+                                    "FIFO, a device, a folder, the name of a framework file).")
 
 
 def resolve(request: RunRequest, policy: RunPolicy, time_left_s: float | None = None,

@@ -1,57 +1,124 @@
 """Experiments as Ray tasks: one run = one task, placed by Ray from the run's spec
-(``num_gpus``, ``num_cpus``, memory), running the project's code in a subprocess in
-its own folder ``experiments/<id>/``, sandboxed (``cluster.sandbox``), with a time
-limit, a memory limit and an output cap. stdout/stderr are streamed to the bus
-(``output.log`` there, appended every 2 s while the run goes);
-metrics come from the ``metrics.json`` the code writes. A failed run (exception,
-timeout, out of memory) is a normal result the debugging role reads.
+(``num_gpus``, ``num_cpus``, memory), running the project's code sandboxed
+(``cluster.sandbox``) and confined (``cluster.confine``: its limits, its own host uid
+when the runner is root, no process left behind), writing only into its scratch
+folder (``cluster.scratch``), with a time limit, a disk quota, a memory limit and an
+output cap. stdout/stderr are streamed to the bus (``output.log`` there, appended
+every 2 s while the run goes); metrics come from the ``metrics.json`` the code
+writes. A failed run (exception, timeout, out of memory, over its quota) is a normal
+result the debugging role reads; a run whose sandbox cannot start, or whose mounts
+would show a hidden path, is ``refused`` with what to do.
+
+Everything about the sandbox comes from the spec (the operator's ``policy`` and the
+``hidden`` paths), never from anything a run or an agent wrote. Whatever way the
+runner leaves (a result, an exception of its own, its Ray worker killed), every
+process of the run dies: try/finally here, the supervisor's parent-death signal and
+the sandbox's pid namespace otherwise.
 """
 
 from __future__ import annotations
 
-import ctypes
-import json
-import math
+import contextlib
 import os
-import resource
+import shutil
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
 import ray
 
-from actors.llm.record import is_secret_name
-from actors.runs import RunResult, RunSpec, record_result
-from bus import Bus, BusConfig
+from actors.runs import RunResult, RunSpec, ScratchFile, record_result
+from bus import Bus, BusConfig, BusRefusal
 
-from .sandbox import bwrap_command
+from . import confine, sandbox, scratch
 
-_LIBC = ctypes.CDLL(None, use_errno=True)
-_PR_SET_PDEATHSIG = 1
-_OWN_FILES = ("output.log", "result.json", "spec.json")  # written by the runner or already on the bus
-_INGEST_MAX_BYTES = 4 * 1024 * 1024  # bigger outputs (checkpoints) stay plain files in the run folder
-
-
-def _limits(memory_mb: int | None):
-    def apply() -> None:  # in the child, before exec: the limit covers the whole sandbox
-        if memory_mb is not None:
-            limit = memory_mb * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        # Die with the runner: a run whose Ray worker was killed (node lost, job
-        # stopped) must not keep writing into a folder its retry is about to reuse.
-        # bwrap's --die-with-parent carries this on to everything inside the sandbox.
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    return apply
+_OWN_FILES = ("output.log", "result.json", "spec.json")  # the framework's files of a run, never the run's copies
+_INGEST_MAX_BYTES = 4 * 1024 * 1024  # bigger outputs (checkpoints) stay in the scratch folder
+_INGEST_MAX_FILES = 100
+_INGEST_MAX_TOTAL_BYTES = 32 * 1024 * 1024
+_QUOTA_EVERY_S = 0.25  # the disk watchdog's period (at least: 4x the last walk's time)
+_FILE_TOO_BIG = (128 + signal.SIGXFSZ, -signal.SIGXFSZ)  # a shell's and Popen's ways of saying SIGXFSZ
 
 
-def _stream_output(proc: subprocess.Popen, append: Callable[[bytes], None], cap: int,
-                   deadline: float, flush_s: float = 2.0) -> tuple[bool, bytes]:
+class _Refused(Exception):
+    """The run cannot start as the operator asked (no sandbox here, a hidden mount)."""
+
+
+@dataclass
+class _Launch:
+    spawn: Callable[[], tuple[subprocess.Popen, int | None]]  # the process, and the sandbox's ready pipe
+    work: str  # the run's writable folder
+    roots: list[str]  # what counts against its disk quota
+
+
+def _rlimits(run: RunSpec, uid: int | None) -> dict[str, int]:
+    policy = run.policy
+    # RLIMIT_NPROC counts every process of the real uid: exact under a run uid of its
+    # own; else the user's current count plus the run's allowance (not enforced on root).
+    procs = policy.max_procs if uid is not None else confine.tasks_of_uid(os.getuid()) + policy.max_procs
+    limits = {"CORE": 0, "FSIZE": policy.disk_mb << 20, "NPROC": procs}
+    if run.gpus == 0:  # CUDA maps far more virtual memory than it uses: no address-space cap on GPU runs
+        limits["AS"] = run.memory_mb << 20
+    return limits
+
+
+def _prepare(run: RunSpec, bus_root: str, project_dir: str, scratch_dir: str, uid: int | None) -> _Launch:
+    """Check what the run may see, make its scratch folder; raises ``_Refused``."""
+    policy = run.policy
+    env = sandbox.run_env(policy, run.id, run.cpus)
+    if policy.sandbox == "bwrap":
+        probe = sandbox.probe()
+        if not probe.ok:
+            raise _Refused(f"the sandbox cannot start on this node: {probe.reason}. Install or fix bubblewrap "
+                           f"here, or the operator runs unsandboxed (--allow-unsandboxed) on a machine they trust")
+        work = scratch.make(scratch_dir, run.id, None, uid)
+        try:
+            binds = sandbox.binds_for(project_dir, work, run.id, policy, run.gpus)
+            sandbox.refuse_hidden(binds, run.hidden, policy.ro_mounts, bus_root)
+        except sandbox.MountRefused as e:
+            raise _Refused(str(e)) from None
+        cwd = os.path.join(project_dir, "experiments", run.id)
+        return _Launch(lambda: sandbox.start(binds, run.command, env, cwd, policy.network, policy.tmp_mb,
+                                             _rlimits(run, uid), uid), work, [work])
+    # Unsandboxed (the operator trusts the code): a scratch tree whose other entries
+    # link to the project's folders, so that relative paths work the same way.
+    work = scratch.make(scratch_dir, run.id, project_dir, None)
+    tmp = os.path.join(scratch_dir, "tmp")
+    env.update(HOME=tmp, TMPDIR=tmp)
+    plan = {"argv": [shutil.which("bash") or "/bin/bash", "-c", run.command], "env": env, "cwd": work,
+            "rlimits": _rlimits(run, None), "uid": None, "reap": True}
+    return _Launch(lambda: (confine.spawn(plan), None), work, [work, tmp])
+
+
+class _Quota:
+    """The disk watchdog, called from the streaming loop: a reason to kill the run, or None."""
+
+    def __init__(self, run: RunSpec, roots: list[str]):
+        self.policy, self.roots, self.due = run.policy, roots, 0.0
+
+    def __call__(self) -> str | None:
+        now = time.monotonic()
+        if now < self.due:
+            return None
+        used = scratch.usage(self.roots, self.policy.disk_mb << 20, self.policy.max_files)
+        self.due = time.monotonic() + max(_QUOTA_EVERY_S, 4 * (time.monotonic() - now))
+        if used.bytes > self.policy.disk_mb << 20:
+            return f"wrote more than its disk quota ({self.policy.disk_mb} MB) into its folder: killed"
+        if used.entries > self.policy.max_files:
+            return f"made more than {self.policy.max_files} files and folders in its folder: killed"
+        if used.too_deep:
+            return f"made folders more than {scratch.MAX_DEPTH} deep: killed"
+        return None
+
+
+def _stream_output(proc: subprocess.Popen, append: Callable[[bytes], None], cap: int, deadline: float,
+                   check: Callable[[], str | None], flush_s: float = 2.0) -> tuple[str | None, bytes]:
     """Stream the run's output to the bus (``append``, every ``flush_s`` seconds) up to
-    ``cap`` bytes, then keep only a rolling tail. Kills the process group at the
-    deadline. Returns (timed out, the last 8 KB of output)."""
+    ``cap`` bytes, then keep only a rolling tail, until the process ends, the deadline
+    passes ("timeout") or ``check`` gives a reason to stop. Returns (why it was
+    stopped, or None if it ended; the last 8 KB of output). Kills nothing itself."""
     dropped, sent, buffer, tail, last_flush = 0, 0, b"", b"", time.monotonic()
     os.set_blocking(proc.stdout.fileno(), False)
 
@@ -61,7 +128,7 @@ def _stream_output(proc: subprocess.Popen, append: Callable[[bytes], None], cap:
             append(buffer)
         buffer, last_flush = b"", time.monotonic()
 
-    timed_out = False
+    stop = None
     while True:
         chunk = proc.stdout.read(65536)
         if chunk:
@@ -73,95 +140,97 @@ def _stream_output(proc: subprocess.Popen, append: Callable[[bytes], None], cap:
         elif proc.poll() is not None:
             break
         elif time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)  # the whole group: bwrap and everything in it
-            proc.wait()
-            timed_out = True
+            stop = "timeout"
             break
         else:
             time.sleep(0.02)
+        stop = check()
+        if stop:
+            break
         if time.monotonic() - last_flush > flush_s or len(buffer) > 65536:
             flush()
     flush()
     if dropped:
-        append(f"\n[... {dropped} bytes of output dropped (output_cap_bytes); the last 4 KB:]\n".encode() + tail[-4096:])
-    return timed_out, tail
+        note = f"\n[... {dropped} bytes of output dropped (output_cap_bytes); the last 4 KB:]\n"
+        append(note.encode() + tail[-4096:])
+    return stop, tail
+
+
+def _verdict(run: RunSpec, stop: str | None, code: int, tail: str, problem: str) -> tuple[str, str]:
+    if stop == "timeout":
+        return "timeout", f"killed after its {run.timeout_s:.0f} s time limit"
+    if stop:
+        return "failed", stop
+    if code == 0:
+        return ("invalid", problem) if problem else ("ok", "")
+    if code in _FILE_TOO_BIG or "File too large" in tail:
+        return "failed", f"a file reached the run's disk quota ({run.policy.disk_mb} MB); exit code {code}"
+    if "MemoryError" in tail or "Cannot allocate memory" in tail or "std::bad_alloc" in tail:
+        return "oom", f"out of memory (limit {run.memory_mb} MB)"
+    return "failed", f"exit code {code}; see output.log"
 
 
 def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
     """Run one experiment here and now (the body of the Ray task ``launch`` schedules);
-    returns its ``RunResult`` as a dict."""
+    returns its ``RunResult`` as a dict. A run's own failure is a result; the runner's
+    faults (the bus refusing a write of its own) are raised, after the run is killed."""
     run = RunSpec.model_validate(spec)
     bus = Bus(config=BusConfig.model_validate(bus_config))
     proj = bus.project(project)
     system = proj.as_role("system", f"run-{run.id}")
-    policy = run.policy
-    run_dir = proj.dir / "experiments" / run.id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "metrics.json").unlink(missing_ok=True)  # a retried run must not report the old metrics
-    if policy.sandbox == "bwrap":
-        argv = bwrap_command(run.command, bus.root, proj.dir, run_dir, list(run.hidden), run.gpus > 0, policy.network)
-    else:
-        argv = ["bash", "-c", run.command]
-    env = {k: v for k, v in os.environ.items() if not is_secret_name(k)}  # runs get no credentials
-    env.update(OMP_NUM_THREADS=str(max(int(run.cpus), 1)), PYTHONUNBUFFERED="1", AISCI_SEED=str(policy.seed),
-               # `python3` in a run is the interpreter (and virtualenv) the cluster runs.
-               PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}")
-    system.record("experiment_start", f"{run.id}: {run.command[:200]}", path=f"experiments/{run.id}/spec.json",
-                  run=run.id, metrics={"gpus": run.gpus, "cpus": run.cpus})
-    log = f"experiments/{run.id}/output.log"
-    system.write(log, b"", summary=f"output of {run.id} (streamed while it runs)")  # a retry starts afresh
-    t0 = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            preexec_fn=_limits(run.memory_mb if run.gpus == 0 else None), start_new_session=True)
-    timed_out, last = _stream_output(proc, lambda chunk: system.append(log, chunk), policy.output_cap_bytes,
-                                     t0 + run.timeout_s)
-    duration = time.monotonic() - t0
-    tail = last[-4000:].decode("utf-8", "replace")
-    metrics, problem = _read_metrics(run_dir / "metrics.json")
-    reason = ""
-    if timed_out:
-        status, reason = "timeout", f"killed after its {run.timeout_s:.0f} s time limit"
-    elif proc.returncode == 0 and problem:
-        status, reason = "invalid", problem
-    elif proc.returncode == 0:
-        status = "ok"
-    elif "MemoryError" in tail or "Cannot allocate memory" in tail or "std::bad_alloc" in tail:
-        status, reason = "oom", f"out of memory (limit {run.memory_mb} MB)"
-    else:
-        status, reason = "failed", f"exit code {proc.returncode}; see output.log"
-    result = RunResult(id=run.id, status=status, reason=reason, exit_code=None if timed_out else proc.returncode,
-                       duration_s=round(duration, 3), metrics=metrics, output_tail=tail,
-                       node=ray.get_runtime_context().get_node_id() if ray.is_initialized() else "")
-    # What the run wrote lands on the bus as versions, attributed to the run.
-    for path in sorted(run_dir.iterdir()):
-        if path.is_file() and not path.name.startswith(".") and path.name not in _OWN_FILES \
-                and path.stat().st_size <= _INGEST_MAX_BYTES:
-            system.write(f"experiments/{run.id}/{path.name}", path.read_bytes(), summary=f"written by run {run.id}")
-    record_result(system, result, gpus=run.gpus)
-    return result.model_dump()
-
-
-def _read_metrics(path: Path) -> tuple[dict[str, float], str]:
-    """The finite numbers of a run's metrics.json, and what is wrong with it ("" if
-    nothing): a non-finite number (NaN, inf) makes the run invalid, never a score."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}, ""
-    except (ValueError, UnicodeDecodeError) as e:
-        return {}, f"metrics.json is not valid JSON ({e}); write one object of numbers"
-    if not isinstance(data, dict):
-        return {}, "metrics.json must be one JSON object of numbers, e.g. {\"cv_score\": 0.91}"
-    numbers = {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    bad = sorted(k for k, v in numbers.items() if not math.isfinite(v))
-    if bad:
-        return {k: v for k, v in numbers.items() if math.isfinite(v)}, \
-            f"metrics.json has non-finite values for {', '.join(bad)} (NaN or inf): not a result"
-    return numbers, ""
+    (proj.dir / "experiments" / run.id).mkdir(parents=True, exist_ok=True)
+    scratch_dir = str(bus.root / "scratch" / project / run.id)
+    slot = confine.UidSlot() if run.policy.sandbox == "bwrap" and os.geteuid() == 0 else None
+    with slot or contextlib.nullcontext():
+        uid = slot.uid if slot else None
+        try:
+            launch = _prepare(run, str(bus.root), str(proj.dir), scratch_dir, uid)
+        except _Refused as e:
+            result = RunResult(id=run.id, status="refused", reason=str(e))
+            record_result(system, result, gpus=run.gpus)
+            return result.model_dump()
+        system.record("experiment_start", f"{run.id}: {run.command[:200]}", path=f"experiments/{run.id}/spec.json",
+                      run=run.id, metrics={"gpus": run.gpus, "cpus": run.cpus})
+        log = f"experiments/{run.id}/output.log"
+        system.write(log, b"", summary=f"output of {run.id} (streamed while it runs)")  # a retry starts afresh
+        t0 = time.monotonic()
+        proc, ready = launch.spawn()
+        try:
+            stop, last = _stream_output(proc, lambda chunk: system.append(log, chunk), run.policy.output_cap_bytes,
+                                        t0 + run.timeout_s, _Quota(run, launch.roots))
+        finally:  # every way out: nothing of the run survives the runner
+            confine.stop(proc, uid)
+            up = sandbox.started(ready) if ready is not None else True
+        duration = time.monotonic() - t0
+        tail = last[-4000:].decode("utf-8", "replace")
+        if not up:
+            said = ([line for line in tail.splitlines() if line.strip()] or ["no output"])[-1][:300]
+            result = RunResult(id=run.id, status="refused", duration_s=round(duration, 3), output_tail=tail,
+                               reason=f"the sandbox could not start: {said}. Fix bubblewrap on this node, or the "
+                                      f"operator runs unsandboxed (--allow-unsandboxed) on a machine they trust")
+            record_result(system, result, gpus=run.gpus)
+            return result.model_dump()
+        metrics, problem = scratch.read_metrics(launch.work)
+        status, reason = _verdict(run, stop, proc.returncode, tail, problem)
+        # What the run wrote lands on the bus as versions, attributed to the run.
+        harvest = scratch.harvest(launch.work, _OWN_FILES, _INGEST_MAX_BYTES, _INGEST_MAX_FILES,
+                                  _INGEST_MAX_TOTAL_BYTES)
+        for name, data in harvest.files.items():
+            try:
+                system.write(f"experiments/{run.id}/{name}", data, summary=f"written by run {run.id}")
+            except BusRefusal as e:  # a name the bus does not take
+                harvest.skipped[name] = str(e)[:200]
+        result = RunResult(id=run.id, status=status, reason=reason, exit_code=None if stop else proc.returncode,
+                           duration_s=round(duration, 3), metrics=metrics, output_tail=tail,
+                           node=ray.get_runtime_context().get_node_id() if ray.is_initialized() else "",
+                           scratch_dir=scratch_dir, skipped=harvest.skipped,
+                           left_in_scratch=[ScratchFile(name=n, size_bytes=s) for n, s in harvest.left])
+        record_result(system, result, gpus=run.gpus)
+        return result.model_dump()
 
 
 # Retried when Ray loses the worker or node running it (never when the run's own code
-# fails: that is a result). A retry starts the run afresh in the same folder.
+# fails: that is a result). A retry starts the run afresh in a wiped scratch folder.
 _remote_run = ray.remote(max_retries=3)(run_experiment)
 
 

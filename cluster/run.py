@@ -36,7 +36,7 @@ from .errors import UserError
 from .grading import finish_project, grade_of
 from .driver import PreemptionNotice, console, watch
 from .job import ProjectJob, ProjectOutcome, load_job, save_job
-from .sandbox import default_sandbox
+from .sandbox import default_sandbox, probe
 from .scheduler import run_batch
 from .tasks import import_task
 
@@ -139,8 +139,9 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
     ended_before = prepare(bus, job).stopped is not None
     proj = bus.project(job.project)
     if job.run_policy.sandbox == "none" and not quiet:
-        console.print("[yellow]warning[/yellow]: experiments run UNSANDBOXED (the operator's choice, or no "
-                      "bubblewrap and no model: only aisci's own templates run); `apt-get install bubblewrap`")
+        why = probe().reason or "the operator's choice"
+        console.print(f"[yellow]warning[/yellow]: experiments run UNSANDBOXED ({why}); only code the operator "
+                      f"trusts should run so (aisci's own templates, with no model)")
     if not quiet:
         console.print(f"[bold]aisci[/bold] {Task(job.task).id} -> project [bold]{job.project}[/bold] on {bus.root} "
                       f"(model: {job.llm.backend}{'' if job.orchestrator.bus_memory else ', bus memory OFF'})")

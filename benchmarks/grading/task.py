@@ -9,13 +9,18 @@ out the same way)::
                            without it a task is graded without medals
     prepared/public/       train.csv, test.csv, sample_submission.csv (and any folders,
                            e.g. images): what agents see
-    prepared/private/      answers.csv: never copied onto the bus, never seen by a run
+    prepared/private/      answers.csv: never copied onto the bus, never seen by a run,
+                           never installed
 
 ``Task(folder)`` checks the folder whole before anything runs (``InvalidTask``, one
 line that says what is missing). Grading compares values, not spellings: a
 submission's labels are read as the answers' type (``6.0`` is the class ``6``; ``6.5``
 is not a class), and a submission that cannot be scored is invalid with a reason that
 says what to change; NaN or infinite predictions are invalid.
+
+The shipped tasks' answers live in the checkout only (pyproject.toml installs
+``prepared/public`` and nothing of ``prepared/private``): from a non-editable install a
+shipped task is refused before it runs, with the reason.
 """
 
 from __future__ import annotations
@@ -115,8 +120,11 @@ class Task:
                   self.private_dir / "answers.csv"]
         missing = [str(p.relative_to(self.root)) for p in needed if not p.is_file()]
         if missing:
+            installed = "site-packages" in self.root.parts or "dist-packages" in self.root.parts
             raise InvalidTask(f"task {self.root} lacks {', '.join(missing)}: a task needs its statement, a sample "
-                              "submission and the private answers it is graded on")
+                              "submission and the private answers it is graded on" + (
+                                  " (an installed aisci does not ship the shipped tasks' answers: run from a "
+                                  "checkout, `pip install -e .`)" if installed else ""))
         self._check_leaderboard()
 
     @property
@@ -127,6 +135,11 @@ class Task:
     def is_lower_better(self) -> bool:
         """The metric's direction, from the metric itself (not from the leaderboard)."""
         return self.spec.metric in LOWER_IS_BETTER
+
+    @property
+    def has_answers(self) -> bool:
+        """Whether the private answers are here (not in a non-editable install)."""
+        return (self.private_dir / "answers.csv").is_file()
 
     def _check_leaderboard(self) -> None:
         path = self.root / "leaderboard.csv"
@@ -175,7 +188,9 @@ class Task:
     def grade(self, submission_csv: str | Path | None) -> Grade:
         score, reason = None, ""
         path = Path(submission_csv) if submission_csv is not None else None
-        if path is None or not path.is_file():
+        if not self.has_answers:  # (checked when the task is opened; gone since)
+            reason = f"not graded: the task's answers are no longer at {self.private_dir / 'answers.csv'}"
+        elif path is None or not path.is_file():
             reason = "no submission file"
         elif path.stat().st_size > MAX_SUBMISSION_BYTES:
             reason = f"the submission is {path.stat().st_size // 2**20} MB: larger than any answers file"

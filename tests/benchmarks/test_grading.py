@@ -2,6 +2,8 @@
 shipped tasks, valid and invalid submissions."""
 
 import shutil
+import tomllib
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -141,3 +143,28 @@ def test_a_task_folder_is_checked_whole_before_anything_runs(tmp_path):
     (no_board / "leaderboard.csv").write_text("team,score\na,high\n")
     with pytest.raises(InvalidTask, match="score"):
         Task(no_board)
+
+
+def test_the_answers_are_never_package_data():
+    """A non-editable install puts package data in site-packages, which every run sees:
+    the globs must take the public files and nothing of prepared/private."""
+    root = Path(__file__).resolve().parents[2]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["benchmarks"]
+    installed = {p for g in globs for p in (root / "benchmarks").glob(g)}
+    assert not [p for p in installed if "private" in p.parts]
+    assert {p.name for p in installed if "public" in p.parts} == {"train.csv", "test.csv", "sample_submission.csv"}
+
+
+def test_a_task_without_its_answers_is_refused_before_it_runs(tmp_path):
+    """What a non-editable install of the shipped tasks has: no prepared/private. The
+    task is refused when opened (before anything runs), saying why; a task whose
+    answers vanish after it was opened grades as "not graded", never a crash."""
+    task_dir = tmp_path / "diabetes"
+    shutil.copytree(shipped_tasks()["diabetes"], task_dir)
+    task = Task(task_dir)
+    shutil.rmtree(task_dir / "prepared" / "private")
+    grade = task.grade(task.public_dir / "sample_submission.csv")
+    assert not task.has_answers and grade.score is None and not grade.valid and grade.medal == "none"
+    assert grade.reason.startswith("not graded") and "answers" in grade.reason
+    with pytest.raises(InvalidTask, match="answers.csv"):
+        Task(task_dir)

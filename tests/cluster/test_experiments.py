@@ -14,10 +14,10 @@ from cluster.experiments import launch, run_experiment
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
 
-def run(bus, project, name, command, hide=(), sandbox="bwrap", output_cap_bytes=1_000_000, **resources):
+def run(bus, project, name, command, hide=(), sandbox="bwrap", output_cap_bytes=1_000_000, ro_mounts=(), **resources):
     """Run a request as the orchestrator would (its id and folder: ``name``)."""
-    policy = RunPolicy(sandbox=sandbox, output_cap_bytes=output_cap_bytes)
-    spec = make_spec(name, command, policy, hidden=tuple(hide), **resources)
+    policy = RunPolicy(sandbox=sandbox, output_cap_bytes=output_cap_bytes, ro_mounts=tuple(map(str, ro_mounts)))
+    spec = make_spec(name, command, policy, hidden=tuple(map(str, hide)), **resources)
     return run_experiment(bus.config.model_dump(mode="json"), project, spec.model_dump(mode="json"))
 
 
@@ -44,12 +44,11 @@ def test_a_run_reports_its_metrics_and_lands_on_the_bus(bus, proj):
 def test_failures_timeouts_and_memory_are_normal_results(bus, proj, tmp_path):
     failed = run(bus, "exp", "boom", "python3 -c 'raise ValueError(\"bad feature\")'")
     assert failed["status"] == "failed" and "ValueError: bad feature" in failed["output_tail"]
-    marker = proj.dir / "experiments" / "slow" / "finished"
-    slow = run(bus, "exp", "slow", "sleep 30; touch finished", timeout_s=1.5)
+    slow = run(bus, "exp", "slow", "sleep 3; touch finished", timeout_s=1.5)
     assert slow["status"] == "timeout" and slow["duration_s"] < 10
     import time
-    time.sleep(1)
-    assert not marker.exists()  # killed, not left running
+    time.sleep(2)
+    assert not (Path(slow["scratch_dir"]) / "experiments" / "slow" / "finished").exists()  # killed, not left running
     oom = run(bus, "exp", "oom", "python3 -c 'x = bytearray(2 * 1024**3)'", memory_mb=300)
     assert oom["status"] == "oom"
     loud = run(bus, "exp", "loud", "yes y | head -c 300000; echo THE-END", output_cap_bytes=10_000)
@@ -60,8 +59,9 @@ def test_failures_timeouts_and_memory_are_normal_results(bus, proj, tmp_path):
 
 @pytest.fixture
 def private_dir():
-    """Outside /tmp and /root (which the sandbox replaces anyway), so hiding is what is tested."""
+    """Outside /tmp (a run has its own), so that only the sandbox keeps it out."""
     path = Path(tempfile.mkdtemp(prefix="aisci-private-", dir="/var/tmp"))
+    path.chmod(0o755)  # runs read as an unprivileged user: a mount is for everyone to read
     (path / "answers.csv").write_text("id,target\n0,1\n")
     yield path
     shutil.rmtree(path, ignore_errors=True)
@@ -70,8 +70,12 @@ def private_dir():
 @needs_bwrap
 def test_the_sandbox_hides_private_answers_and_protects_the_bus(bus, proj, private_dir):
     private = private_dir
-    control = run(bus, "exp", "control", f"cat {private}/answers.csv")
-    assert control["status"] == "ok" and "id,target" in control["output_tail"]  # visible unless hidden
+    control = run(bus, "exp", "control", f"cat {private}/answers.csv", ro_mounts=[private])
+    assert control["status"] == "ok" and "id,target" in control["output_tail"]  # visible when mounted...
+    hidden = run(bus, "exp", "hidden", f"cat {private}/answers.csv", ro_mounts=[private], hide=[private])
+    assert hidden["status"] == "refused" and str(private) in hidden["reason"]  # ...unless hidden: then refused
+    unmounted = run(bus, "exp", "unmounted", f"cat {private}/answers.csv")
+    assert unmounted["status"] == "failed"  # and never there unless mounted
     other = bus.create_project("other")
     other.as_role("coder").write("code/secret.py", "SECRET = 1\n")
     probes = {
@@ -90,7 +94,7 @@ def test_the_sandbox_hides_private_answers_and_protects_the_bus(bus, proj, priva
     assert not (other.dir / "code" / "planted.py").exists() and not (bus.root / "index" / "planted").exists()
     ok = run(bus, "exp", "own-folder", "echo fine > note.txt && cat note.txt && touch ~/x /tmp/y",
              hide=[str(private)])
-    assert ok["status"] == "ok" and "fine" in ok["output_tail"]  # HOME is the run folder; /tmp is private
+    assert ok["status"] == "ok" and "fine" in ok["output_tail"]  # HOME is the private /tmp
     assert not Path("/root/planted").exists()
 
 
