@@ -31,6 +31,12 @@ class InvalidPath(BusRefusal):
     rule = "path"
 
 
+class LinkRefused(InvalidPath):
+    """A path with a symbolic link in it: the bus never follows links (``bus.nofollow``)."""
+
+    rule = "symlink"
+
+
 class ScopeViolation(BusRefusal):
     rule = "scope"
 

@@ -49,6 +49,21 @@ def writer_id() -> str:
 _WRITER: tuple[int, str] | None = None
 
 
+def dead_writer(name: str) -> bool:
+    """True if a file named after its writer (``[.]host-pid-nonce...``, as temp files
+    are) belongs to a process of this host that is no longer alive."""
+    parts = name.lstrip(".").split("-")
+    host = socket.gethostname().split(".")[0]
+    if len(parts) >= 3 and parts[0] == host and parts[1].isdigit():
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+    return False
+
+
 def read_counter(fd: int) -> tuple[int, int]:
     """(next sequence number, compaction generation) from a project's SEQ file."""
     raw = os.pread(fd, 2 * _COUNTER_WIDTH, 0)

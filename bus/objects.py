@@ -37,9 +37,10 @@ def mark_log(fd: int) -> None:
         pass
 
 
-def is_log(path: Path) -> bool:
+def is_log(file: int | Path) -> bool:
+    """True if ``file`` (a path or an open descriptor) carries the log mark."""
     try:
-        return os.getxattr(path, _LOG_XATTR) == b"1"
+        return os.getxattr(file, _LOG_XATTR) == b"1"
     except OSError:
         return False
 

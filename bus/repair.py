@@ -1,4 +1,4 @@
-"""Repair and rebuild of a project's index from what is on disk.
+"""Repair and rebuild of a project's index from what is on disk; every step is reported.
 
 Run by ``aisci bus repair [PROJECT]`` after a crash (or at any time: it only adds).
 What a SIGKILL can leave behind, and what repair does about it:
@@ -9,38 +9,32 @@ What a SIGKILL can leave behind, and what repair does about it:
 * an unreadable Parquet segment: moved to ``index/quarantine/`` and its files
   re-indexed from the workspace (below);
 * staged temp files of dead writers: removed (the write never happened);
-* a workspace file whose content the index does not describe (the write whose row was
-  in flight, or a file changed outside the bus): kept in the version store and
-  recorded as a ``recovered`` event, which makes it the file's latest version;
-* a log whose size is past its last indexed record (a torn or unrecorded append): the
-  unindexed tail is cut off (and kept in the version store), so that the append,
-  when it is made again, is there once; the same for a new log's first record (logs
-  carry an extended attribute that tells them from files written outside the bus).
+* the workspace side (``bus.reconcile``): files the index does not describe, logs
+  with unindexed tails, links and FIFOs (left alone: the bus never follows links).
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from .bus import Bus
 from .index import choose_segments
-from .journal import parse_journal, read_counter, write_counter
-from .objects import is_log, sha256_file
-from .reground import latest_files
-from .schema import KIND_APPEND, KIND_RECOVERED, SCHEMA
+from .journal import dead_writer, parse_journal, read_counter, write_counter
+from .reconcile import STALE_TMP_S, reconcile
+from .schema import SCHEMA
 
-_STALE_TMP_S = 3600
+__all__ = ["RepairReport", "repair"]
 
 
 @dataclass
 class RepairReport:
+    """What ``repair`` found and did to one project (``lines()`` says it in words)."""
+
     project: str
     torn_rows: int = 0
     counter_fixed: bool = False
@@ -49,29 +43,29 @@ class RepairReport:
     recovered: list[str] = field(default_factory=list)
     unreadable_names: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    left_alone: list[str] = field(default_factory=list)  # links, FIFOs: never followed or read
 
     @property
     def clean(self) -> bool:
+        """True when there was nothing to repair (links left alone do not count)."""
         return not (self.torn_rows or self.counter_fixed or self.quarantined or self.recovered or self.missing)
 
+    def lines(self) -> list[str]:
+        """The report, one line per thing found or done."""
+        out = [f"cut {self.torn_rows} torn last row(s) off journals"] if self.torn_rows else []
+        if self.counter_fixed:
+            out.append("sequence counter: moved past the highest sequence number found")
+        out += [f"quarantined {q}" for q in self.quarantined]
+        if self.temp_removed:
+            out.append(f"removed {self.temp_removed} temp file(s) of dead writers")
+        out += [f"recovered {r}" for r in self.recovered]
+        out += [f"indexed but missing on disk: {m}" for m in self.missing]
+        out += [f"not UTF-8, left alone: {n}" for n in self.unreadable_names]
+        out += [f"left alone: {a}" for a in self.left_alone]
+        return out
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _dead_writer(name: str) -> bool:
-    """True if a temp file's writer (``host-pid-nonce-...``) is a dead process here."""
-    parts = name.split("-")
-    host = socket.gethostname().split(".")[0]
-    if len(parts) >= 3 and parts[0] == host and parts[1].isdigit():
-        return not _pid_alive(int(parts[1]))
-    return False
+    def __str__(self) -> str:
+        return f"{self.project}: " + ("consistent" if self.clean else "; ".join(self.lines()))
 
 
 def _fix_journals(bus: Bus, project: str, report: RepairReport) -> None:
@@ -126,85 +120,23 @@ def _quarantine_segments(bus: Bus, project: str, report: RepairReport) -> None:
 
 def _remove_stale_temp(bus: Bus, project: str, report: RepairReport) -> None:
     now = time.time()
-    candidates = list(bus.store.tmp_dir(project).glob("*")) + list(Path(bus.project(project).dir).rglob(".*.unshare"))
-    for tmp in candidates:
+    for tmp in bus.store.tmp_dir(project).glob("*"):
         try:
-            if _dead_writer(tmp.name) or now - tmp.stat().st_mtime > _STALE_TMP_S:
+            if dead_writer(tmp.name) or now - tmp.stat().st_mtime > STALE_TMP_S:
                 tmp.unlink()
                 report.temp_removed += 1
         except FileNotFoundError:
             pass
 
 
-def _cut_log_tail(bus: Bus, project: str, system, rel: str, full: Path, end: int) -> None:
-    """Truncate a log to the end of its last indexed record. The cut bytes (a torn
-    record, or one whose row was in flight) are kept in the version store."""
-    with open(full, "rb") as f:
-        f.seek(end)
-        tail = f.read()
-    digest = bus.store.put(project, tail)
-    os.truncate(full, end)
-    system.record(KIND_RECOVERED, f"repair: cut {len(tail)} unindexed bytes (an append in flight) "
-                  f"from the end of the log; they are kept as object {digest[:12]}",
-                  path=rel, hash=digest, size=len(tail))
-
-
-def _reconcile_files(bus: Bus, project: str, report: RepairReport) -> None:
-    proj = bus.project(project)
-    system = proj.as_role("system", "repair")
-    latest = {r["path"]: r for r in latest_files(proj.events()).to_pylist()}
-    events = {r["seq"]: r for r in proj.events().select(["seq", "kind", "offset", "size", "hash"]).to_pylist()}
-    on_disk: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(proj.dir):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            full = Path(dirpath) / name
-            rel = os.path.relpath(full, proj.dir)
-            try:
-                rel.encode("utf-8")
-            except UnicodeEncodeError:
-                report.unreadable_names.append(rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
-                continue
-            if name.startswith(".") or full.is_symlink():
-                continue
-            on_disk.add(rel)
-            known = latest.get(rel)
-            size = full.stat().st_size
-            if known is not None and events[known["version"]]["kind"] == KIND_APPEND:
-                if size > known["size"]:  # an append in flight: cut it, keep its bytes
-                    _cut_log_tail(bus, project, system, rel, full, known["size"])
-                    report.recovered.append(rel)
-                    continue
-                if size == known["size"]:
-                    continue
-                why = f"log is {size} bytes but its last indexed record ends at {known['size']}"
-            elif known is not None and known["hash"] == sha256_file(full):
-                continue
-            elif known is None and is_log(full):  # a new log whose first record was in flight
-                _cut_log_tail(bus, project, system, rel, full, 0)
-                full.unlink()  # it never had a committed record
-                report.recovered.append(rel)
-                continue
-            else:
-                why = "file on disk that the index did not know" if known is None else "content differs from the index"
-            if size > bus.config.max_file_bytes:
-                report.missing.append(f"{rel} (too large to recover through the bus)")
-                continue
-            # Adopt the file: its content becomes a stored version, and the workspace
-            # file shares the stored inode like any bus-written file.
-            staged, digest = bus.store.stage(project, full.read_bytes())
-            bus.store.keep(project, staged, digest)
-            os.rename(staged, full)
-            system.record(KIND_RECOVERED, f"repair: {why}", path=rel, hash=digest, size=size, is_version=True)
-            report.recovered.append(rel)
-    report.missing += sorted(set(latest) - on_disk)
-
-
 def repair(bus: Bus, project: str) -> RepairReport:
-    """Make ``project``'s index consistent with its files again (see module doc)."""
+    """Make ``project``'s index consistent with its files again (see the module doc).
+
+    Returns what was found and done; ``str(report)`` and ``report.lines()`` say it in words.
+    """
     report = RepairReport(project)
     _fix_journals(bus, project, report)
     _quarantine_segments(bus, project, report)
     _remove_stale_temp(bus, project, report)
-    _reconcile_files(bus, project, report)
+    reconcile(bus, project, report)
     return report

@@ -3,10 +3,12 @@
     python -m tests.bus.workers write ROOT PROJECT NAME N [COMPACT_ROWS]
     python -m tests.bus.workers read ROOT PROJECT OUTFILE STOPFILE
     python -m tests.bus.workers churn ROOT PROJECT NAME N
+    python -m tests.bus.workers swap FOLDER NAME LINK_TARGET STOPFILE READYFILE
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import sys
@@ -61,6 +63,28 @@ def churn(root: str, project: str, name: str, n: int) -> None:
         view.append("logs/implementation.md", f"{name} record {i} " + "y" * (i % 300) + "\n")
 
 
+def swap(folder: str, name: str, target: str, stopfile: str, readyfile: str) -> None:
+    """What a hostile run does to race the bus: swap ``folder/name`` (a file or a
+    folder) with a symlink to ``target`` and back, atomically (``renameat2`` with
+    RENAME_EXCHANGE: the name always exists, as the real thing or as the link), until
+    ``stopfile`` exists. Writes ``ready`` to ``readyfile`` after the first swap, and the
+    number of swaps when done; leaves the real thing at ``name``."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    real, link = os.path.join(folder, name).encode(), os.path.join(folder, name + ".link").encode()
+    os.symlink(target, link)
+    swaps = 0
+    while not os.path.exists(stopfile) or swaps % 2:
+        if libc.renameat2(-100, real, -100, link, 2) != 0:  # AT_FDCWD, RENAME_EXCHANGE
+            raise OSError(ctypes.get_errno(), "renameat2")
+        swaps += 1
+        if swaps == 1:
+            with open(readyfile, "w") as f:
+                f.write("ready")
+    os.unlink(link)
+    with open(readyfile, "w") as f:
+        f.write(str(swaps))
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "write":
@@ -69,6 +93,8 @@ if __name__ == "__main__":
         read(*args)
     elif mode == "churn":
         churn(args[0], args[1], args[2], int(args[3]))
+    elif mode == "swap":
+        swap(*args)
     elif mode != "crash":
         raise SystemExit(f"unknown mode {mode}")
 
