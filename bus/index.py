@@ -16,6 +16,7 @@ ignored, and journal rows below the highest segment bound are ignored.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import re
 import threading
@@ -30,12 +31,14 @@ import pyarrow.parquet as pq
 from . import rollup
 from .config import BusConfig
 from .crashpoints import crashpoint
+from .errors import BusFault
 from .journal import ProjectJournal, read_counter, write_counter
 from .schema import SCHEMA, decode_journal, empty_table, write_parquet_atomic
 
 _SEG_RE = re.compile(r"^seg-(\d{12})-(\d{12})\.parquet$")
 _SEG_CACHE_MAX = 512
 ROLLUP_AFTER_FILES = 32  # segment files outside the rollup before a scan builds a new one
+log = logging.getLogger(__name__)
 
 
 def _segment_name(lo: int, hi: int) -> str:
@@ -96,15 +99,21 @@ class Index:
 
     # -- writing ---------------------------------------------------------------------
 
-    def append(self, project: str, build_row: Callable[[int], dict]) -> dict:
-        """Commit one row (see ``ProjectJournal.commit``); compacts now and then."""
+    def append(self, project: str, build_row: Callable[[int], dict], undo: Callable[[], None] | None = None) -> dict:
+        """Commit one row (see ``ProjectJournal.commit``, which says what it raises);
+        compacts now and then. A compaction that fails (a full disk) does not fail the
+        commit, whose row is written: it is tried again ``compact_rows`` rows later."""
         with self._journals_lock:  # one journal object per project, whichever thread asks first
             journal = self._journals.get(project)
             if journal is None:
                 journal = self._journals[project] = ProjectJournal(self.journal_root / project, self.config.fsync_index)
-        row = journal.commit(build_row)
+        row = journal.commit(build_row, undo)
         if journal.rows_written >= self.config.compact_rows:
-            self.compact(project, blocking=False)
+            try:
+                self.compact(project, blocking=False)
+            except BusFault as e:
+                log.warning("compaction of %s postponed: %s", project, e)
+                journal.rows_written = 0
         return row
 
     def compact(self, project: str, blocking: bool = True) -> int:
@@ -112,7 +121,9 @@ class Index:
 
         Holds the project's lock for the duration (writers of this project wait; a
         few ms per thousand rows). Returns the number of rows compacted, or -1 when
-        ``blocking`` is false and another process holds the lock.
+        ``blocking`` is false and another process holds the lock. Raises ``BusFault``
+        when the segment cannot be written (a full disk: every row stays in its
+        journal).
         """
         jdir = self.journal_root / project
         if not (jdir / "SEQ").exists():
@@ -132,12 +143,19 @@ class Index:
             table = pa.concat_tables([empty_table()] + parts)
             table = table.filter((pc.field("seq") >= covered) & (pc.field("seq") < next_seq)).sort_by("seq")
             if table.num_rows:
-                write_parquet_atomic(table, sdir / _segment_name(covered, next_seq))
+                try:
+                    write_parquet_atomic(table, sdir / _segment_name(covered, next_seq))
+                except OSError as e:
+                    raise BusFault(f"could not compact the index of {project!r} ({e.strerror}); every row stays "
+                                   "in its journal: free space, and the next compaction tries again") from e
                 crashpoint("mid_compact")
             for p in journals:  # every row in them is now in a segment
                 p.unlink(missing_ok=True)
             write_counter(fd, next_seq, gen + 1)  # tells writers to start new journal files
-            self._merge_segments(sdir)
+            try:
+                self._merge_segments(sdir)
+            except OSError as e:  # the segments stay as they are: merging only saves files
+                log.warning("merging the segments of %s postponed: %s", project, e)
             return table.num_rows
         finally:
             os.close(fd)  # releases the flock

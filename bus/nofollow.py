@@ -216,6 +216,15 @@ class Place:
         self._regular(fd)
         return fd
 
+    def truncate(self, size: int) -> None:
+        """Cut the file back to ``size`` bytes (an append that could not be recorded)."""
+        fd = os.open(self.name, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=self.fd)
+        try:
+            self._regular(fd)
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
+
     def rename_here(self, src: str) -> None:
         """Rename ``src`` (an absolute path outside the project) over the last component."""
         os.rename(src, self.name, dst_dir_fd=self.fd)

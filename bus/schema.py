@@ -74,13 +74,17 @@ def write_parquet_atomic(table: pa.Table, path: Path, **options) -> None:
     """Write ``table`` to ``path`` so that readers see the whole file or none of it:
     a temp file in the same folder, fsynced, then renamed into place."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    pq.write_table(table, tmp, compression="zstd", **options)
-    fd = os.open(tmp, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        pq.write_table(table, tmp, compression="zstd", **options)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:  # a full disk: leave no half-written temp file behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # -- journal encoding -------------------------------------------------------------------

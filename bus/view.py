@@ -19,6 +19,7 @@ loses only that row, which ``aisci bus repair`` re-derives from the file.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import time
@@ -29,7 +30,7 @@ import pyarrow as pa
 
 from . import crashpoints, reground
 from .crashpoints import crashpoint
-from .errors import BusRefusal, FileTooLarge, NotFound, ScopeViolation
+from .errors import BusFault, BusRefusal, FileTooLarge, NotFound, ScopeViolation
 from .journal import writer_id
 from .nofollow import Place, not_regular
 from .objects import mark_log, sha256
@@ -62,30 +63,35 @@ class RoleView:
         """Atomically replace ``path`` with ``content``; the old version stays retrievable.
 
         Returns the index row; its ``version`` (= ``seq``) names this version. Raises a
-        ``BusRefusal``, recorded as a ``refused`` event: scope, path shape, a symbolic
-        link anywhere in the path, a folder or FIFO at the path, size.
+        ``BusRefusal`` (recorded as a ``refused`` event: scope, path shape, a symbolic
+        link anywhere in the path, a folder or FIFO at the path, size) or ``BusFault``
+        (the disk is full, or another I/O error: the workspace is unchanged).
         """
         with self._refusals(path):
             rel = self._checked(path, "write")
             data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
             self._check_size(rel, len(data))
-            with Place(self.project.real, rel) as where:
+            with self._faults("write", rel), Place(self.project.real, rel) as where:
                 st = where.lstat()
                 if st is not None and not stat.S_ISREG(st.st_mode):
                     raise not_regular(rel, st.st_mode)
                 store, project = self._bus.store, self.project.name
                 staged, digest = store.stage(project, data)
-                store.keep(project, staged, digest)
-                where.make_folders()
-                # A file that does not share its inode with the store (an appended log,
-                # or a file written outside the bus) is kept before it is replaced.
-                old = where.read_unstored()
-                if old is not None:
-                    kept = store.put(project, old)
-                    if kept != digest:  # identical content (a run's output being indexed) loses nothing
-                        self.record(KIND_RECOVERED, "kept the previous content (it was not in the version store)",
-                                    path=rel, hash=kept, size=len(old), version=None)
-                where.rename_here(staged)
+                try:
+                    store.keep(project, staged, digest)
+                    where.make_folders()
+                    # A file that does not share its inode with the store (an appended log,
+                    # or a file written outside the bus) is kept before it is replaced.
+                    old = where.read_unstored()
+                    if old is not None:
+                        kept = store.put(project, old)
+                        if kept != digest:  # identical content (a run's output being indexed) loses nothing
+                            self.record(KIND_RECOVERED, "kept the previous content (it was not in the version store)",
+                                        path=rel, hash=kept, size=len(old), version=None)
+                    where.rename_here(staged)
+                except BaseException:
+                    _remove(staged)  # the write did not happen: no staged file left behind
+                    raise
         crashpoint("after_rename")
         return self._commit(KIND_WRITE, path=rel, hash=digest, size=len(data), summary=summary,
                             metrics=metrics, derived_from=derived_from, is_version=True)
@@ -102,18 +108,21 @@ class RoleView:
         """Append one record to a log file; atomic per record (one ``write`` under the
         project's lock, so records of concurrent writers never interleave).
 
-        Returns the index row. Raises a ``BusRefusal``, recorded as a ``refused`` event.
+        Returns the index row. Raises a ``BusRefusal`` (recorded) or ``BusFault`` (the
+        disk is full: the record is cut back off and nothing is recorded).
         """
         with self._refusals(path):
             rel = self._checked(path, "write")
             data = record.encode("utf-8") if isinstance(record, str) else bytes(record)
             self._check_size(rel, len(data))
-            with Place(self.project.real, rel, create=True) as where:
+            with self._faults("append to", rel), Place(self.project.real, rel, create=True) as where:
                 st = where.lstat()  # refused before a sequence number is taken, where it can be
                 if st is not None and not stat.S_ISREG(st.st_mode):
                     raise not_regular(rel, st.st_mode)
+                offset = -1
 
                 def build(seq: int) -> dict:
+                    nonlocal offset
                     fd = where.open_append()  # no link, even one swapped in since the check above
                     try:
                         offset = os.fstat(fd).st_size
@@ -123,14 +132,22 @@ class RoleView:
                         if crashpoints.armed("mid_append"):  # tests: tear this record in half
                             view = view[os.write(fd, view[: len(view) // 2]):]
                             crashpoints.crashpoint("mid_append")
-                        while view:  # one write() in practice; a loop in case the kernel splits it
-                            view = view[os.write(fd, view):]
+                        try:
+                            while view:  # one write() in practice; a loop in case the kernel splits it
+                                view = view[os.write(fd, view):]
+                        except OSError:
+                            os.ftruncate(fd, offset)  # a torn record would corrupt the records after it
+                            raise
                     finally:
                         os.close(fd)
                     return self._row(seq, KIND_APPEND, path=rel, version=seq, hash=sha256(data), size=len(data),
                                      offset=offset, summary=summary)
 
-                return self._bus.index.append(self.project.name, build)
+                def undo() -> None:  # the row could not be written: no record without its row
+                    if offset >= 0:
+                        where.truncate(offset)
+
+                return self._bus.index.append(self.project.name, build, undo=undo)
 
     def record(self, kind: str, summary: str = "", *, path: str | None = None, **fields: Any) -> dict:
         """Record a non-file event (an LLM call, a dispatch, a decision, a metric...).
@@ -263,6 +280,19 @@ class RoleView:
             self._commit(KIND_REFUSED, path=shown[:1024], summary=f"[{error.rule}] {error}")
             raise
 
+    @contextmanager
+    def _faults(self, op: str, rel: str) -> Iterator[None]:
+        """An ``OSError`` of the bus's own I/O is the system's fault: a ``BusFault``
+        that says what to do (the caller is never told a failed write happened)."""
+        try:
+            yield
+        except OSError as e:
+            full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+            what = f"the disk is full: free space under {self._bus.root} and retry" if full else \
+                f"{e.strerror or e}"
+            raise BusFault(f"could not {op} '{rel}' in project {self.project.name!r} ({what}); "
+                           "nothing was recorded") from e
+
     def _commit(self, kind: str, is_version: bool = False, **fields: Any) -> dict:
         return self._bus.index.append(
             self.project.name, lambda seq: self._row(seq, kind, **({"version": seq} if is_version else {}), **fields)
@@ -281,3 +311,9 @@ class RoleView:
     def __repr__(self) -> str:
         return f"RoleView({self.project.name!r}, role={self.role!r}, instance={self.instance!r})"
 
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
