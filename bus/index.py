@@ -139,7 +139,7 @@ class Index:
             sdir.mkdir(parents=True, exist_ok=True)
             _, covered = choose_segments(os.listdir(sdir))
             journals = sorted(p for p in jdir.iterdir() if p.suffix == ".jsonl")
-            parts = [decode_journal(p.read_bytes())[0] for p in journals]
+            parts = [self._decode(p.read_bytes(), p).table for p in journals]
             table = pa.concat_tables([empty_table()] + parts)
             table = table.filter((pc.field("seq") >= covered) & (pc.field("seq") < next_seq)).sort_by("seq")
             if table.num_rows:
@@ -272,7 +272,7 @@ class Index:
                 rollup.build(self.index_root, seg_rows, dict(file_project.values()))
             else:
                 parts.append(rollup.above(fresh.to_table(columns=read_cols), floor_of))
-        tail, _ = decode_journal(b"".join(blobs))
+        tail = self._decode(b"".join(blobs), "journals of the scan").table
         if tail.num_rows:
             parts.append(rollup.above(tail, journal_floor_of).select(read_cols))
         if not parts:
@@ -310,7 +310,7 @@ class Index:
                     if cache is None or cache.ino != ino:
                         cache = known[path] = _JournalCache(ino)
                     f.seek(cache.offset)
-                    new_rows, good = decode_journal(f.read())
+                    new_rows, good, _ = self._decode(f.read(), path)
             except FileNotFoundError:
                 known.pop(path, None)
                 continue
@@ -321,6 +321,13 @@ class Index:
                     cache.tables = [pa.concat_tables(cache.tables).combine_chunks()]
             tables.extend(cache.tables)
         return pa.concat_tables(tables) if tables else empty_table()
+
+    @staticmethod
+    def _decode(data: bytes, where: object):
+        decoded = decode_journal(data)
+        for offset, length in decoded.bad:  # skipped; `aisci bus repair` moves them aside
+            log.warning("%s: skipped %d bytes at offset %d that are not an index row", where, length, offset)
+        return decoded
 
     def close(self) -> None:
         for j in self._journals.values():

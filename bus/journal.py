@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import secrets
 import socket
@@ -215,24 +214,3 @@ class ProjectJournal:
                 os.close(fd)
         self._fd = self._seq_fd = None
         self._pid = -1
-
-
-def parse_journal(data: bytes) -> tuple[list[dict], int]:
-    """Rows of a journal's bytes and the length of the well-formed prefix.
-
-    Only complete, parseable lines count: a line torn by a crash (no newline, or cut
-    JSON) ends the prefix. Such a tail can only be the row in flight at the crash.
-    """
-    rows: list[dict] = []
-    good = 0
-    start = 0
-    while True:
-        end = data.find(b"\n", start)
-        if end < 0:
-            break
-        try:
-            rows.append(json.loads(data[start:end]))
-        except ValueError:
-            break
-        good = start = end + 1
-    return rows, good
