@@ -51,3 +51,8 @@ class NotFound(BusRefusal):
 
 class BusFault(BusError):
     """Something is wrong with the bus itself, not with the request."""
+
+
+class SegmentDamaged(BusFault):
+    """A Parquet segment does not parse or does not match its checksum: ``aisci bus
+    repair`` rebuilds it from the journals it was made from."""

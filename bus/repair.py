@@ -1,7 +1,7 @@
-"""Repair and rebuild of a project's index from what is on disk; every step is reported.
+"""Repair of a project's index from what is on disk; every step is reported.
 
-Run by ``aisci bus repair [PROJECT]`` after a crash (or at any time: it only adds).
-What a SIGKILL can leave behind, and what repair does about it:
+Run by ``aisci bus repair [PROJECT]`` after a crash, and by every resume (or at any
+time: it only adds). Repair expects the project to be idle. What it finds and does:
 
 * a torn last line in a journal (the row in flight at a crash, or one a full disk
   tore): cut off;
@@ -9,10 +9,14 @@ What a SIGKILL can leave behind, and what repair does about it:
   reported, its bytes kept in ``index/quarantine/<project>/``, and the journals
   compacted so that it leaves the live index. It used to end the journal: repair cut
   everything after it (21 good rows lost after one bad line);
-* a sequence counter behind the journals (power loss before the counter reached the
-  disk): moved past the highest sequence number seen;
-* an unreadable Parquet segment: moved to ``index/quarantine/`` and its files
-  re-indexed from the workspace (below);
+* a sequence counter behind the index (power loss): set one past the highest
+  sequence number in journals, kept sources and segments;
+* a Parquet segment that does not parse or match its checksum: moved to
+  ``index/quarantine/`` and rebuilt from the journals it was made from
+  (``bus.segments``), plus any other copy of its rows (another segment, the rollup);
+  rows that exist nowhere else are reported lost, and the files they described are
+  re-indexed from the workspace (below): the files on the bus stay the truth;
+* a segment written before checksums: given one;
 * staged temp files of dead writers: removed (the write never happened);
 * the workspace side (``bus.reconcile``): files the index does not describe, logs
   with unindexed tails, links and FIFOs (left alone: the bus never follows links).
@@ -25,14 +29,17 @@ import os
 import time
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from . import rollup
 from .bus import Bus
-from .index import choose_segments
+from .errors import SegmentDamaged
 from .journal import dead_writer, read_counter, write_counter
 from .reconcile import STALE_TMP_S, reconcile
-from .schema import SCHEMA, decode_journal
+from .schema import SCHEMA, decode_journal, empty_table
+from .segments import SEG_RE, dedupe, read_segment, source_rows, sum_of, write_segment, write_sum
 
 __all__ = ["RepairReport", "repair"]
 
@@ -46,7 +53,11 @@ class RepairReport:
     bad_records: list[str] = field(default_factory=list)  # lines that were not rows: skipped, kept aside
     compacted: int = 0  # rows compacted so that bad lines left the live journals
     counter_fixed: bool = False
+    counter_note: str = ""
     quarantined: list[str] = field(default_factory=list)
+    rebuilt: list[str] = field(default_factory=list)  # damaged segments rebuilt
+    lost: list[str] = field(default_factory=list)  # rows no copy was left of
+    checksummed: list[str] = field(default_factory=list)  # segments from before checksums
     temp_removed: int = 0
     recovered: list[str] = field(default_factory=list)
     unreadable_names: list[str] = field(default_factory=list)
@@ -56,8 +67,8 @@ class RepairReport:
     @property
     def clean(self) -> bool:
         """True when there was nothing to repair (links left alone do not count)."""
-        return not (self.torn_rows or self.bad_records or self.counter_fixed or self.quarantined or self.recovered
-                    or self.missing)
+        return not (self.torn_rows or self.bad_records or self.counter_fixed or self.quarantined or self.rebuilt
+                    or self.lost or self.checksummed or self.recovered or self.missing)
 
     def lines(self) -> list[str]:
         """The report, one line per thing found or done."""
@@ -65,9 +76,13 @@ class RepairReport:
         out += [f"bad record: {b}" for b in self.bad_records]
         if self.compacted:
             out.append(f"compacted {self.compacted} rows so that the bad records left the live journals")
-        if self.counter_fixed:
-            out.append("sequence counter: moved past the highest sequence number found")
+        if self.counter_note:
+            out.append(f"sequence counter: {self.counter_note}")
         out += [f"quarantined {q}" for q in self.quarantined]
+        out += [f"rebuilt {r}" for r in self.rebuilt]
+        out += [f"LOST {x}" for x in self.lost]
+        if self.checksummed:
+            out.append(f"checksummed {len(self.checksummed)} segment(s) written before checksums")
         if self.temp_removed:
             out.append(f"removed {self.temp_removed} temp file(s) of dead writers")
         out += [f"recovered {r}" for r in self.recovered]
@@ -80,15 +95,20 @@ class RepairReport:
         return f"{self.project}: " + ("consistent" if self.clean else "; ".join(self.lines()))
 
 
+def _locked_counter(bus: Bus, project: str) -> int:
+    """The project's SEQ file, open and locked (the caller closes it)."""
+    jdir = bus.index.journal_root / project
+    jdir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(jdir / "SEQ", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
 def _fix_journals(bus: Bus, project: str, report: RepairReport) -> None:
     jdir = bus.index.journal_root / project
-    if not jdir.is_dir():
-        return
     quarantine = bus.root / "index" / "quarantine" / project
-    fd = os.open(jdir / "SEQ", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _locked_counter(bus, project)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        highest = 0
         for path in sorted(jdir.glob("*.jsonl")):
             data = path.read_bytes()
             decoded = decode_journal(data)
@@ -101,36 +121,87 @@ def _fix_journals(bus: Bus, project: str, report: RepairReport) -> None:
                 kept.write_bytes(data[offset:offset + length])
                 report.bad_records.append(f"{path.name} at byte {offset}: {length} bytes that are not an index "
                                           f"row, skipped (kept as {kept.relative_to(bus.root)})")
-            if decoded.table.num_rows:
-                highest = max(highest, pc.max(decoded.table.column("seq")).as_py())
-        sdir = bus.index.segment_root / project
-        if sdir.is_dir():
-            highest = max(highest, choose_segments(os.listdir(sdir))[1] - 1)
-        next_seq, gen = read_counter(fd)
-        if next_seq <= highest:
-            write_counter(fd, highest + 1, gen + 1)
-            report.counter_fixed = True
+        _fix_counter(bus, project, fd, report)
     finally:
         os.close(fd)
 
 
-def _quarantine_segments(bus: Bus, project: str, report: RepairReport) -> None:
+def _fix_counter(bus: Bus, project: str, fd: int, report: RepairReport) -> None:
+    floor = bus.index.next_seq_on_disk(project)
+    next_seq, gen = read_counter(fd)
+    if next_seq < floor:
+        write_counter(fd, floor, gen + 1)
+        report.counter_fixed = True
+        report.counter_note = f"was {next_seq}, behind the index (a power loss?); set to {floor}"
+
+
+def _other_copies(bus: Bus, project: str, lo: int, hi: int, skip: set[str]) -> pa.Table:
+    """Every row of ``project`` with ``lo <= seq < hi`` found outside the segments in
+    ``skip``: kept sources, journals, other readable segments, the newest rollup."""
+    index = bus.index
+    parts = [source_rows([index.source_root / project, index.journal_root / project])]
+    sdir = index.segment_root / project
+    for name in sorted(os.listdir(sdir)):
+        if SEG_RE.match(name) and name not in skip:
+            try:
+                parts.append(read_segment(sdir / name))
+            except (SegmentDamaged, FileNotFoundError):
+                pass
+    roll, covers = rollup.newest(index.index_root)
+    if roll is not None and covers.get(project, 0) > lo:
+        try:
+            parts.append(pq.read_table(roll, schema=SCHEMA, filters=pc.field("project") == project))
+        except (pa.ArrowException, OSError):
+            pass  # a cache: the step below drops it if it is damaged
+    rows = dedupe(pa.concat_tables([t.replace_schema_metadata(SCHEMA.metadata) for t in [empty_table()] + parts]))
+    return rows.filter((pc.field("seq") >= lo) & (pc.field("seq") < hi))
+
+
+def _fix_segments(bus: Bus, project: str, report: RepairReport) -> None:
     sdir = bus.index.segment_root / project
     if not sdir.is_dir():
         return
-    for path in sorted(sdir.glob("seg-*.parquet")):
-        try:
-            pq.read_table(path, schema=SCHEMA)
-        except Exception:
-            qdir = bus.root / "index" / "quarantine" / project
-            qdir.mkdir(parents=True, exist_ok=True)
-            os.rename(path, qdir / path.name)
-            report.quarantined.append(path.name)
-    for tmp in sdir.glob(".seg-*.tmp"):  # compaction killed before its rename
-        tmp.unlink(missing_ok=True)
+    fd = _locked_counter(bus, project)  # no compaction while segments are replaced
+    try:
+        damaged: dict[str, dict | None] = {}
+        for name in sorted(n for n in os.listdir(sdir) if SEG_RE.match(n)):
+            path = sdir / name
+            try:
+                table = read_segment(path)
+            except SegmentDamaged:
+                damaged[name] = sum_of(path)
+                continue
+            if sum_of(path) is None:  # written before segments had checksums
+                write_sum(path, path.read_bytes(), table.num_rows)
+                report.checksummed.append(name)
+        quarantine = bus.root / "index" / "quarantine" / project
+        for name, meta in damaged.items():
+            quarantine.mkdir(parents=True, exist_ok=True)
+            os.rename(sdir / name, quarantine / name)
+            if (sdir / name).with_suffix(".sum").exists():
+                os.rename((sdir / name).with_suffix(".sum"), (quarantine / name).with_suffix(".sum"))
+            bus.index.forget_segment(sdir / name)
+            report.quarantined.append(f"{name} (damaged)")
+            lo, hi = (int(x) for x in SEG_RE.match(name).groups())
+            rows = _other_copies(bus, project, lo, hi, skip=set(damaged))
+            if rows.num_rows:
+                write_segment(rows, sdir / name)
+            expected = meta.get("rows") if meta else None
+            of = f" of the {expected} it held" if expected is not None else " (its row count is unknown: written before checksums)"
+            report.rebuilt.append(f"{name}: {rows.num_rows} rows{of}, from the journals it was made from")
+            if expected is not None and rows.num_rows < expected:
+                report.lost.append(f"{expected - rows.num_rows} rows of {name} (no copy left); files are re-indexed "
+                                   "from the workspace")
+        for tmp in sdir.glob(".seg-*.tmp"):  # compaction killed before its rename
+            tmp.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
+def _drop_damaged_rollups(bus: Bus, report: RepairReport) -> None:
     # Rollups are a cross-project cache (bus.rollup): an unreadable one is dropped,
     # and the next scan builds a new one from the segments.
-    for path in (bus.root / "index" / "rollup").glob("roll-*.parquet"):
+    for path in rollup.rollup_dir(bus.root / "index").glob("roll-*.parquet"):
         try:
             pq.read_table(path, schema=SCHEMA)
         except Exception:
@@ -152,11 +223,13 @@ def _remove_stale_temp(bus: Bus, project: str, report: RepairReport) -> None:
 def repair(bus: Bus, project: str) -> RepairReport:
     """Make ``project``'s index consistent with its files again (see the module doc).
 
-    Returns what was found and done; ``str(report)`` and ``report.lines()`` say it in words.
+    Returns what was found and done; ``str(report)`` and ``report.lines()`` say it in
+    words. Raises ``BusFault`` only when the disk refuses a repair's own writes.
     """
     report = RepairReport(project)
     _fix_journals(bus, project, report)
-    _quarantine_segments(bus, project, report)
+    _fix_segments(bus, project, report)
+    _drop_damaged_rollups(bus, report)
     if report.bad_records:
         report.compacted = max(bus.index.compact(project), 0)
     _remove_stale_temp(bus, project, report)
