@@ -53,6 +53,11 @@ class BusFault(BusError):
     """Something is wrong with the bus itself, not with the request."""
 
 
+class CounterDamaged(BusFault):
+    """A project's sequence counter (``SEQ``) does not hold a number: ``aisci bus repair``
+    sets it past the highest sequence number in the index."""
+
+
 class SegmentDamaged(BusFault):
     """A Parquet segment does not parse or does not match its checksum: ``aisci bus
     repair`` rebuilds it from the journals it was made from."""

@@ -92,7 +92,9 @@ class Index:
         with self._journals_lock:  # one journal object per project, whichever thread asks first
             journal = self._journals.get(project)
             if journal is None:
-                journal = self._journals[project] = ProjectJournal(self.journal_root / project, self.config.fsync_index)
+                journal = self._journals[project] = ProjectJournal(
+                    self.journal_root / project, self.config.fsync_index,
+                    history=(self.segment_root / project, self.source_root / project))
         row = journal.commit(build_row, undo)
         if journal.rows_written >= self.config.compact_rows:
             try:
@@ -110,7 +112,7 @@ class Index:
         few ms per thousand rows). Returns the number of rows compacted, or -1 when
         ``blocking`` is false and another process holds the lock. Raises ``BusFault``
         when the segment cannot be written (a full disk: every row stays in its
-        journal).
+        journal), ``CounterDamaged``.
         """
         jdir = self.journal_root / project
         if not (jdir / "SEQ").exists():
@@ -121,7 +123,7 @@ class Index:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
             except BlockingIOError:
                 return -1
-            next_seq, gen = read_counter(fd)
+            next_seq, gen = read_counter(fd, jdir / "SEQ")
             sdir = self.segment_root / project
             sdir.mkdir(parents=True, exist_ok=True)
             _, covered = choose_segments(os.listdir(sdir))
@@ -188,14 +190,15 @@ class Index:
         return sorted(names)
 
     def next_seq(self, project: str) -> int:
-        """The next sequence number of ``project``: every row below it is readable."""
+        """The next sequence number of ``project``: every row below it is readable.
+        Raises ``CounterDamaged``."""
         try:
             fd = os.open(self.journal_root / project / "SEQ", os.O_RDONLY)
         except FileNotFoundError:
             return 1
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)  # waits out a writer's critical section
-            return read_counter(fd)[0]
+            return read_counter(fd, self.journal_root / project / "SEQ")[0]
         finally:
             os.close(fd)
 
@@ -204,10 +207,10 @@ class Index:
 
         A consistent prefix: every row numbered below the returned table's bound is in
         it, so ``since=<last seq seen>`` never skips a row that was still in flight.
-        Raises ``SegmentDamaged`` (it says to run repair).
+        Raises ``CounterDamaged`` or ``SegmentDamaged`` (both say to run repair).
         """
         for _ in range(10):  # a merge may delete a segment between listing and reading
-            next_seq = self.next_seq(project)
+            next_seq = self.next_seq(project)  # raises CounterDamaged
             journal_part = self._read_journals(project)
             sdir = self.segment_root / project
             chosen, covered = choose_segments(_listdir(sdir))

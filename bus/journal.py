@@ -23,7 +23,7 @@ rows and reported them written, and every later row of that journal was glued to
 the torn one and unreadable, even after space was freed (on a 256 KB tmpfs, 101 of
 the 111 calls that returned a row were missing: tests/bus/test_full_disk.py). Now a short or failed write cuts the row back off, the process starts
 a new journal file (so nothing is ever written after a torn tail), and the commit
-raises ``BusFault``.
+raises ``BusFault``; a counter that does not parse raises ``CounterDamaged``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import secrets
 import socket
 import threading
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Callable
 
 from .crashpoints import crashpoint
-from .errors import BusFault
+from .errors import BusFault, CounterDamaged
 from .schema import encode_row
 
 _COUNTER_WIDTH = 20  # ascii digits, so a person can `cat` the counter
@@ -72,11 +73,24 @@ def dead_writer(name: str) -> bool:
     return False
 
 
-def read_counter(fd: int) -> tuple[int, int]:
-    """(next sequence number, compaction generation) from a project's SEQ file."""
-    raw = os.pread(fd, 2 * _COUNTER_WIDTH, 0)
+_COUNTER_FIELD = re.compile(rb"^ *[0-9]{1,20}$")
+
+
+def read_counter(fd: int, where: Path | str = "SEQ") -> tuple[int, int]:
+    """(next sequence number, compaction generation) from a project's SEQ file (an
+    empty file: a new project). Raises ``CounterDamaged`` if it does not hold two
+    numbers (``where`` names the file in the message)."""
+    raw = os.pread(fd, 2 * _COUNTER_WIDTH + 1, 0)
+    if not raw:
+        return 1, 0
     seq, gen = raw[:_COUNTER_WIDTH], raw[_COUNTER_WIDTH:]
-    return (int(seq) if seq.strip() else 1), (int(gen) if gen.strip() else 0)
+    if len(raw) != 2 * _COUNTER_WIDTH or not _COUNTER_FIELD.match(seq) or not _COUNTER_FIELD.match(gen):
+        project = Path(where).parent.name if str(where).endswith("SEQ") else str(where)
+        raise CounterDamaged(
+            f"the sequence counter {where} is damaged ({raw[:48]!r}): run `aisci bus repair {project}`, "
+            "which sets it past the highest sequence number in the project's index"
+        )
+    return int(seq), int(gen)
 
 
 def write_counter(fd: int, seq: int, gen: int) -> None:
@@ -94,9 +108,10 @@ def write_counter(fd: int, seq: int, gen: int) -> None:
 class ProjectJournal:
     """This process's handle for appending index rows of one project."""
 
-    def __init__(self, journal_dir: Path, fsync: bool):
+    def __init__(self, journal_dir: Path, fsync: bool, history: tuple[Path, ...] = ()):
         self.dir = journal_dir
         self.fsync = fsync
+        self.history = history  # folders that hold rows once the journals are compacted
         self._thread_lock = threading.Lock()  # flock excludes processes; this, threads
         self._seq_fd: int | None = None
         self._fd: int | None = None
@@ -114,7 +129,7 @@ class ProjectJournal:
         ``build_row(seq)`` runs inside the lock; it may do a little I/O that must be
         ordered with the sequence (appending a log record), never slow work. If the row
         cannot be written, ``undo()`` (inside the lock) takes back what ``build_row``
-        did. Returns the row. Raises ``BusFault`` (the row was not
+        did. Returns the row. Raises ``CounterDamaged``, ``BusFault`` (the row was not
         written: the disk is full...; or it was, but fsync failed), or what
         ``build_row`` raises (then no row is written; its number stays unused).
         """
@@ -123,7 +138,11 @@ class ProjectJournal:
             seq_fd = self._seq_fd
             fcntl.flock(seq_fd, fcntl.LOCK_EX)
             try:
-                seq, gen = read_counter(seq_fd)
+                seq, gen = read_counter(seq_fd, self.dir / "SEQ")
+                if seq == 1 and self._has_rows():  # only a new project's first row pays for this check
+                    raise CounterDamaged(f"the sequence counter {self.dir / 'SEQ'} is empty, but the project "
+                                         f"has index rows: run `aisci bus repair {self.dir.name}`, which sets it "
+                                         "past the highest sequence number (numbering from 1 would repeat them)")
                 # The counter moves first: a crash after this leaves a gap, never a
                 # duplicate sequence number.
                 write_counter(seq_fd, seq + 1, gen)
@@ -151,6 +170,15 @@ class ProjectJournal:
                     raise BusFault(f"index row {seq} of {self.dir.name!r} was written but fsync failed "
                                    f"({e.strerror}): it may not survive a power loss") from e
             return row
+
+    def _has_rows(self) -> bool:
+        for folder in (self.dir,) + self.history:
+            try:
+                if any(n.endswith((".jsonl", ".parquet")) for n in os.listdir(folder)):
+                    return True
+            except FileNotFoundError:
+                pass
+        return False
 
     def _append_whole(self, fd: int, line: bytes) -> None:
         """Append ``line`` whole, or cut back what was written and raise ``BusFault``."""

@@ -9,8 +9,9 @@ time: it only adds). Repair expects the project to be idle. What it finds and do
   reported, its bytes kept in ``index/quarantine/<project>/``, and the journals
   compacted so that it leaves the live index. It used to end the journal: repair cut
   everything after it (21 good rows lost after one bad line);
-* a sequence counter behind the index (power loss): set one past the highest
-  sequence number in journals, kept sources and segments;
+* a sequence counter that does not parse (garbage made repair and resume crash), or
+  that is behind the index (power loss): set one past the highest sequence number in
+  journals, kept sources and segments;
 * a Parquet segment that does not parse or match its checksum: moved to
   ``index/quarantine/`` and rebuilt from the journals it was made from
   (``bus.segments``), plus any other copy of its rows (another segment, the rollup);
@@ -35,7 +36,7 @@ import pyarrow.parquet as pq
 
 from . import rollup
 from .bus import Bus
-from .errors import SegmentDamaged
+from .errors import CounterDamaged, SegmentDamaged
 from .journal import dead_writer, read_counter, write_counter
 from .reconcile import STALE_TMP_S, reconcile
 from .schema import SCHEMA, decode_journal, empty_table
@@ -128,7 +129,17 @@ def _fix_journals(bus: Bus, project: str, report: RepairReport) -> None:
 
 def _fix_counter(bus: Bus, project: str, fd: int, report: RepairReport) -> None:
     floor = bus.index.next_seq_on_disk(project)
-    next_seq, gen = read_counter(fd)
+    try:
+        next_seq, gen = read_counter(fd, bus.index.journal_root / project / "SEQ")
+    except CounterDamaged:
+        raw = os.pread(fd, 48, 0)
+        # A new generation: a writer that outlived a damaged counter starts a new journal file.
+        write_counter(fd, floor, int(time.time()))
+        os.ftruncate(fd, 40)
+        report.counter_fixed = True
+        report.counter_note = (f"was unreadable ({raw!r}); set to {floor}, one past the highest sequence "
+                               "number in the journals and segments")
+        return
     if next_seq < floor:
         write_counter(fd, floor, gen + 1)
         report.counter_fixed = True
