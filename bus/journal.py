@@ -31,7 +31,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import re
 import secrets
 import socket
 import threading
@@ -73,7 +72,8 @@ def dead_writer(name: str) -> bool:
     return False
 
 
-_COUNTER_FIELD = re.compile(rb"^ *[0-9]{1,20}$")
+def _is_counter_field(field: bytes) -> bool:
+    return field.lstrip(b" ").isdigit()  # bytes.isdigit: ASCII digits only, False when empty
 
 
 def read_counter(fd: int, where: Path | str = "SEQ") -> tuple[int, int]:
@@ -84,7 +84,7 @@ def read_counter(fd: int, where: Path | str = "SEQ") -> tuple[int, int]:
     if not raw:
         return 1, 0
     seq, gen = raw[:_COUNTER_WIDTH], raw[_COUNTER_WIDTH:]
-    if len(raw) != 2 * _COUNTER_WIDTH or not _COUNTER_FIELD.match(seq) or not _COUNTER_FIELD.match(gen):
+    if len(raw) != 2 * _COUNTER_WIDTH or not _is_counter_field(seq) or not _is_counter_field(gen):
         project = Path(where).parent.name if str(where).endswith("SEQ") else str(where)
         raise CounterDamaged(
             f"the sequence counter {where} is damaged ({raw[:48]!r}): run `aisci bus repair {project}`, "
@@ -112,6 +112,7 @@ class ProjectJournal:
         self.dir = journal_dir
         self.fsync = fsync
         self.history = history  # folders that hold rows once the journals are compacted
+        self._seq_path = str(journal_dir / "SEQ")  # for messages (a Path per commit cost 10 us)
         self._thread_lock = threading.Lock()  # flock excludes processes; this, threads
         self._seq_fd: int | None = None
         self._fd: int | None = None
@@ -138,7 +139,7 @@ class ProjectJournal:
             seq_fd = self._seq_fd
             fcntl.flock(seq_fd, fcntl.LOCK_EX)
             try:
-                seq, gen = read_counter(seq_fd, self.dir / "SEQ")
+                seq, gen = read_counter(seq_fd, self._seq_path)
                 if seq == 1 and self._has_rows():  # only a new project's first row pays for this check
                     raise CounterDamaged(f"the sequence counter {self.dir / 'SEQ'} is empty, but the project "
                                          f"has index rows: run `aisci bus repair {self.dir.name}`, which sets it "

@@ -36,7 +36,7 @@ import stat
 from .errors import InvalidPath, LinkRefused, NotFound
 from .journal import writer_id
 
-__all__ = ["Place", "kind_of", "not_regular"]
+__all__ = ["Place", "kind_of", "not_regular", "read_all"]
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -67,6 +67,17 @@ def not_regular(rel: str, mode: int) -> InvalidPath:
     if kind == "folder":
         return InvalidPath(f"'{rel}' is a folder; read or write a file inside it")
     return InvalidPath(f"'{rel}' is a {kind}, not a regular file: the bus reads and writes regular files only")
+
+
+def read_all(fd: int, size: int, limit: int | None = None) -> bytes:
+    """Everything from ``fd``'s offset to its end (``size``: the expected length, so
+    that a regular file takes one ``read``), at most ``limit`` bytes when given."""
+    want = size + 1 if limit is None else min(size + 1, limit)
+    chunks = []
+    while want > 0 and (block := os.read(fd, want)):
+        chunks.append(block)
+        want = 1 << 20 if limit is None else limit - sum(map(len, chunks))
+    return b"".join(chunks)
 
 
 class Place:
@@ -196,13 +207,15 @@ class Place:
             fd, st = self.open_read()
         except (NotFound, InvalidPath):
             return None  # absent, or not a file: nothing to keep (a link is refused earlier)
-        with os.fdopen(fd, "rb") as f:
-            return f.read() if st.st_nlink == 1 else None
+        try:
+            return read_all(fd, st.st_size) if st.st_nlink == 1 else None
+        finally:
+            os.close(fd)
 
-    def open_append(self) -> int:
-        """Open (create) the file for appending; its descriptor, for the caller to close.
-        A file that shares its inode with the version store is first given an inode of
-        its own, so that the stored version stays intact.
+    def open_append(self) -> tuple[int, os.stat_result]:
+        """Open (create) the file for appending: its descriptor (the caller closes it)
+        and ``fstat``. A file that shares its inode with the version store is first
+        given an inode of its own, so that the stored version stays intact.
 
         Raises ``LinkRefused``, ``InvalidPath`` (a folder, a FIFO...).
         """
@@ -213,8 +226,7 @@ class Place:
             fd = os.open(self.name, _APPEND, 0o644, dir_fd=self.fd)
         except OSError as e:
             raise self._explain(e) from None
-        self._regular(fd)
-        return fd
+        return fd, self._regular(fd)
 
     def truncate(self, size: int) -> None:
         """Cut the file back to ``size`` bytes (an append that could not be recorded)."""

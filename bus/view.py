@@ -23,8 +23,7 @@ import errno
 import os
 import stat
 import time
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pyarrow as pa
 
@@ -32,7 +31,7 @@ from . import crashpoints, reground
 from .crashpoints import crashpoint
 from .errors import BusFault, BusRefusal, FileTooLarge, NotFound, ScopeViolation
 from .journal import writer_id
-from .nofollow import Place, not_regular
+from .nofollow import Place, not_regular, read_all
 from .objects import mark_log, sha256
 from .paths import normalize
 from .schema import KIND_APPEND, KIND_RECOVERED, KIND_REFUSED, KIND_WRITE
@@ -82,7 +81,7 @@ class RoleView:
                     where.make_folders()
                     # A file that does not share its inode with the store (an appended log,
                     # or a file written outside the bus) is kept before it is replaced.
-                    old = where.read_unstored()
+                    old = where.read_unstored() if st is not None and st.st_nlink == 1 else None
                     if old is not None:
                         kept = store.put(project, old)
                         if kept != digest:  # identical content (a run's output being indexed) loses nothing
@@ -116,16 +115,15 @@ class RoleView:
             data = record.encode("utf-8") if isinstance(record, str) else bytes(record)
             self._check_size(rel, len(data))
             with self._faults("append to", rel), Place(self.project.real, rel, create=True) as where:
-                st = where.lstat()  # refused before a sequence number is taken, where it can be
-                if st is not None and not stat.S_ISREG(st.st_mode):
-                    raise not_regular(rel, st.st_mode)
                 offset = -1
 
                 def build(seq: int) -> dict:
                     nonlocal offset
-                    fd = where.open_append()  # no link, even one swapped in since the check above
+                    # Checked in the open itself, under the lock: a refusal here leaves its
+                    # sequence number unused (a gap, as a crash would).
+                    fd, st = where.open_append()
                     try:
-                        offset = os.fstat(fd).st_size
+                        offset = st.st_size
                         if offset == 0:
                             mark_log(fd)  # so that repair can tell a new log's torn first record from a file
                         view = memoryview(data)
@@ -170,9 +168,11 @@ class RoleView:
             rel = self._checked(path, "read")
             with Place(self.project.real, rel) as where:
                 fd, st = where.open_read()
-                with os.fdopen(fd, "rb") as f:
+                try:
                     self._check_size(rel, st.st_size, reading=True)
-                    return f.read()
+                    return read_all(fd, st.st_size)
+                finally:
+                    os.close(fd)
 
     def read(self, path: str) -> str:
         """A text file's content (undecodable bytes shown as U+FFFD); raises as ``read_bytes``."""
@@ -219,9 +219,11 @@ class RoleView:
                     return self._bus.store.read(self.project.name, row["hash"])
                 # An appended log: the version is the file's prefix up to the end of that record.
                 end = row["offset"] + row["size"]
-                fd, _ = where.open_read()
-                with os.fdopen(fd, "rb") as f:
-                    data = f.read(end)
+                fd, st = where.open_read()
+                try:
+                    data = read_all(fd, st.st_size, limit=end)
+                finally:
+                    os.close(fd)
         if sha256(data[row["offset"] :]) != row["hash"]:
             raise NotFound(f"'{rel}' was rewritten after version {version}; its earlier content is in "
                            "the version store under the 'recovered' event that preceded the rewrite")
@@ -266,32 +268,23 @@ class RoleView:
             raise FileTooLarge(f"'{rel}' is {size} bytes, over the bus limit of {limit} "
                                f"(BusConfig.max_file_bytes): {how}")
 
-    @contextmanager
-    def _refusals(self, path: Any) -> Iterator[None]:
-        """Record every refusal raised inside as a ``refused`` event, then re-raise it."""
-        try:
-            yield
-        except BusRefusal as error:
-            shown = path if isinstance(path, str) else repr(path)
-            try:
-                shown.encode("utf-8")
-            except UnicodeEncodeError:
-                shown = shown.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-            self._commit(KIND_REFUSED, path=shown[:1024], summary=f"[{error.rule}] {error}")
-            raise
+    def _refusals(self, path: Any) -> "_Refusals":
+        """A context that records every refusal raised inside it as a ``refused`` event,
+        then lets it go on."""
+        return _Refusals(self, path)
 
-    @contextmanager
-    def _faults(self, op: str, rel: str) -> Iterator[None]:
-        """An ``OSError`` of the bus's own I/O is the system's fault: a ``BusFault``
+    def _faults(self, op: str, rel: str) -> "_Faults":
+        """A context that turns an ``OSError`` of the bus's own I/O into a ``BusFault``
         that says what to do (the caller is never told a failed write happened)."""
+        return _Faults(self, op, rel)
+
+    def _record_refusal(self, error: BusRefusal, path: Any) -> None:
+        shown = path if isinstance(path, str) else repr(path)
         try:
-            yield
-        except OSError as e:
-            full = e.errno in (errno.ENOSPC, errno.EDQUOT)
-            what = f"the disk is full: free space under {self._bus.root} and retry" if full else \
-                f"{e.strerror or e}"
-            raise BusFault(f"could not {op} '{rel}' in project {self.project.name!r} ({what}); "
-                           "nothing was recorded") from e
+            shown.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = shown.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        self._commit(KIND_REFUSED, path=shown[:1024], summary=f"[{error.rule}] {error}")
 
     def _commit(self, kind: str, is_version: bool = False, **fields: Any) -> dict:
         return self._bus.index.append(
@@ -310,6 +303,42 @@ class RoleView:
 
     def __repr__(self) -> str:
         return f"RoleView({self.project.name!r}, role={self.role!r}, instance={self.instance!r})"
+
+
+# Plain classes rather than @contextmanager generators: these wrap every operation,
+# and a generator-based context costs several times as much to enter and leave.
+class _Refusals:
+    __slots__ = ("view", "path")
+
+    def __init__(self, view: RoleView, path: Any):
+        self.view, self.path = view, path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if isinstance(error, BusRefusal):
+            self.view._record_refusal(error, self.path)
+        return False
+
+
+class _Faults:
+    __slots__ = ("view", "op", "rel")
+
+    def __init__(self, view: RoleView, op: str, rel: str):
+        self.view, self.op, self.rel = view, op, rel
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if isinstance(error, OSError):
+            full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+            what = f"the disk is full: free space under {self.view._bus.root} and retry" if full else \
+                f"{error.strerror or error}"
+            raise BusFault(f"could not {self.op} '{self.rel}' in project {self.view.project.name!r} ({what}); "
+                           "nothing was recorded") from error
+        return False
 
 
 def _remove(path: str) -> None:
