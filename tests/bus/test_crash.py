@@ -20,10 +20,14 @@ from tests.bus.workers import content
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_worker(args, env_extra=None, kill_after=None):
+def run_worker(args, env_extra=None, kill_after=None, ready=None):
+    """Run a worker; with ``kill_after``, SIGKILL it that many seconds after it starts,
+    or after it creates the file ``ready`` (its first operation done) if given."""
     env = dict(os.environ, **(env_extra or {}))
     proc = subprocess.Popen([sys.executable, "-m", "tests.bus.workers", *map(str, args)], cwd=REPO, env=env)
     if kill_after is not None:
+        while ready is not None and not os.path.exists(ready) and proc.poll() is None:
+            time.sleep(0.01)
         time.sleep(kill_after)
         proc.send_signal(signal.SIGKILL)
     return proc.wait(timeout=120)
@@ -114,7 +118,11 @@ def test_sigkill_at_random_moments(tmp_path):
     bus = Bus(tmp_path / "root")
     bus.create_project("p")
     for round_ in range(12):
-        run_worker(["churn", bus.root, "p", f"c{round_}", 100_000], kill_after=rng.uniform(0.4, 1.2))
+        # The kill is timed from the worker's first write: on a loaded machine its
+        # start alone (importing pyarrow) outlasted the delay, and rounds wrote nothing.
+        ready = tmp_path / f"ready-{round_}"
+        run_worker(["churn", bus.root, "p", f"c{round_}", 100_000, ready], kill_after=rng.uniform(0.1, 0.6),
+                   ready=ready)
         check_after_crash(bus, "p")
         check_repaired(bus, "p")
     events = Bus(bus.root).project("p").events()

@@ -2,7 +2,7 @@
 
     python -m tests.bus.workers write ROOT PROJECT NAME N [COMPACT_ROWS]
     python -m tests.bus.workers read ROOT PROJECT OUTFILE STOPFILE
-    python -m tests.bus.workers churn ROOT PROJECT NAME N
+    python -m tests.bus.workers churn ROOT PROJECT NAME N [READYFILE]
     python -m tests.bus.workers swap FOLDER NAME LINK_TARGET STOPFILE READYFILE
 """
 
@@ -54,13 +54,16 @@ def read(root: str, project: str, outfile: str, stopfile: str) -> None:
         json.dump(seen, f)
 
 
-def churn(root: str, project: str, name: str, n: int) -> None:
-    """Many small writes and appends, for being killed at a random moment."""
+def churn(root: str, project: str, name: str, n: int, readyfile: str | None = None) -> None:
+    """Many small writes and appends, for being killed at a random moment; creates
+    ``readyfile`` (if given) once the first write and append are done."""
     bus = Bus(config=BusConfig(root=root, compact_rows=40))
     view = bus.project(project).as_role("coder", name)
     for i in range(n):
         view.write(f"code/f{i % 4}.py", content(name, i), summary=f"{i}")
         view.append("logs/implementation.md", f"{name} record {i} " + "y" * (i % 300) + "\n")
+        if i == 0 and readyfile:
+            open(readyfile, "w").close()
 
 
 def swap(folder: str, name: str, target: str, stopfile: str, readyfile: str) -> None:
@@ -92,7 +95,7 @@ if __name__ == "__main__":
     elif mode == "read":
         read(*args)
     elif mode == "churn":
-        churn(args[0], args[1], args[2], int(args[3]))
+        churn(args[0], args[1], args[2], int(args[3]), *args[4:])
     elif mode == "swap":
         swap(*args)
     elif mode != "crash":
