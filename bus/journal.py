@@ -21,9 +21,10 @@ cursor past a row that is still in flight.
 A row is written whole or not at all. On a full disk, one unchecked ``os.write`` tore
 rows and reported them written, and every later row of that journal was glued to
 the torn one and unreadable, even after space was freed (on a 256 KB tmpfs, 101 of
-the 111 calls that returned a row were missing: tests/bus/test_full_disk.py). Now a short or failed write cuts the row back off, the process starts
-a new journal file (so nothing is ever written after a torn tail), and the commit
-raises ``BusFault``; a counter that does not parse raises ``CounterDamaged``.
+the 111 calls that returned a row were missing: tests/bus/test_full_disk.py). Now a
+short or failed write cuts the row back off, the process starts a new journal file
+(so nothing is ever written after a torn tail), and the commit raises ``BusFault``;
+a counter that does not parse raises ``CounterDamaged``.
 """
 
 from __future__ import annotations

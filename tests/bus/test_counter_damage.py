@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from bus import Bus, BusFault
-from bus.errors import CounterDamaged
 from bus.repair import repair
 from tests.bus.test_segment_damage import facts, make_history
 
@@ -22,8 +21,9 @@ def test_garbage_in_the_counter_is_repaired_by_the_cli(bus):
     before = make_history(bus, 5)
     seq_file = bus.root / "index" / "journal" / "p" / "SEQ"
     seq_file.write_bytes(b"garbage\n")
-    with pytest.raises(CounterDamaged, match="run `aisci bus repair p`"):
+    with pytest.raises(BusFault, match="run `aisci bus repair p`") as raised:  # a CounterDamaged
         Bus(bus.root).project("p").events()
+    assert type(raised.value).__name__ == "CounterDamaged"
     out = subprocess.run([sys.executable, "-m", "cluster.cli", "--root", str(bus.root), "bus", "repair", "p"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
