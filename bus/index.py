@@ -138,14 +138,21 @@ class Index:
                 if table.num_rows:
                     write_segment(table, sdir / segment_name(covered, next_seq))
                     crashpoint("mid_compact")
+            except OSError as e:
+                raise BusFault(f"could not compact the index of {project!r} ({e.strerror}); every row stays "
+                               "in its journal: free space, and the next compaction tries again") from e
+            # A new generation tells writers to start new journal files. It comes before
+            # the journals move: a compaction killed while moving them would otherwise
+            # leave a live writer appending to a moved file, its later rows out of sight.
+            write_counter(fd, next_seq, gen + 1)
+            try:
                 source = self.source_root / project
                 source.mkdir(parents=True, exist_ok=True)
                 for p in journals:  # every row in them is now in a verified segment; they stay its source
                     os.rename(p, source / f"{covered:012d}-{next_seq:012d}.{p.name}")
-            except OSError as e:
-                raise BusFault(f"could not compact the index of {project!r} ({e.strerror}); every row stays "
-                               "in its journal: free space, and the next compaction tries again") from e
-            write_counter(fd, next_seq, gen + 1)  # tells writers to start new journal files
+                    crashpoint("mid_compact_move")
+            except OSError as e:  # the rest stay where they are: readers ignore rows a segment holds
+                log.warning("moving the compacted journals of %s aside postponed: %s", project, e)
             try:
                 self._merge_segments(sdir)
             except (OSError, BusFault) as e:  # the segments stay as they are: merging only saves files

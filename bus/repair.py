@@ -15,8 +15,9 @@ time: it only adds). Repair expects the project to be idle. What it finds and do
 * a Parquet segment that does not parse or match its checksum: moved to
   ``index/quarantine/`` and rebuilt from the journals it was made from
   (``bus.segments``), plus any other copy of its rows (another segment, the rollup);
-  rows that exist nowhere else are reported lost, and the files they described are
-  re-indexed from the workspace (below): the files on the bus stay the truth;
+  rows only the damaged segment holds are kept as read if it still parses, and
+  reported; rows that exist nowhere are reported lost, and the files they described
+  are re-indexed from the workspace (below): the files on the bus stay the truth;
 * a segment written before checksums: given one;
 * staged temp files of dead writers: removed (the write never happened);
 * the workspace side (``bus.reconcile``): files the index does not describe, logs
@@ -29,6 +30,7 @@ import fcntl
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -168,6 +170,20 @@ def _other_copies(bus: Bus, project: str, lo: int, hi: int, skip: set[str]) -> p
     return rows.filter((pc.field("seq") >= lo) & (pc.field("seq") < hi))
 
 
+def _last_resort(rows: pa.Table, damaged: Path) -> tuple[pa.Table, int]:
+    """``rows`` plus the rows of the ``damaged`` segment that no other copy holds, if
+    it still parses (a sum file damaged, or values changed): better kept, and said,
+    than lost. Returns them and how many came from the damaged segment."""
+    try:
+        own = pq.read_table(damaged, schema=SCHEMA).replace_schema_metadata(SCHEMA.metadata)
+    except (pa.ArrowException, OSError, ValueError):
+        return rows, 0
+    extra = own.filter(pc.invert(pc.is_in(own.column("seq"), value_set=rows.column("seq").combine_chunks())))
+    if extra.num_rows == 0:
+        return rows, 0
+    return dedupe(pa.concat_tables([rows.replace_schema_metadata(SCHEMA.metadata), extra])), extra.num_rows
+
+
 def _fix_segments(bus: Bus, project: str, report: RepairReport) -> None:
     sdir = bus.index.segment_root / project
     if not sdir.is_dir():
@@ -195,11 +211,15 @@ def _fix_segments(bus: Bus, project: str, report: RepairReport) -> None:
             report.quarantined.append(f"{name} (damaged)")
             lo, hi = (int(x) for x in SEG_RE.match(name).groups())
             rows = _other_copies(bus, project, lo, hi, skip=set(damaged))
+            rows, kept = _last_resort(rows, quarantine / name)
             if rows.num_rows:
                 write_segment(rows, sdir / name)
-            expected = meta.get("rows") if meta else None
-            of = f" of the {expected} it held" if expected is not None else " (its row count is unknown: written before checksums)"
+            expected = meta.get("rows") if meta and isinstance(meta.get("rows"), int) else None
+            of = f" of the {expected} it held" if expected is not None else " (how many it held is unknown)"
             report.rebuilt.append(f"{name}: {rows.num_rows} rows{of}, from the journals it was made from")
+            if kept:
+                report.lost.append(f"{kept} rows of {name} exist only in the damaged segment, which still parses: "
+                                   "kept as read, check them")
             if expected is not None and rows.num_rows < expected:
                 report.lost.append(f"{expected - rows.num_rows} rows of {name} (no copy left); files are re-indexed "
                                    "from the workspace")

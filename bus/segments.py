@@ -9,7 +9,8 @@ result it held with it, and a finished project re-ran all its work. Now:
   renamed into place, and its sha256 and row count are written next to it first
   (``seg-<lo>-<hi>.sum``), so a reader can tell a damaged segment from a good one;
 * the journals it was made from are not deleted but moved (a rename, no copy) to
-  ``index/sources/<project>/``: they stay the segment's source;
+  ``index/sources/<project>/``, after the counter's new generation has told writers
+  to start new files: they stay the segment's source;
 * a reader checks a segment against its sum the first time it reads it (the process
   keeps the table) and raises ``SegmentDamaged`` if it does not match or parse;
 * ``aisci bus repair`` rebuilds a damaged segment from the rows that still exist

@@ -127,3 +127,21 @@ def test_sigkill_at_random_moments(tmp_path):
         check_repaired(bus, "p")
     events = Bus(bus.root).project("p").events()
     assert events.num_rows > 200  # the rounds really wrote
+
+
+def test_a_compaction_killed_while_moving_journals_loses_no_later_row(tmp_path):
+    """This process keeps writing while another compacts and is SIGKILLed after moving
+    this process's journal aside: the rows written after that must stay visible (with
+    the journals moved before the counter told writers to start new files, they went
+    on into the moved file, out of sight)."""
+    bus = Bus(tmp_path / "root")
+    view = bus.create_project("p").as_role("orchestrator", "live")
+    first = [view.record("decision", f"before {i}")["seq"] for i in range(5)]
+    rc = run_worker(["compact", bus.root, "p"], {"AISCI_CRASH_AT": "mid_compact_move"})
+    assert rc == -signal.SIGKILL
+    later = [view.record("decision", f"after {i}")["seq"] for i in range(5)]
+    seen = Bus(bus.root).project("p").events().column("seq").to_pylist()
+    assert seen == [1] + first + later
+    Bus(bus.root).index.compact("p")
+    assert Bus(bus.root).project("p").events().column("seq").to_pylist() == seen
+

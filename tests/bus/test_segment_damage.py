@@ -110,3 +110,21 @@ def test_a_segment_with_no_copy_left_falls_back_to_the_files(bus):
     latest = latest_files(Bus(bus.root).project("p").events())
     assert latest.column("path").to_pylist() == [f"code/m{i}.py" for i in range(5)]
     assert any(line.startswith("LOST") for line in report.lines())
+
+
+def test_rows_only_a_damaged_segment_holds_are_kept_when_it_still_parses(bus):
+    """A segment whose sum no longer matches (here the sum file itself is damaged) and
+    whose rows exist nowhere else: repair keeps what the segment still parses to, and
+    says so, rather than dropping every decision in it."""
+    before = make_history(bus, 5)
+    bus.index.compact("p")
+    for kept in (bus.root / "index" / "sources" / "p").glob("*"):  # no other copy left
+        kept.unlink()
+    seg = segment_of(bus.root)
+    seg.with_suffix(".sum").write_text('{"sha256": "' + "0" * 64 + '", "rows": 16}')
+    report = repair(Bus(bus.root), "p")
+    assert report.lost == [f"16 rows of {seg.name} exist only in the damaged segment, which still parses: "
+                           "kept as read, check them"]
+    assert facts(bus.root) == before
+    assert repair(Bus(bus.root), "p").clean
+

@@ -4,6 +4,7 @@
     python -m tests.bus.workers read ROOT PROJECT OUTFILE STOPFILE
     python -m tests.bus.workers churn ROOT PROJECT NAME N [READYFILE]
     python -m tests.bus.workers swap FOLDER NAME LINK_TARGET STOPFILE READYFILE
+    python -m tests.bus.workers compact ROOT PROJECT
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ if __name__ == "__main__":
         churn(args[0], args[1], args[2], int(args[3]), *args[4:])
     elif mode == "swap":
         swap(*args)
+    elif mode == "compact":
+        Bus(args[0]).index.compact(args[1])
     elif mode != "crash":
         raise SystemExit(f"unknown mode {mode}")
 
