@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from bus import Bus, BusConfig, BusFault
+from bus import Bus, BusConfig, BusFault, query
 from bus.reground import latest_files
 from bus.repair import repair
 from tests.bus.test_crash import run_worker
@@ -49,6 +49,8 @@ def test_a_damaged_segment_is_rebuilt_from_its_journals(bus):
     with pytest.raises(BusFault, match="run `aisci bus repair p`") as raised:  # a SegmentDamaged
         Bus(bus.root).project("p").events()
     assert type(raised.value).__name__ == "SegmentDamaged"
+    with pytest.raises(BusFault, match=f"segment {seg.name} of project 'p'"):  # a query across projects
+        query.best_metric(Bus(bus.root), "score")
     report = repair(Bus(bus.root), "p")
     assert report.rebuilt == [f"{seg.name}: 61 rows of the 61 it held, from the journals it was made from"]
     assert report.lost == [] and report.quarantined == [f"{seg.name} (damaged)"]
