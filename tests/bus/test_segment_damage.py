@@ -78,8 +78,8 @@ def test_a_merged_segment_is_rebuilt_from_many_compactions_journals(tmp_path):
     seg = max((bus.root / "index" / "segments" / "p").glob("seg-*.parquet"), key=lambda p: p.stat().st_size)
     os.truncate(seg, seg.stat().st_size // 2)  # a torn file
     report = repair(Bus(bus.root), "p")
-    assert len(report.rebuilt) == 1 and not report.lost
     assert facts(bus.root) == before
+    assert len(report.rebuilt) == 1 and not report.lost
 
 
 def test_a_segment_damaged_after_a_killed_compaction_is_rebuilt(tmp_path):
