@@ -6,11 +6,14 @@ from .errors import (
     BusError,
     BusFault,
     BusRefusal,
+    CounterDamaged,
     FileTooLarge,
     InvalidPath,
     InvalidProjectName,
+    LinkRefused,
     NotFound,
     ScopeViolation,
+    SegmentDamaged,
 )
 from .scopes import DEFAULT_SCOPES, Scope
 from .view import RoleView
@@ -18,5 +21,6 @@ from .view import RoleView
 __all__ = [
     "Bus", "BusConfig", "Project", "RoleView", "Scope", "DEFAULT_SCOPES",
     "BusError", "BusFault", "BusRefusal", "FileTooLarge", "InvalidPath",
-    "InvalidProjectName", "NotFound", "ScopeViolation",
+    "InvalidProjectName", "NotFound", "ScopeViolation", "LinkRefused",
+    "CounterDamaged", "SegmentDamaged",
 ]

@@ -24,7 +24,8 @@ POINTS = (
     "after_seq",  # sequence number allocated, row not yet in the journal
     "after_row",  # row in the journal (before the optional fsync)
     "mid_append",  # half of a log record appended
-    "mid_compact",  # Parquet segment written, journals not yet removed
+    "mid_compact",  # Parquet segment written, journals not yet moved aside
+    "mid_compact_move",  # the counter's generation bumped, one compacted journal moved aside
 )
 
 

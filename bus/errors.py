@@ -31,6 +31,12 @@ class InvalidPath(BusRefusal):
     rule = "path"
 
 
+class LinkRefused(InvalidPath):
+    """A path with a symbolic link in it: the bus never follows links (``bus.nofollow``)."""
+
+    rule = "symlink"
+
+
 class ScopeViolation(BusRefusal):
     rule = "scope"
 
@@ -45,3 +51,13 @@ class NotFound(BusRefusal):
 
 class BusFault(BusError):
     """Something is wrong with the bus itself, not with the request."""
+
+
+class CounterDamaged(BusFault):
+    """A project's sequence counter (``SEQ``) does not hold a number: ``aisci bus repair``
+    sets it past the highest sequence number in the index."""
+
+
+class SegmentDamaged(BusFault):
+    """A Parquet segment does not parse or does not match its checksum: ``aisci bus
+    repair`` rebuilds it from the journals it was made from."""

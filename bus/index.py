@@ -5,19 +5,23 @@ On disk, under ``<root>/index/``::
     journal/<project>/SEQ                      the project's next sequence number
     journal/<project>/<writer>.<nonce>.jsonl   rows appended by one process
     segments/<project>/seg-<lo>-<hi>.parquet   rows with lo <= seq < hi, sorted by seq
+    segments/<project>/seg-<lo>-<hi>.sum       its sha256 and row count (``bus.segments``)
+    sources/<project>/<lo>-<hi>.<journal>      journals already compacted, kept as the
+                                               segments' source (rebuilt from on damage)
 
 A segment is immutable once renamed into place. Compaction (under the project's lock)
-writes a new segment, then removes the journals it absorbed; merging replaces several
-segments by one. If a crash leaves both the old and the new files behind, readers
-still see each row exactly once: a segment whose range lies inside another's is
-ignored, and journal rows below the highest segment bound are ignored.
+writes a new segment, verified, then moves the journals it absorbed to ``sources/``;
+merging replaces several segments by one. If a crash leaves both the old and the new
+files behind, readers still see each row exactly once: a segment whose range lies
+inside another's is ignored, and journal rows below the highest segment bound are
+ignored.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
-import re
 import threading
 from pathlib import Path
 from typing import Callable, Iterable
@@ -30,30 +34,14 @@ import pyarrow.parquet as pq
 from . import rollup
 from .config import BusConfig
 from .crashpoints import crashpoint
+from .errors import BusFault, SegmentDamaged
 from .journal import ProjectJournal, read_counter, write_counter
-from .schema import SCHEMA, decode_journal, empty_table, write_parquet_atomic
+from .schema import SCHEMA, decode_journal, empty_table
+from .segments import SEG_RE, choose_segments, read_segment, segment_name, write_segment
 
-_SEG_RE = re.compile(r"^seg-(\d{12})-(\d{12})\.parquet$")
 _SEG_CACHE_MAX = 512
 ROLLUP_AFTER_FILES = 32  # segment files outside the rollup before a scan builds a new one
-
-
-def _segment_name(lo: int, hi: int) -> str:
-    return f"seg-{lo:012d}-{hi:012d}.parquet"
-
-
-def choose_segments(names: Iterable[str]) -> tuple[list[tuple[int, int, str]], int]:
-    """The segments that cover the index without overlap, and the highest bound covered."""
-    segs = sorted(
-        ((int(m[1]), int(m[2]), n) for n in names if (m := _SEG_RE.match(n))),
-        key=lambda s: (s[0], -s[1]),
-    )
-    chosen, covered = [], 0
-    for lo, hi, name in segs:
-        if hi > covered:  # not contained in a segment already chosen
-            chosen.append((lo, hi, name))
-            covered = hi
-    return chosen, covered
+log = logging.getLogger(__name__)
 
 
 def _listdir(path: str | Path) -> list[str]:
@@ -84,6 +72,7 @@ class Index:
         self.index_root = Path(root) / "index"
         self.journal_root = Path(root) / "index" / "journal"
         self.segment_root = Path(root) / "index" / "segments"
+        self.source_root = Path(root) / "index" / "sources"
         self._journals: dict[str, ProjectJournal] = {}
         self._segments: dict[Path, pa.Table] = {}  # immutable files: cache by path
         self._journal_rows: dict[str, dict[Path, _JournalCache]] = {}  # project -> file -> rows
@@ -96,23 +85,34 @@ class Index:
 
     # -- writing ---------------------------------------------------------------------
 
-    def append(self, project: str, build_row: Callable[[int], dict]) -> dict:
-        """Commit one row (see ``ProjectJournal.commit``); compacts now and then."""
+    def append(self, project: str, build_row: Callable[[int], dict], undo: Callable[[], None] | None = None) -> dict:
+        """Commit one row (see ``ProjectJournal.commit``, which says what it raises);
+        compacts now and then. A compaction that fails (a full disk) does not fail the
+        commit, whose row is written: it is tried again ``compact_rows`` rows later."""
         with self._journals_lock:  # one journal object per project, whichever thread asks first
             journal = self._journals.get(project)
             if journal is None:
-                journal = self._journals[project] = ProjectJournal(self.journal_root / project, self.config.fsync_index)
-        row = journal.commit(build_row)
+                journal = self._journals[project] = ProjectJournal(
+                    self.journal_root / project, self.config.fsync_index,
+                    history=(self.segment_root / project, self.source_root / project))
+        row = journal.commit(build_row, undo)
         if journal.rows_written >= self.config.compact_rows:
-            self.compact(project, blocking=False)
+            try:
+                self.compact(project, blocking=False)
+            except BusFault as e:
+                log.warning("compaction of %s postponed: %s", project, e)
+                journal.rows_written = 0
         return row
 
     def compact(self, project: str, blocking: bool = True) -> int:
-        """Move every journal row of ``project`` into a new Parquet segment.
+        """Move every journal row of ``project`` into a new, verified Parquet segment;
+        the journals move to ``sources/`` (see ``bus.segments``).
 
         Holds the project's lock for the duration (writers of this project wait; a
         few ms per thousand rows). Returns the number of rows compacted, or -1 when
-        ``blocking`` is false and another process holds the lock.
+        ``blocking`` is false and another process holds the lock. Raises ``BusFault``
+        when the segment cannot be written (a full disk: every row stays in its
+        journal), ``CounterDamaged``.
         """
         jdir = self.journal_root / project
         if not (jdir / "SEQ").exists():
@@ -123,21 +123,40 @@ class Index:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
             except BlockingIOError:
                 return -1
-            next_seq, gen = read_counter(fd)
+            next_seq, gen = read_counter(fd, jdir / "SEQ")
             sdir = self.segment_root / project
             sdir.mkdir(parents=True, exist_ok=True)
             _, covered = choose_segments(os.listdir(sdir))
             journals = sorted(p for p in jdir.iterdir() if p.suffix == ".jsonl")
-            parts = [decode_journal(p.read_bytes())[0] for p in journals]
-            table = pa.concat_tables([empty_table()] + parts)
-            table = table.filter((pc.field("seq") >= covered) & (pc.field("seq") < next_seq)).sort_by("seq")
+            table = pa.concat_tables([empty_table()] + [self._decode(p.read_bytes(), p).table for p in journals])
             if table.num_rows:
-                write_parquet_atomic(table, sdir / _segment_name(covered, next_seq))
-                crashpoint("mid_compact")
-            for p in journals:  # every row in them is now in a segment
-                p.unlink(missing_ok=True)
-            write_counter(fd, next_seq, gen + 1)  # tells writers to start new journal files
-            self._merge_segments(sdir)
+                # Under the lock every journal row is whole, so a row at or past the
+                # counter is one whose counter update a power loss lost: keep it.
+                next_seq = max(next_seq, pc.max(table.column("seq")).as_py() + 1)
+            table = table.filter(pc.field("seq") >= covered).sort_by("seq")
+            try:
+                if table.num_rows:
+                    write_segment(table, sdir / segment_name(covered, next_seq))
+                    crashpoint("mid_compact")
+            except OSError as e:
+                raise BusFault(f"could not compact the index of {project!r} ({e.strerror}); every row stays "
+                               "in its journal: free space, and the next compaction tries again") from e
+            # A new generation tells writers to start new journal files. It comes before
+            # the journals move: a compaction killed while moving them would otherwise
+            # leave a live writer appending to a moved file, its later rows out of sight.
+            write_counter(fd, next_seq, gen + 1)
+            try:
+                source = self.source_root / project
+                source.mkdir(parents=True, exist_ok=True)
+                for p in journals:  # every row in them is now in a verified segment; they stay its source
+                    os.rename(p, source / f"{covered:012d}-{next_seq:012d}.{p.name}")
+                    crashpoint("mid_compact_move")
+            except OSError as e:  # the rest stay where they are: readers ignore rows a segment holds
+                log.warning("moving the compacted journals of %s aside postponed: %s", project, e)
+            try:
+                self._merge_segments(sdir)
+            except (OSError, BusFault) as e:  # the segments stay as they are: merging only saves files
+                log.warning("merging the segments of %s postponed: %s", project, e)
             return table.num_rows
         finally:
             os.close(fd)  # releases the flock
@@ -148,10 +167,25 @@ class Index:
         if len(chosen) <= self.config.max_segments:
             return
         table = pa.concat_tables(self._read_segment(sdir / n) for _, _, n in chosen)
-        write_parquet_atomic(table, sdir / _segment_name(chosen[0][0], chosen[-1][1]))
+        write_segment(table, sdir / segment_name(chosen[0][0], chosen[-1][1]))
         for _, _, n in chosen:
             (sdir / n).unlink(missing_ok=True)
+            (sdir / n).with_suffix(".sum").unlink(missing_ok=True)
             self._segments.pop(sdir / n, None)
+
+    def next_seq_on_disk(self, project: str) -> int:
+        """One past the highest sequence number anywhere in ``project``'s index
+        (journals, kept sources, segments, quarantined segments): the lowest value its
+        counter may hold. Reads every journal: for repair, not for the hot path."""
+        highest = 0
+        for folder in (self.journal_root / project, self.source_root / project):
+            for name in _listdir(folder):
+                if name.endswith(".jsonl"):
+                    seqs = self._decode((folder / name).read_bytes(), folder / name).table.column("seq")
+                    highest = max(highest, (pc.max(seqs).as_py() or 0) if len(seqs) else 0)
+        names = _listdir(self.segment_root / project) + _listdir(self.index_root / "quarantine" / project)
+        bounds = [int(m[2]) - 1 for n in names if (m := SEG_RE.match(n))]
+        return max([highest] + bounds) + 1
 
     # -- reading ---------------------------------------------------------------------
 
@@ -163,14 +197,15 @@ class Index:
         return sorted(names)
 
     def next_seq(self, project: str) -> int:
-        """The next sequence number of ``project``: every row below it is readable."""
+        """The next sequence number of ``project``: every row below it is readable.
+        Raises ``CounterDamaged``."""
         try:
             fd = os.open(self.journal_root / project / "SEQ", os.O_RDONLY)
         except FileNotFoundError:
             return 1
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)  # waits out a writer's critical section
-            return read_counter(fd)[0]
+            return read_counter(fd, self.journal_root / project / "SEQ")[0]
         finally:
             os.close(fd)
 
@@ -179,9 +214,10 @@ class Index:
 
         A consistent prefix: every row numbered below the returned table's bound is in
         it, so ``since=<last seq seen>`` never skips a row that was still in flight.
+        Raises ``CounterDamaged`` or ``SegmentDamaged`` (both say to run repair).
         """
         for _ in range(10):  # a merge may delete a segment between listing and reading
-            next_seq = self.next_seq(project)
+            next_seq = self.next_seq(project)  # raises CounterDamaged
             journal_part = self._read_journals(project)
             sdir = self.segment_root / project
             chosen, covered = choose_segments(_listdir(sdir))
@@ -247,14 +283,20 @@ class Index:
             parts.append(pq.read_table(roll_path, columns=read_cols, filters=wanted, schema=SCHEMA))
         if files:
             fresh = ds.dataset(files, schema=SCHEMA, format="parquet")
-            if len(files) > ROLLUP_AFTER_FILES:
-                seg_rows = fresh.to_table()
-                seg_rows = rollup.above(seg_rows, floor_of)
-                parts.append(seg_rows.select(read_cols))
+            build = len(files) > ROLLUP_AFTER_FILES
+            try:
+                seg_rows = fresh.to_table(columns=None if build else read_cols)
+            except FileNotFoundError:
+                raise
+            except (pa.ArrowException, OSError):
+                for f in files:  # which one: raises SegmentDamaged naming it
+                    read_segment(Path(f))
+                raise
+            seg_rows = rollup.above(seg_rows, floor_of)
+            parts.append(seg_rows.select(read_cols))
+            if build:
                 rollup.build(self.index_root, seg_rows, dict(file_project.values()))
-            else:
-                parts.append(rollup.above(fresh.to_table(columns=read_cols), floor_of))
-        tail, _ = decode_journal(b"".join(blobs))
+        tail = self._decode(b"".join(blobs), "journals of the scan").table
         if tail.num_rows:
             parts.append(rollup.above(tail, journal_floor_of).select(read_cols))
         if not parts:
@@ -264,7 +306,7 @@ class Index:
     def _read_segment(self, path: Path) -> pa.Table:
         table = self._segments.get(path)
         if table is None:
-            table = pq.read_table(path, schema=SCHEMA)
+            table = read_segment(path)  # checked against its sum once per process
             if len(self._segments) >= _SEG_CACHE_MAX:
                 self._segments.pop(next(iter(self._segments)))
             self._segments[path] = table
@@ -292,7 +334,7 @@ class Index:
                     if cache is None or cache.ino != ino:
                         cache = known[path] = _JournalCache(ino)
                     f.seek(cache.offset)
-                    new_rows, good = decode_journal(f.read())
+                    new_rows, good, _ = self._decode(f.read(), path)
             except FileNotFoundError:
                 known.pop(path, None)
                 continue
@@ -303,6 +345,17 @@ class Index:
                     cache.tables = [pa.concat_tables(cache.tables).combine_chunks()]
             tables.extend(cache.tables)
         return pa.concat_tables(tables) if tables else empty_table()
+
+    def forget_segment(self, path: Path) -> None:
+        """Drop this process's cached copy of segment ``path`` (repair replaced it)."""
+        self._segments.pop(path, None)
+
+    @staticmethod
+    def _decode(data: bytes, where: object):
+        decoded = decode_journal(data)
+        for offset, length in decoded.bad:  # skipped; `aisci bus repair` moves them aside
+            log.warning("%s: skipped %d bytes at offset %d that are not an index row", where, length, offset)
+        return decoded
 
     def close(self) -> None:
         for j in self._journals.values():

@@ -37,9 +37,10 @@ def mark_log(fd: int) -> None:
         pass
 
 
-def is_log(path: Path) -> bool:
+def is_log(file: int | Path) -> bool:
+    """True if ``file`` (a path or an open descriptor) carries the log mark."""
     try:
-        return os.getxattr(path, _LOG_XATTR) == b"1"
+        return os.getxattr(file, _LOG_XATTR) == b"1"
     except OSError:
         return False
 
@@ -67,7 +68,8 @@ class VersionStore:
         return self.root / project / "tmp"
 
     def stage(self, project: str, data: bytes) -> tuple[str, str]:
-        """Write ``data`` to a fresh temp file, fsynced and read-only; return it and its hash."""
+        """Write ``data`` to a fresh temp file, fsynced and read-only; return it and its hash.
+        Raises ``OSError`` (a full disk...), leaving no temp file behind."""
         tmp = f"{self.root}/{project}/tmp/{writer_id()}-{next(_STAGED)}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
@@ -79,8 +81,11 @@ class VersionStore:
             while view:
                 view = view[os.write(fd, view) :]
             os.fsync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
         crashpoint("after_tmp")
         return tmp, sha256(data)
 

@@ -6,16 +6,15 @@ We refuse, with a message that says what to do instead:
 * absolute paths, ``..`` components, empty components, backslashes and NUL bytes;
 * names that are not valid UTF-8 (a surrogate-escaped ``str`` or undecodable bytes):
   they cannot be shown to a model or stored in the Arrow index faithfully;
-* components longer than the filesystem allows;
-* anything that, once symlinks are resolved, lands outside the project folder.
+* components longer than the filesystem allows.
+
+What the path meets on disk (a symbolic link anywhere in it is refused, without a
+window between check and use) is ``bus.nofollow``'s business.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import stat
-from typing import NamedTuple
 
 from .errors import InvalidPath, InvalidProjectName
 
@@ -73,44 +72,3 @@ def normalize(path: object) -> str:
         if len(part.encode("utf-8")) > _MAX_COMPONENT_BYTES:
             raise InvalidPath(f"path component {part[:40]!r}... is longer than {_MAX_COMPONENT_BYTES} bytes")
     return "/".join(parts)
-
-
-class Target(NamedTuple):
-    """Where a checked path lands: its real location, and its ``stat`` if it exists."""
-
-    path: str
-    st: os.stat_result | None
-    parent_exists: bool
-
-
-def resolve_inside(project_dir: str, rel: str) -> Target:
-    """Locate ``rel`` (already normalized) under ``project_dir`` and refuse symlink escapes.
-
-    Walks the components below the project folder with ``lstat`` (cheaper than a full
-    ``realpath``, which would stat every folder above the project too); a component
-    that is a symlink is resolved with ``realpath`` and must stay inside the project.
-    Components that do not exist yet will be created by the bus as real folders.
-    ``project_dir`` must itself be a realpath.
-    """
-    current = project_dir
-    parts = rel.split("/")
-    st = None
-    for i, part in enumerate(parts):
-        step = current + "/" + part
-        try:
-            st = os.lstat(step)
-        except FileNotFoundError:
-            rest = "/".join(parts[i:])
-            return Target(current + "/" + rest, None, parent_exists=i == len(parts) - 1)
-        if stat.S_ISLNK(st.st_mode):
-            real = os.path.realpath(step)
-            if real != project_dir and not real.startswith(project_dir + "/"):
-                raise InvalidPath(f"path {rel!r} refused: it resolves through a symlink to {real!r}, outside the project")
-            try:
-                st = os.stat(real)
-            except FileNotFoundError:  # a dangling link inside the project
-                st = None
-            current = real
-        else:
-            current = step
-    return Target(current, st, parent_exists=True)

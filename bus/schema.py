@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.json as pj
@@ -74,13 +75,17 @@ def write_parquet_atomic(table: pa.Table, path: Path, **options) -> None:
     """Write ``table`` to ``path`` so that readers see the whole file or none of it:
     a temp file in the same folder, fsynced, then renamed into place."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    pq.write_table(table, tmp, compression="zstd", **options)
-    fd = os.open(tmp, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        pq.write_table(table, tmp, compression="zstd", **options)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:  # a full disk: leave no half-written temp file behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # -- journal encoding -------------------------------------------------------------------
@@ -118,20 +123,96 @@ def _from_journal_schema(table: pa.Table) -> pa.Table:
     return table.cast(SCHEMA)
 
 
-def decode_journal(data: bytes) -> tuple[pa.Table, int]:
-    """Rows of a journal's bytes as a SCHEMA table, and the length of the well-formed
-    prefix (a line torn by a crash ends it; see ``bus.journal.parse_journal``)."""
+class Decoded(NamedTuple):
+    """A journal's bytes, decoded."""
+
+    table: pa.Table  # the good rows, as a SCHEMA table
+    good: int  # bytes up to the end of the last whole line: where the next read starts
+    bad: list[tuple[int, int]]  # (offset, length) of each line that is not a row, skipped
+
+
+_REQUIRED = (("project", str), ("seq", int), ("time", int), ("role", str), ("kind", str))
+_ROW_START = b'{"project":'  # every row the bus writes starts so (``encode_row`` of ``_row``)
+
+
+def _is_row(obj: object) -> bool:
+    return isinstance(obj, dict) and all(
+        isinstance(obj.get(k), t) and not isinstance(obj.get(k), bool) for k, t in _REQUIRED)
+
+
+def _read(data: bytes) -> pa.Table:
+    options = _READ_LARGE if len(data) > (1 << 20) else _READ_SMALL
+    return pj.read_json(io.BytesIO(data), read_options=options, parse_options=_PARSE)
+
+
+def _complete(table: pa.Table) -> bool:
+    return all(table.column(k).null_count == 0 for k, _ in _REQUIRED)
+
+
+def decode_journal(data: bytes) -> Decoded:
+    """Rows of a journal's bytes (see ``Decoded``).
+
+    An unterminated last line is the row in flight (or one a full disk tore): not
+    read, and not bad. A line that is not a row (a damaged byte, a row glued to the
+    torn one before it by an older bus) is skipped and reported in ``bad``, never a
+    reason to drop the rows after it; a whole row glued behind a torn one is kept.
+    """
     good = data.rfind(b"\n") + 1
     if good == 0:
-        return empty_table(), 0
+        return Decoded(empty_table(), 0, [])
+    try:  # the fast path: one Arrow call for the whole journal
+        table = _read(data[:good])
+        if _complete(table):
+            return Decoded(_from_journal_schema(table), good, [])
+    except pa.ArrowException:
+        pass
+    lines, offsets, bad = _sort_lines(data[:good])
     try:
-        options = _READ_LARGE if good > (1 << 20) else _READ_SMALL
-        table = pj.read_json(io.BytesIO(data[:good]), read_options=options, parse_options=_PARSE)
-    except pa.ArrowInvalid:  # a damaged line (power loss): keep the rows before it
-        from .journal import parse_journal
+        table = _read(b"".join(lines)) if lines else None
+    except pa.ArrowException:  # a line of the wrong types: find it one line at a time
+        table = None
+    if table is None or not _complete(table):
+        kept = []
+        for line, offset in zip(lines, offsets):
+            try:
+                one = _read(line)
+            except pa.ArrowException:
+                one = None
+            if one is not None and _complete(one):
+                kept.append(one)
+            else:
+                bad.append((offset, len(line)))
+        table = pa.concat_tables(kept) if kept else None
+    bad.sort()
+    return Decoded(_from_journal_schema(table) if table is not None else empty_table(), good, bad)
 
-        rows, good = parse_journal(data)
-        if not rows:
-            return empty_table(), good
-        table = pa.Table.from_pylist(rows, schema=JOURNAL_SCHEMA)
-    return _from_journal_schema(table), good
+
+def _sort_lines(data: bytes) -> tuple[list[bytes], list[int], list[tuple[int, int]]]:
+    """The whole lines that hold a row and their offsets, and (offset, length) of
+    those that do not (json.loads per line: the slow path, for damaged journals only)."""
+    lines, offsets, bad = [], [], []
+    start = 0
+    while start < len(data):
+        end = data.index(b"\n", start) + 1
+        line = data[start:end]
+        if line.strip():
+            at = 0
+            try:
+                ok = _is_row(json.loads(line))
+            except ValueError:
+                ok = False
+            if not ok:  # a whole row glued behind a torn one: keep the row, report the rest
+                at = line.rfind(_ROW_START, 1)
+                try:
+                    ok = at > 0 and _is_row(json.loads(line[at:]))
+                except ValueError:
+                    ok = False
+                if ok:
+                    bad.append((start, at))
+                else:
+                    bad.append((start, len(line)))
+            if ok:
+                lines.append(line[at:])
+                offsets.append(start + at)
+        start = end
+    return lines, offsets, bad

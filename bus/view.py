@@ -1,7 +1,9 @@
 """A project seen through one role's scope: the only way agents touch the bus.
 
 Every operation checks the path (``bus.paths``) and the scope (``bus.scopes``) before
-any I/O. A refusal raises a ``BusRefusal`` subclass whose message names the role, the
+any I/O, and reaches the file without following a symbolic link (``bus.nofollow``:
+the bus never follows links, so a link a run made cannot carry a write or a read past
+the scope it was checked against). A refusal raises a ``BusRefusal`` subclass whose message names the role, the
 path and the rule, and is recorded as a ``refused`` event, so the orchestrator can
 see which agent keeps trying what.
 
@@ -9,7 +11,7 @@ Write order, chosen so that a SIGKILL at any point leaves a consistent bus (the
 crash points of ``bus.crashpoints`` are at each arrow)::
 
     stage content in objects/tmp (fsync) -> link into the version store
-    -> rename into the workspace -> index row
+    -> rename into the workspace (into its folder's descriptor) -> index row
 
 so an index row never claims a write that did not happen; a crash before the row
 loses only that row, which ``aisci bus repair`` re-derives from the file.
@@ -17,8 +19,8 @@ loses only that row, which ``aisci bus repair`` re-derives from the file.
 
 from __future__ import annotations
 
+import errno
 import os
-import shutil
 import stat
 import time
 from typing import TYPE_CHECKING, Any, Iterable
@@ -27,10 +29,11 @@ import pyarrow as pa
 
 from . import crashpoints, reground
 from .crashpoints import crashpoint
-from .errors import BusRefusal, FileTooLarge, InvalidPath, NotFound, ScopeViolation
+from .errors import BusFault, BusRefusal, FileTooLarge, NotFound, ScopeViolation
 from .journal import writer_id
+from .nofollow import Place, not_regular, read_all
 from .objects import mark_log, sha256
-from .paths import Target, normalize, resolve_inside
+from .paths import normalize
 from .schema import KIND_APPEND, KIND_RECOVERED, KIND_REFUSED, KIND_WRITE
 from .scopes import Scope
 
@@ -58,26 +61,36 @@ class RoleView:
     ) -> dict:
         """Atomically replace ``path`` with ``content``; the old version stays retrievable.
 
-        Returns the index row; its ``version`` (= ``seq``) names this version.
+        Returns the index row; its ``version`` (= ``seq``) names this version. Raises a
+        ``BusRefusal`` (recorded as a ``refused`` event: scope, path shape, a symbolic
+        link anywhere in the path, a folder or FIFO at the path, size) or ``BusFault``
+        (the disk is full, or another I/O error: the workspace is unchanged).
         """
-        rel, target = self._checked(path, "write")
-        data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
-        self._check_size(rel, len(data))
-        if target.st is not None and stat.S_ISDIR(target.st.st_mode):
-            self._refuse(InvalidPath(f"'{rel}' is a folder; write to a file inside it"), rel)
-        store, project = self._bus.store, self.project.name
-        staged, digest = store.stage(project, data)
-        store.keep(project, staged, digest)
-        if not target.parent_exists:
-            os.makedirs(os.path.dirname(target.path), exist_ok=True)
-        if target.st is not None and target.st.st_nlink == 1:
-            # Not a bus-written file (those share their inode with the store): an
-            # appended log or a file written outside the bus. Keep it before replacing it.
-            kept = store.keep_existing(project, target.path)
-            if kept[0] != digest:  # identical content (a run's output being indexed) loses nothing
-                self.record(KIND_RECOVERED, "kept the previous content (it was not in the version store)",
-                            path=rel, hash=kept[0], size=kept[1], version=None)
-        os.rename(staged, target.path)
+        with self._refusals(path):
+            rel = self._checked(path, "write")
+            data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+            self._check_size(rel, len(data))
+            with self._faults("write", rel), Place(self.project.real, rel) as where:
+                st = where.lstat()
+                if st is not None and not stat.S_ISREG(st.st_mode):
+                    raise not_regular(rel, st.st_mode)
+                store, project = self._bus.store, self.project.name
+                staged, digest = store.stage(project, data)
+                try:
+                    store.keep(project, staged, digest)
+                    where.make_folders()
+                    # A file that does not share its inode with the store (an appended log,
+                    # or a file written outside the bus) is kept before it is replaced.
+                    old = where.read_unstored() if st is not None and st.st_nlink == 1 else None
+                    if old is not None:
+                        kept = store.put(project, old)
+                        if kept != digest:  # identical content (a run's output being indexed) loses nothing
+                            self.record(KIND_RECOVERED, "kept the previous content (it was not in the version store)",
+                                        path=rel, hash=kept, size=len(old), version=None)
+                    where.rename_here(staged)
+                except BaseException:
+                    _remove(staged)  # the write did not happen: no staged file left behind
+                    raise
         crashpoint("after_rename")
         return self._commit(KIND_WRITE, path=rel, hash=digest, size=len(data), summary=summary,
                             metrics=metrics, derived_from=derived_from, is_version=True)
@@ -92,33 +105,47 @@ class RoleView:
 
     def append(self, path: str, record: str | bytes, summary: str = "") -> dict:
         """Append one record to a log file; atomic per record (one ``write`` under the
-        project's lock, so records of concurrent writers never interleave)."""
-        rel, target = self._checked(path, "write")
-        data = record.encode("utf-8") if isinstance(record, str) else bytes(record)
-        self._check_size(rel, len(data))
-        if not target.parent_exists:
-            os.makedirs(os.path.dirname(target.path), exist_ok=True)
-        dest = target.path
+        project's lock, so records of concurrent writers never interleave).
 
-        def build(seq: int) -> dict:
-            self._unshare(dest)
-            fd = os.open(dest, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-            try:
-                offset = os.fstat(fd).st_size
-                if offset == 0:
-                    mark_log(fd)  # so that repair can tell a new log's torn first record from a file
-                view = memoryview(data)
-                if crashpoints.armed("mid_append"):  # tests: tear this record in half
-                    view = view[os.write(fd, view[: len(view) // 2]) :]
-                    crashpoints.crashpoint("mid_append")
-                while view:  # one write() in practice; a loop in case the kernel splits it
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            return self._row(seq, KIND_APPEND, path=rel, version=seq, hash=sha256(data), size=len(data),
-                             offset=offset, summary=summary)
+        Returns the index row. Raises a ``BusRefusal`` (recorded) or ``BusFault`` (the
+        disk is full: the record is cut back off and nothing is recorded).
+        """
+        with self._refusals(path):
+            rel = self._checked(path, "write")
+            data = record.encode("utf-8") if isinstance(record, str) else bytes(record)
+            self._check_size(rel, len(data))
+            with self._faults("append to", rel), Place(self.project.real, rel, create=True) as where:
+                offset = -1
 
-        return self._bus.index.append(self.project.name, build)
+                def build(seq: int) -> dict:
+                    nonlocal offset
+                    # Checked in the open itself, under the lock: a refusal here leaves its
+                    # sequence number unused (a gap, as a crash would).
+                    fd, st = where.open_append()
+                    try:
+                        offset = st.st_size
+                        if offset == 0:
+                            mark_log(fd)  # so that repair can tell a new log's torn first record from a file
+                        view = memoryview(data)
+                        if crashpoints.armed("mid_append"):  # tests: tear this record in half
+                            view = view[os.write(fd, view[: len(view) // 2]):]
+                            crashpoints.crashpoint("mid_append")
+                        try:
+                            while view:  # one write() in practice; a loop in case the kernel splits it
+                                view = view[os.write(fd, view):]
+                        except OSError:
+                            os.ftruncate(fd, offset)  # a torn record would corrupt the records after it
+                            raise
+                    finally:
+                        os.close(fd)
+                    return self._row(seq, KIND_APPEND, path=rel, version=seq, hash=sha256(data), size=len(data),
+                                     offset=offset, summary=summary)
+
+                def undo() -> None:  # the row could not be written: no record without its row
+                    if offset >= 0:
+                        where.truncate(offset)
+
+                return self._bus.index.append(self.project.name, build, undo=undo)
 
     def record(self, kind: str, summary: str = "", *, path: str | None = None, **fields: Any) -> dict:
         """Record a non-file event (an LLM call, a dispatch, a decision, a metric...).
@@ -134,44 +161,69 @@ class RoleView:
     # -- reading ---------------------------------------------------------------------
 
     def read_bytes(self, path: str) -> bytes:
-        rel, target = self._checked(path, "read")
-        if target.st is None or not stat.S_ISREG(target.st.st_mode):
-            self._refuse(NotFound(f"'{rel}' does not exist; see the workspace map for what does"), rel)
-        self._check_size(rel, target.st.st_size, reading=True)
-        with open(target.path, "rb") as f:
-            return f.read()
+        """The content of a file. Raises ``NotFound``, ``LinkRefused`` (a symbolic link
+        anywhere in the path), ``InvalidPath`` (a folder, a FIFO...), ``ScopeViolation``,
+        ``FileTooLarge``: each recorded as a ``refused`` event."""
+        with self._refusals(path):
+            rel = self._checked(path, "read")
+            with Place(self.project.real, rel) as where:
+                fd, st = where.open_read()
+                try:
+                    self._check_size(rel, st.st_size, reading=True)
+                    return read_all(fd, st.st_size)
+                finally:
+                    os.close(fd)
 
     def read(self, path: str) -> str:
-        """A text file's content (undecodable bytes shown as U+FFFD)."""
+        """A text file's content (undecodable bytes shown as U+FFFD); raises as ``read_bytes``."""
         return self.read_bytes(path).decode("utf-8", errors="replace")
 
     def read_lines(self, path: str, start: int = 1, end: int | None = None) -> str:
-        """Lines ``start``..``end`` (1-based, inclusive) of a text file."""
+        """Lines ``start``..``end`` (1-based, inclusive) of a text file; raises as ``read_bytes``."""
         lines = self.read(path).splitlines(keepends=True)
         return "".join(lines[max(start, 1) - 1 : end])
 
     def exists(self, path: str) -> bool:
-        _, target = self._checked(path, "read")
-        return target.st is not None and stat.S_ISREG(target.st.st_mode)
+        """True if ``path`` is a regular file. Raises ``LinkRefused`` for a path with a
+        symbolic link in it (whatever it points at), ``ScopeViolation``."""
+        with self._refusals(path):
+            rel = self._checked(path, "read")
+            with Place(self.project.real, rel) as where:
+                st = where.lstat()
+            return st is not None and stat.S_ISREG(st.st_mode)
 
     def versions(self, path: str) -> pa.Table:
-        """Every recorded version of ``path`` (write, append and recovered events)."""
-        rel, _ = self._checked(path, "read")
+        """Every recorded version of ``path`` (write, append and recovered events).
+        Raises ``LinkRefused`` if the path on disk has a symbolic link in it."""
+        with self._refusals(path):
+            rel = self._checked(path, "read")
+            with Place(self.project.real, rel) as where:
+                where.lstat()
         return reground.versions(self.project.events(), rel)
 
     def read_version(self, path: str, version: int) -> bytes:
-        """The content of ``path`` as of ``version`` (a ``seq`` from ``versions``)."""
-        rel, target = self._checked(path, "read")
-        rows = reground.versions(self.project.events(), rel).filter(pa.compute.field("version") == version)
-        if rows.num_rows == 0:
-            self._refuse(NotFound(f"'{rel}' has no version {version}; see `versions('{rel}')`"), rel)
-        row = rows.to_pylist()[0]
-        if row["kind"] != KIND_APPEND:
-            return self._bus.store.read(self.project.name, row["hash"])
-        # An appended log: the version is the file's prefix up to the end of that record.
-        end = row["offset"] + row["size"]
-        with open(target.path, "rb") as f:
-            data = f.read(end)
+        """The content of ``path`` as of ``version`` (a ``seq`` from ``versions``).
+
+        Raises ``NotFound`` (no such version; a log rewritten since), ``LinkRefused``,
+        ``BusFault`` (a stored version changed in place).
+        """
+        with self._refusals(path):
+            rel = self._checked(path, "read")
+            with Place(self.project.real, rel) as where:
+                where.lstat()
+                rows = reground.versions(self.project.events(), rel).filter(pa.compute.field("version") == version)
+                if rows.num_rows == 0:
+                    raise NotFound(f"'{rel}' has no version {version}; see `versions('{rel}')`")
+                row = rows.to_pylist()[0]
+                if row["kind"] != KIND_APPEND:
+                    return self._bus.store.read(self.project.name, row["hash"])
+                # An appended log: the version is the file's prefix up to the end of that record.
+                end = row["offset"] + row["size"]
+                fd, st = where.open_read()
+                try:
+                    data = read_all(fd, st.st_size, limit=end)
+                finally:
+                    os.close(fd)
         if sha256(data[row["offset"] :]) != row["hash"]:
             raise NotFound(f"'{rel}' was rewritten after version {version}; its earlier content is in "
                            "the version store under the 'recovered' event that preceded the rewrite")
@@ -188,52 +240,51 @@ class RoleView:
         return reground.changes(self.project.events(since=seq), self.scope)
 
     def list(self, prefix: str = "") -> list[str]:
-        """Paths of readable files under ``prefix``, from the index."""
-        paths = self.workspace_map().column("path").to_pylist()
+        """Paths of readable files under ``prefix``, from the index. Raises
+        ``LinkRefused`` if ``prefix`` on disk has a symbolic link in it."""
         prefix = prefix.strip("/")
+        if prefix:
+            with self._refusals(prefix):
+                prefix = normalize(prefix)
+                with Place(self.project.real, prefix) as where:
+                    where.lstat()
+        paths = self.workspace_map().column("path").to_pylist()
         return [p for p in paths if not prefix or p == prefix or p.startswith(prefix + "/")]
 
     # -- internals -------------------------------------------------------------------
 
-    def _checked(self, path: Any, op: str) -> tuple[str, Target]:
-        """Normalize ``path``, check the scope for ``op``, refuse symlink escapes."""
-        try:
-            rel = normalize(path)
-            allowed = self.scope.can_write(rel) if op == "write" else self.scope.can_read(rel)
-            if not allowed:
-                raise ScopeViolation(self.scope.explain(self.role, op, rel))
-            return rel, resolve_inside(self.project.real, rel)
-        except BusRefusal as e:
-            self._refuse(e, path)
+    def _checked(self, path: Any, op: str) -> str:
+        """``path`` normalized, once the role's scope allows ``op`` on it."""
+        rel = normalize(path)
+        allowed = self.scope.can_write(rel) if op == "write" else self.scope.can_read(rel)
+        if not allowed:
+            raise ScopeViolation(self.scope.explain(self.role, op, rel))
+        return rel
 
     def _check_size(self, rel: str, size: int, reading: bool = False) -> None:
         limit = self._bus.config.max_file_bytes
         if size > limit:
             how = "read it in parts with read_lines" if reading else "write large artifacts from the experiment itself"
-            self._refuse(FileTooLarge(f"'{rel}' is {size} bytes, over the bus limit of {limit} "
-                                      f"(BusConfig.max_file_bytes): {how}"), rel)
+            raise FileTooLarge(f"'{rel}' is {size} bytes, over the bus limit of {limit} "
+                               f"(BusConfig.max_file_bytes): {how}")
 
-    def _refuse(self, error: BusRefusal, path: Any) -> None:
+    def _refusals(self, path: Any) -> "_Refusals":
+        """A context that records every refusal raised inside it as a ``refused`` event,
+        then lets it go on."""
+        return _Refusals(self, path)
+
+    def _faults(self, op: str, rel: str) -> "_Faults":
+        """A context that turns an ``OSError`` of the bus's own I/O into a ``BusFault``
+        that says what to do (the caller is never told a failed write happened)."""
+        return _Faults(self, op, rel)
+
+    def _record_refusal(self, error: BusRefusal, path: Any) -> None:
         shown = path if isinstance(path, str) else repr(path)
         try:
             shown.encode("utf-8")
         except UnicodeEncodeError:
             shown = shown.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         self._commit(KIND_REFUSED, path=shown[:1024], summary=f"[{error.rule}] {error}")
-        raise error
-
-    def _unshare(self, dest: str) -> None:
-        """Before appending to a file the bus wrote whole (its inode is a stored
-        version), give it an inode of its own so the stored version stays intact."""
-        try:
-            st = os.stat(dest, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        if st.st_nlink > 1:
-            folder, name = os.path.split(dest)
-            tmp = os.path.join(folder, f".{name}.{writer_id()}.unshare")
-            shutil.copyfile(dest, tmp)
-            os.rename(tmp, dest)
 
     def _commit(self, kind: str, is_version: bool = False, **fields: Any) -> dict:
         return self._bus.index.append(
@@ -252,3 +303,46 @@ class RoleView:
 
     def __repr__(self) -> str:
         return f"RoleView({self.project.name!r}, role={self.role!r}, instance={self.instance!r})"
+
+
+# Plain classes rather than @contextmanager generators: these wrap every operation,
+# and a generator-based context costs several times as much to enter and leave.
+class _Refusals:
+    __slots__ = ("view", "path")
+
+    def __init__(self, view: RoleView, path: Any):
+        self.view, self.path = view, path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if isinstance(error, BusRefusal):
+            self.view._record_refusal(error, self.path)
+        return False
+
+
+class _Faults:
+    __slots__ = ("view", "op", "rel")
+
+    def __init__(self, view: RoleView, op: str, rel: str):
+        self.view, self.op, self.rel = view, op, rel
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if isinstance(error, OSError):
+            full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+            what = f"the disk is full: free space under {self.view._bus.root} and retry" if full else \
+                f"{error.strerror or error}"
+            raise BusFault(f"could not {self.op} '{self.rel}' in project {self.view.project.name!r} ({what}); "
+                           "nothing was recorded") from error
+        return False
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -99,17 +99,12 @@ def cmd_compact(bus: Bus, args: argparse.Namespace) -> None:
 def cmd_repair(bus: Bus, args: argparse.Namespace) -> None:
     for name in [args.project] if args.project else bus.projects():
         r = repair(bus, name)
-        if r.clean:
-            console.print(f"{name}: consistent")
-            continue
-        console.print(f"[bold]{name}[/bold]: torn rows cut {r.torn_rows}, counter fixed {r.counter_fixed}, "
-                      f"temp files removed {r.temp_removed}, segments quarantined {r.quarantined or 'none'}")
-        for path in r.recovered:
-            console.print(f"  recovered {path}")
-        for path in r.missing:
-            console.print(f"  [yellow]indexed but missing on disk[/yellow]: {path}")
-        for name_ in r.unreadable_names:
-            console.print(f"  [yellow]not UTF-8, left alone[/yellow]: {name_}")
+        console.print(f"{name}: consistent" if r.clean else f"[bold]{name}[/bold]: repaired", markup=True)
+        for line in r.lines():  # every thing repair found or did, including on a consistent project
+            style = "yellow" if line.startswith(("LOST", "bad record", "indexed but missing", "left alone",
+                                                  "not UTF-8")) else ""
+            console.print(f"  [{style}]{line}[/{style}]" if style else f"  {line}", markup=bool(style),
+                          highlight=False)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

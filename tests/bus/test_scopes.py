@@ -105,11 +105,14 @@ def test_symlink_escape_is_refused_for_files_and_folders(project, tmp_path):
     assert (outside / "secret.txt").read_text() == "private answers"
 
 
-def test_symlink_inside_the_project_is_followed(project):
+def test_symlink_inside_the_project_is_refused_too(project):
+    """Links inside the project used to be followed: scopes are checked on the path as
+    written, so a link to another folder carried reads and writes past them."""
     coder = project.as_role("coder")
     coder.write("code/real.py", "inside")
     os.symlink(project.dir / "code" / "real.py", project.dir / "code" / "alias.py")
-    assert coder.read("code/alias.py") == "inside"
+    with pytest.raises(InvalidPath, match="never follows links"):
+        coder.read("code/alias.py")
 
 
 def test_huge_files_are_refused_with_the_setting_named(tmp_path):

@@ -2,11 +2,14 @@
 
     python -m tests.bus.workers write ROOT PROJECT NAME N [COMPACT_ROWS]
     python -m tests.bus.workers read ROOT PROJECT OUTFILE STOPFILE
-    python -m tests.bus.workers churn ROOT PROJECT NAME N
+    python -m tests.bus.workers churn ROOT PROJECT NAME N [READYFILE]
+    python -m tests.bus.workers swap FOLDER NAME LINK_TARGET STOPFILE READYFILE
+    python -m tests.bus.workers compact ROOT PROJECT
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import sys
@@ -52,15 +55,38 @@ def read(root: str, project: str, outfile: str, stopfile: str) -> None:
         json.dump(seen, f)
 
 
-def churn(root: str, project: str, name: str, n: int) -> None:
-    """Many small writes and appends, for being killed at a random moment."""
+def churn(root: str, project: str, name: str, n: int, readyfile: str | None = None) -> None:
+    """Many small writes and appends, for being killed at a random moment; creates
+    ``readyfile`` (if given) once the first write and append are done."""
     bus = Bus(config=BusConfig(root=root, compact_rows=40))
     view = bus.project(project).as_role("coder", name)
     for i in range(n):
         view.write(f"code/f{i % 4}.py", content(name, i), summary=f"{i}")
         view.append("logs/implementation.md", f"{name} record {i} " + "y" * (i % 300) + "\n")
-        if i == 0:
-            print("ready", flush=True)  # the test's kill window starts here
+        if i == 0 and readyfile:
+            open(readyfile, "w").close()
+
+
+def swap(folder: str, name: str, target: str, stopfile: str, readyfile: str) -> None:
+    """What a hostile run does to race the bus: swap ``folder/name`` (a file or a
+    folder) with a symlink to ``target`` and back, atomically (``renameat2`` with
+    RENAME_EXCHANGE: the name always exists, as the real thing or as the link), until
+    ``stopfile`` exists. Writes ``ready`` to ``readyfile`` after the first swap, and the
+    number of swaps when done; leaves the real thing at ``name``."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    real, link = os.path.join(folder, name).encode(), os.path.join(folder, name + ".link").encode()
+    os.symlink(target, link)
+    swaps = 0
+    while not os.path.exists(stopfile) or swaps % 2:
+        if libc.renameat2(-100, real, -100, link, 2) != 0:  # AT_FDCWD, RENAME_EXCHANGE
+            raise OSError(ctypes.get_errno(), "renameat2")
+        swaps += 1
+        if swaps == 1:
+            with open(readyfile, "w") as f:
+                f.write("ready")
+    os.unlink(link)
+    with open(readyfile, "w") as f:
+        f.write(str(swaps))
 
 
 if __name__ == "__main__":
@@ -70,7 +96,11 @@ if __name__ == "__main__":
     elif mode == "read":
         read(*args)
     elif mode == "churn":
-        churn(args[0], args[1], args[2], int(args[3]))
+        churn(args[0], args[1], args[2], int(args[3]), *args[4:])
+    elif mode == "swap":
+        swap(*args)
+    elif mode == "compact":
+        Bus(args[0]).index.compact(args[1])
     elif mode != "crash":
         raise SystemExit(f"unknown mode {mode}")
 
