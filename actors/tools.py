@@ -121,7 +121,9 @@ class ToolBox:
                           own=self.view.scope.write) or f"(no files you may read under '{folder or '/'}')"
 
     def _read_file(self, path: str, start: int | None = None, end: int | None = None) -> str:
-        text = self.view.read_lines(path, int(start or 1), int(end) if end else None)
+        # A bounded read: a task file of any size can be read in parts (a line range).
+        text = self.view.read_lines(path, int(start or 1), int(end) if end else None,
+                                    max_bytes=4 * self.max_read_chars)
         if len(text) > self.max_read_chars:
             return text[: self.max_read_chars] + f"\n[... cut at {self.max_read_chars} characters: read a line range]"
         return text

@@ -12,7 +12,10 @@ task/ and plan/ among the 56 (peer case 18). So, for a prompt:
   first, then the files the role may write (its own work), then the others; newest
   first within each group;
 - what is kept is listed by path (``render_map``'s lines), and a last line says how
-  many files were left out and how to list them.
+  many files were left out and how to list them;
+- a folder of the task holding more than ``COLLAPSE`` files (its images) is one line,
+  with its count and size: 300 image names say nothing a model needs and would push
+  everything else out.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ __all__ = ["TRANSCRIPTS", "prompt_map"]
 TRANSCRIPTS = "logs/llm/"
 FIRST = ("task/", "plan/", "submission/")
 _MAX_ROWS = 400  # rows looked at for one map: more would not fit any prompt
+COLLAPSE = 24  # files in one folder above which the folder is one line of the map
 
 
 def prompt_map(table: pa.Table, max_chars: int, folder: str = "", own: tuple[str, ...] = ()) -> str:
@@ -45,8 +49,9 @@ def prompt_map(table: pa.Table, max_chars: int, folder: str = "", own: tuple[str
         if n := pc.sum(transcript).as_py() or 0:
             table = table.filter(pc.invert(transcript))
             notes.append(f"({n} LLM transcripts in {TRANSCRIPTS} not shown: list_files('{TRANSCRIPTS[:-1]}') lists them)")
+    table, folders = _collapsed(table, folder)
     ranked = _ranked(table, own)
-    kept, used = 0, 0
+    kept, used = 0, sum(len(line) + 1 for line in folders)
     for i in range(min(ranked.num_rows, _MAX_ROWS)):
         used += len(render_map(ranked.slice(i, 1))) + 1
         if used > max_chars and kept:
@@ -56,7 +61,35 @@ def prompt_map(table: pa.Table, max_chars: int, folder: str = "", own: tuple[str
         notes.insert(0, f"... {ranked.num_rows - kept} more files not shown (shown first: task/, plan/, submission/, "
                         "then the newest): list_files(folder) lists a folder")
     lines = render_map(ranked.slice(0, kept).sort_by("path"), limit=kept)
-    return "\n".join(([lines] if lines else []) + notes)
+    return "\n".join(folders + ([lines] if lines else []) + notes)
+
+
+def _collapsed(table: pa.Table, listed: str) -> tuple[pa.Table, list[str]]:
+    """The rows of folders with more than ``COLLAPSE`` files (other than the folder being
+    listed) taken out, and one line for each such folder."""
+    if table.num_rows <= COLLAPSE:
+        return table, []
+    parents = pc.replace_substring_regex(table.column("path"), r"/[^/]*$", "")
+    parents = pc.if_else(pc.starts_with(parents, "task/"), parents, pa.scalar(None, pa.string()))
+    counts = pa.table({"parent": parents, "size": table.column("size")}).group_by("parent").aggregate(
+        [("parent", "count"), ("size", "sum")])
+    big = counts.filter(pc.and_(pc.is_valid(counts.column("parent")),
+                                pc.and_(pc.greater(counts.column("parent_count"), COLLAPSE),
+                                        pc.not_equal(counts.column("parent"), listed))))
+    if big.num_rows == 0:
+        return table, []
+    lines = [f"{r['parent']}/  ({r['parent_count']} files, {_size(r['size_sum'])}; list_files('{r['parent']}') "
+             "lists them)" for r in big.sort_by("parent").to_pylist()]
+    return table.filter(pc.invert(pc.fill_null(pc.is_in(parents, big.column("parent")), False))), lines
+
+
+def _size(n: int | None) -> str:
+    n = float(n or 0)
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
 
 
 def _ranked(table: pa.Table, own: tuple[str, ...]) -> pa.Table:

@@ -70,6 +70,35 @@ class VersionStore:
     def stage(self, project: str, data: bytes) -> tuple[str, str]:
         """Write ``data`` to a fresh temp file, fsynced and read-only; return it and its hash.
         Raises ``OSError`` (a full disk...), leaving no temp file behind."""
+        def fill(fd: int) -> str:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            return sha256(data)
+
+        return self._staged(project, fill)
+
+    def stage_stream(self, project: str, source: int) -> tuple[str, str, int]:
+        """Copy the open file ``source`` (a descriptor) to a fresh temp file in blocks,
+        hashing on the way (memory stays one block, whatever the size); returns the temp
+        file, its hash and its size. Raises ``OSError``, leaving no temp file behind."""
+        size = 0
+
+        def fill(fd: int) -> str:
+            nonlocal size
+            h = hashlib.sha256()
+            while block := os.read(source, 1 << 20):
+                h.update(block)
+                size += len(block)
+                view = memoryview(block)
+                while view:
+                    view = view[os.write(fd, view) :]
+            return h.hexdigest()
+
+        tmp, digest = self._staged(project, fill)
+        return tmp, digest, size
+
+    def _staged(self, project: str, fill) -> tuple[str, str]:
         tmp = f"{self.root}/{project}/tmp/{writer_id()}-{next(_STAGED)}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
@@ -77,9 +106,7 @@ class VersionStore:
             self.tmp_dir(project).mkdir(parents=True, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            digest = fill(fd)
             os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -87,7 +114,7 @@ class VersionStore:
             raise
         os.close(fd)
         crashpoint("after_tmp")
-        return tmp, sha256(data)
+        return tmp, digest
 
     def keep(self, project: str, staged: str, digest: str) -> None:
         """Link a staged file into the store. If identical content is stored already,

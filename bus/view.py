@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from . import crashpoints, reground
 from .crashpoints import crashpoint
-from .errors import BusFault, BusRefusal, FileTooLarge, NotFound, ScopeViolation
+from .errors import BusFault, BusRefusal, FileTooLarge, InvalidPath, NotFound, ScopeViolation
 from .journal import writer_id
 from .nofollow import Place, not_regular, read_all
 from .objects import mark_log, sha256
@@ -70,29 +70,55 @@ class RoleView:
             rel = self._checked(path, "write")
             data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
             self._check_size(rel, len(data))
-            with self._faults("write", rel), Place(self.project.real, rel) as where:
-                st = where.lstat()
-                if st is not None and not stat.S_ISREG(st.st_mode):
-                    raise not_regular(rel, st.st_mode)
-                store, project = self._bus.store, self.project.name
-                staged, digest = store.stage(project, data)
-                try:
-                    store.keep(project, staged, digest)
-                    where.make_folders()
-                    # A file that does not share its inode with the store (an appended log,
-                    # or a file written outside the bus) is kept before it is replaced.
-                    old = where.read_unstored() if st is not None and st.st_nlink == 1 else None
-                    if old is not None:
-                        kept = store.put(project, old)
-                        if kept != digest:  # identical content (a run's output being indexed) loses nothing
-                            self.record(KIND_RECOVERED, "kept the previous content (it was not in the version store)",
-                                        path=rel, hash=kept, size=len(old), version=None)
-                    where.rename_here(staged)
-                except BaseException:
-                    _remove(staged)  # the write did not happen: no staged file left behind
-                    raise
+            return self._write(rel, lambda: self._bus.store.stage(self.project.name, data) + (len(data),),
+                               summary, metrics, derived_from)
+
+    def write_from(self, path: str, source: str | os.PathLike, summary: str = "") -> dict:
+        """``write`` with the content of the file ``source``, streamed: for the framework's
+        own imports (a task's data), which may be larger than an agent may write
+        (``BusConfig.max_file_bytes`` is not applied) and are never read whole into
+        memory. ``source`` must be a regular file, not a link. Raises as ``write``."""
+        with self._refusals(path):
+            rel = self._checked(path, "write")
+            try:
+                fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError as e:
+                raise InvalidPath(f"cannot import {source}: {e.strerror} (a regular file is needed, not a link)") \
+                    from None
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise not_regular(str(source), os.fstat(fd).st_mode)
+                return self._write(rel, lambda: self._bus.store.stage_stream(self.project.name, fd), summary)
+            finally:
+                os.close(fd)
+
+    def _write(self, rel: str, stage, summary: str, metrics: dict[str, float] | None = None,
+               derived_from: Iterable[int] | None = None) -> dict:
+        """The write protocol (see the module doc) for content ``stage()`` puts in the
+        store's temp folder: returns (staged file, hash, size)."""
+        with self._faults("write", rel), Place(self.project.real, rel) as where:
+            st = where.lstat()
+            if st is not None and not stat.S_ISREG(st.st_mode):
+                raise not_regular(rel, st.st_mode)
+            store, project = self._bus.store, self.project.name
+            staged, digest, size = stage()
+            try:
+                store.keep(project, staged, digest)
+                where.make_folders()
+                # A file that does not share its inode with the store (an appended log,
+                # or a file written outside the bus) is kept before it is replaced.
+                old = where.read_unstored() if st is not None and st.st_nlink == 1 else None
+                if old is not None:
+                    kept = store.put(project, old)
+                    if kept != digest:  # identical content (a run's output being indexed) loses nothing
+                        self.record(KIND_RECOVERED, "kept the previous content (it was not in the version store)",
+                                    path=rel, hash=kept, size=len(old), version=None)
+                where.rename_here(staged)
+            except BaseException:
+                _remove(staged)  # the write did not happen: no staged file left behind
+                raise
         crashpoint("after_rename")
-        return self._commit(KIND_WRITE, path=rel, hash=digest, size=len(data), summary=summary,
+        return self._commit(KIND_WRITE, path=rel, hash=digest, size=size, summary=summary,
                             metrics=metrics, derived_from=derived_from, is_version=True)
 
     def write_if_changed(self, path: str, content: str | bytes, summary: str = "") -> dict | None:
@@ -178,10 +204,29 @@ class RoleView:
         """A text file's content (undecodable bytes shown as U+FFFD); raises as ``read_bytes``."""
         return self.read_bytes(path).decode("utf-8", errors="replace")
 
-    def read_lines(self, path: str, start: int = 1, end: int | None = None) -> str:
-        """Lines ``start``..``end`` (1-based, inclusive) of a text file; raises as ``read_bytes``."""
-        lines = self.read(path).splitlines(keepends=True)
-        return "".join(lines[max(start, 1) - 1 : end])
+    def read_lines(self, path: str, start: int = 1, end: int | None = None, max_bytes: int | None = None) -> str:
+        """Lines ``start``..``end`` (1-based, inclusive) of a text file, read as a stream:
+        a file of any size (a task's data) can be read in parts. Without ``end`` or
+        ``max_bytes`` (stop after about so many bytes: a caller that shows at most so
+        much) the rest of the file, so the size limit applies (``FileTooLarge``).
+        Raises as ``read_bytes``."""
+        with self._refusals(path):
+            rel = self._checked(path, "read")
+            with Place(self.project.real, rel) as where:
+                fd, st = where.open_read()
+            if end is None and max_bytes is None:
+                self._check_size(rel, st.st_size, reading=True)
+        with os.fdopen(fd, "rb") as f:
+            out, used = [], 0
+            for n, line in enumerate(f, 1):
+                if end is not None and n > end:
+                    break
+                if n >= max(start, 1):
+                    out.append(line)
+                    used += len(line)
+                    if max_bytes is not None and used >= max_bytes:
+                        break
+        return b"".join(out).decode("utf-8", errors="replace")
 
     def exists(self, path: str) -> bool:
         """True if ``path`` is a regular file. Raises ``LinkRefused`` for a path with a

@@ -1,12 +1,13 @@
 """Bringing a task onto the bus: its public part only.
 
-``description.md``, ``task.yaml`` and ``prepared/public/*`` are written into the
-project's ``task/`` folder (read-only to every agent); ``prepared/private/`` (the
-answers) never is, and experiments are run with it hidden (``cluster.sandbox``).
+``description.md``, ``task.yaml`` and everything under ``prepared/public/`` are
+written into the project's ``task/`` folder (read-only to every agent); the answers
+(``prepared/private/``) never are, and no run can see them (``cluster.sandbox``).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from benchmarks.grading.task import Task, shipped_tasks
@@ -29,14 +30,28 @@ def find_task(name_or_folder: str) -> Path:
                     f"({', '.join(sorted(shipped))})")
 
 
+def public_files(task: Task) -> dict[str, Path]:
+    """What a task shows its agents: bus path (``task/...``) -> source file. Everything
+    under ``prepared/public`` (folders too: images, audio), the statement and the task
+    spec; links are not followed (task files come from the internet)."""
+    files = {"task/description.md": task.root / "description.md", "task/task.yaml": task.root / "task.yaml"}
+    for folder, dirs, names in os.walk(task.public_dir):  # os.walk does not follow links to folders
+        dirs.sort()
+        for name in sorted(names):
+            src = Path(folder) / name
+            if not src.is_symlink() and src.is_file() and not name.startswith("."):
+                files[f"task/{src.relative_to(task.public_dir).as_posix()}"] = src
+    return files
+
+
 def import_task(bus: Bus, task: Task, project: str) -> Project:
-    """Create ``project`` (if new) with the task's public files; idempotent, so that a
-    resumed project is left as it is."""
+    """Create ``project`` (if new) with the task's public files, streamed onto the bus
+    (``RoleView.write_from``: large data is neither refused nor read into memory);
+    idempotent, so that a resumed or half-imported project is completed, never redone."""
     proj = bus.create_project(project, f"task {task.id}")
     system = proj.as_role("system", "import")
-    files = {"description.md": task.root / "description.md", "task.yaml": task.root / "task.yaml"}
-    files.update({p.name: p for p in sorted(task.public_dir.iterdir()) if p.is_file()})
-    for name, src in files.items():
-        if not system.exists(f"task/{name}"):
-            system.write(f"task/{name}", src.read_bytes(), summary=f"task input: {name}")
+    have = set(system.list("task"))
+    for path, src in public_files(task).items():
+        if path not in have:
+            system.write_from(path, src, summary=f"task input: {path[len('task/'):]}")
     return proj

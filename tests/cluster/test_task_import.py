@@ -22,7 +22,7 @@ def _task_with_images(tmp_path, n: int = 3):
     for split in ("train", "test"):
         (root / "prepared" / "public" / split).mkdir()
         for i in range(n):
-            (root / "prepared" / "public" / split / f"{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes([i]) * 100)
+            (root / "prepared" / "public" / split / f"{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes([i % 256]) * 100)
     return root
 
 
@@ -51,7 +51,7 @@ def test_large_data_is_imported_not_refused(bus, tmp_path):
     root = tmp_path / "big"
     shutil.copytree(shipped_tasks()["breast-cancer"], root)
     rng = np.random.default_rng(0)
-    big = pd.DataFrame(rng.normal(size=(330_000, 20)).round(6), columns=[f"f{i}" for i in range(20)])
+    big = pd.DataFrame(rng.normal(size=(360_000, 20)).round(6), columns=[f"f{i}" for i in range(20)])
     big.insert(0, "id", range(len(big)))
     big["target"] = (big.f0 > 0).astype(int)
     big.to_csv(root / "prepared" / "public" / "train.csv", index=False)
