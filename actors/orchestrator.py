@@ -158,8 +158,16 @@ class Orchestrator:
         self.view.write_if_changed("plan/decisions.md", "".join(lines), "the orchestrator's decisions, one per step")
         self.view.write_if_changed("plan/roadmap.json", json.dumps(self.policy.roadmap(state), indent=1), "roadmap")
 
+    def _pause_asked_since(self, state: State) -> bool:
+        """A pause asked for after this tick re-grounded: nothing more goes out (the check
+        is as close to the dispatch as it can be; the next tick records the pause)."""
+        events = self.project.events(since=state.seq)
+        return "pause_requested" in events.column("kind").to_pylist()
+
     def _dispatch_agents(self, subtasks: list[Subtask], state: State) -> None:
         t0 = time.perf_counter()
+        if self._pause_asked_since(state):
+            return
         for s in subtasks:
             again = state.dispatches[s.id]
             self.view.record("dispatch", f"{s.id} to {s.role}: {s.goal[:120]}" + (" (again: was in flight)" if again else ""),
@@ -181,6 +189,8 @@ class Orchestrator:
         result (an ``experiment`` event), which is what marks it done."""
         t0 = time.perf_counter()
         specs: list[RunSpec] = []
+        if self._pause_asked_since(state):
+            return
         for run in state.pending_runs:
             try:
                 request = RunRequest.model_validate_json(self.project.read_object(run.request_hash or ""))

@@ -69,10 +69,12 @@ class State(BaseModel):
     stopped: str | None = None
     failed: str | None = Field(default=None, description="why the orchestrator failed (until a resume)")
     stop_reason: str | None = None
+    seq: int = Field(default=0, description="the last event this state was derived from")
 
     @classmethod
     def from_events(cls, events: pa.Table, config: Any = None, now: float | None = None) -> "State":
         state = cls(config=config)
+        state.seq = int(events.column("seq")[-1].as_py()) if events.num_rows else 0
         active_s, active_since, last_t = 0.0, None, None
         for r in events.filter(pc.is_in(events.column("kind"), value_set=_KINDS)).to_pylist():
             kind, t = r["kind"], r["time"].timestamp()
