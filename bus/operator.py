@@ -13,10 +13,9 @@ Writes are atomic (a temp file, fsync, rename): a crash leaves the old file or t
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
+from .atomic import write_atomic
 from .errors import NotFound
 from .paths import check_project_name
 
@@ -38,16 +37,7 @@ class OperatorFiles:
     def write(self, project: str, name: str, data: bytes) -> None:
         path = self.path(project, name)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
+        write_atomic(path, data, mode=0o600)
 
     def read(self, project: str, name: str) -> bytes:
         try:

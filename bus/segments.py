@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .atomic import write_atomic
 from .errors import SegmentDamaged
 from .schema import SCHEMA, decode_journal, empty_table
 
@@ -79,26 +80,9 @@ def sum_of(path: Path) -> dict | None:
         return None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_sum(path: Path, data: bytes, rows: int) -> None:
     """Store the sha256 of segment ``path``'s bytes ``data`` and its row count next to it."""
-    _write_atomic(_sum_path(path), json.dumps({"sha256": hashlib.sha256(data).hexdigest(), "rows": rows}).encode())
+    write_atomic(_sum_path(path), json.dumps({"sha256": hashlib.sha256(data).hexdigest(), "rows": rows}).encode())
 
 
 def write_segment(table: pa.Table, path: Path) -> None:
