@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from . import rollup
 from .config import BusConfig
 from .crashpoints import crashpoint
-from .errors import BusFault, SegmentDamaged
+from .errors import BusFault
 from .journal import ProjectJournal, read_counter, write_counter
 from .schema import SCHEMA, decode_journal, empty_table
 from .segments import SEG_RE, choose_segments, read_segment, segment_name, write_segment

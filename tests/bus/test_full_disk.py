@@ -109,7 +109,7 @@ def test_compaction_on_a_full_disk_keeps_every_row_and_fails_no_commit(small_dis
     bus = Bus(config=BusConfig(root=root, compact_rows=5))
     view = bus.create_project("p").as_role("orchestrator", "o")  # row 1 starts the journal's first page
     fill(small_disk)
-    rows = [view.record("decision", f"d{i}") for i in range(2, 6)]  # fit in that page; the 5th compacts
+    [view.record("decision", f"d{i}") for i in range(2, 6)]  # fit in that page; the 5th compacts
     assert len(rows_of(root)) == 5
     with pytest.raises(BusFault, match="every row stays in its journal"):
         bus.index.compact("p")

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from bus import InvalidPath, NotFound
-from bus.repair import repair
 
 REPO = Path(__file__).resolve().parents[2]
 TASK = "the task, as the operator wrote it\n"

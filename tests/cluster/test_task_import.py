@@ -11,7 +11,6 @@ import pandas as pd
 
 from actors.workspace import prompt_map
 from benchmarks.grading.task import Task, shipped_tasks
-from bus.scopes import scope_for
 from cluster.cli import main
 from cluster.tasks import import_task
 
