@@ -2,8 +2,8 @@
 
 ``Agent.run(project, subtask)`` re-grounds on the bus, asks the model, runs its tool
 calls, records the step, and repeats until the model calls ``finish``, a budget is
-spent, the model keeps sending calls nobody can run, or the prompt is over the model's
-context window even cut down (``LLMContextOverflow``: the subtask ends with that reason,
+spent, the model keeps sending calls nobody can run or the same call 3 times in a row
+(``actors.repeats``), or the prompt is over the model's context window even cut down (``LLMContextOverflow``: the subtask ends with that reason,
 the project goes on). It keeps nothing between invocations: one agent (and one pool of
 agent actors) serves every project.
 """
@@ -21,6 +21,7 @@ from bus import Bus, RoleView, Scope
 from . import context, prompts
 from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMError, LLMReply, LLMRequest
 from .llm.record import RecordingLLM
+from .repeats import RepeatedCall, RepeatGuard
 from .roles import ROLES, Role
 from .text_protocol import cut_error, no_call_error, parse_text_calls
 from .tools import Finished, FormatError, ToolBox
@@ -76,6 +77,7 @@ class Agent:
             view = proj.as_role(role.name, instance, Scope(read=("task/**",), write=view.scope.write))
         llm = RecordingLLM(self.llm, view, proj.as_role("system", instance))
         tools = ToolBox(view, role.tools, subtask.id)
+        repeats = RepeatGuard()
         result = AgentResult(project=project, subtask_id=subtask.id, role=role.name, instance=instance, status="failed")
         cursor = view.record("agent_start", f"{role.name}: {subtask.goal[:160]}")["seq"]
         tools.attempt_seq = cursor
@@ -101,7 +103,7 @@ class Agent:
                 reply = self._ask(llm, view, messages, tools, subtask.id, limits)
                 result.prompt_tokens += reply.prompt_tokens
                 result.completion_tokens += reply.completion_tokens
-                ok = self._act(reply, tools, messages, limits.reply_tokens)
+                ok = self._act(reply, tools, messages, limits.reply_tokens, repeats)
                 format_errors = 0 if ok else format_errors + 1
                 view.record("agent_step", f"step {result.steps}: {len(reply.tool_calls)} calls",
                             metrics={"format_errors": float(format_errors)})
@@ -114,6 +116,9 @@ class Agent:
             result.status, result.summary = "finished", done.summary
         except LLMContextOverflow as e:  # over the window even when cut harder: this subtask cannot go on
             result.summary = f"context overflow: {e}"
+        except RepeatedCall as e:  # a loop: the orchestrator reads why in the complete event
+            result.summary = f"repeated call: {e}"
+            view.record("repeated_call", str(e)[:400], subtask=subtask.id, status="ended")
         except LLMError:
             raise  # a system fault (backend down): the orchestrator decides to retry
         except Exception as e:  # a bug or a bad reply must not kill the actor: record it
@@ -162,13 +167,19 @@ class Agent:
             messages.append({"role": "user", "content": "Changed by others since your last step:\n" + "\n".join(lines)})
         return last
 
-    def _act(self, reply: LLMReply, tools: ToolBox, messages: list[dict], max_tokens: int) -> bool:
-        """Run the reply's tool calls; returns False if the reply could not all be acted on."""
-        if reply.tool_calls:
-            return self._act_on_calls(reply, tools, messages, max_tokens)
-        return self._act_on_text(reply, tools, messages, max_tokens)
+    def _act(self, reply: LLMReply, tools: ToolBox, messages: list[dict], max_tokens: int,
+             repeats: RepeatGuard) -> bool:
+        """Run the reply's tool calls; returns False if the reply could not all be acted on.
 
-    def _act_on_calls(self, reply: LLMReply, tools: ToolBox, messages: list[dict], max_tokens: int) -> bool:
+        Raises:
+            Finished: the model called finish; RepeatedCall: the same call too many times in a row.
+        """
+        if reply.tool_calls:
+            return self._act_on_calls(reply, tools, messages, max_tokens, repeats)
+        return self._act_on_text(reply, tools, messages, max_tokens, repeats)
+
+    def _act_on_calls(self, reply: LLMReply, tools: ToolBox, messages: list[dict], max_tokens: int,
+                      repeats: RepeatGuard) -> bool:
         """OpenAI tool calls: each answered by a tool message with its id (the API requires it)."""
         messages.append({"role": "assistant", "content": reply.text or None,
                          "tool_calls": [{"id": c.id, "type": "function",
@@ -179,12 +190,13 @@ class Agent:
             if reply.cut and n == len(reply.tool_calls) and not context.is_object(call.arguments):
                 out, good = f"ERROR: {cut_error(max_tokens, f'your call of {call.name}')}", False
             else:
-                out, good = self._run_tool(tools, call.name, call.arguments)
+                out, good = self._run_tool(tools, call.name, call.arguments, repeats)
             ok = ok and good
             messages.append({"role": "tool", "tool_call_id": call.id, "content": out})
         return ok
 
-    def _act_on_text(self, reply: LLMReply, tools: ToolBox, messages: list[dict], max_tokens: int) -> bool:
+    def _act_on_text(self, reply: LLMReply, tools: ToolBox, messages: list[dict], max_tokens: int,
+                     repeats: RepeatGuard) -> bool:
         """Calls written as JSON in the text (servers without tool calling)."""
         messages.append({"role": "assistant", "content": reply.text})
         calls = parse_text_calls(reply.text)
@@ -194,7 +206,7 @@ class Agent:
             return False
         ok, results = not reply.cut, []
         for name, arguments in calls:
-            out, good = self._run_tool(tools, name, arguments)
+            out, good = self._run_tool(tools, name, arguments, repeats)
             ok = ok and good
             results.append(f"[result of {name}]\n{out}")
         if reply.cut:  # the complete calls ran; what followed them was lost
@@ -204,11 +216,15 @@ class Agent:
         return ok
 
     @staticmethod
-    def _run_tool(tools: ToolBox, name: str, arguments) -> tuple[str, bool]:
+    def _run_tool(tools: ToolBox, name: str, arguments, repeats: RepeatGuard) -> tuple[str, bool]:
+        """One call's result for the model, and whether it was well formed; a repeat of
+        the call before it says so (``RepeatGuard``; raises ``RepeatedCall`` at its limit)."""
+        note = repeats.check(name, arguments)
         try:
-            return tools.call(name, arguments), True
+            out, good = tools.call(name, arguments), True
         except FormatError as e:
-            return f"ERROR: {e}", False
+            out, good = f"ERROR: {e}", False
+        return (f"{out}\n\n{note}" if note else out), good
 
     # -- prompts ----------------------------------------------------------------------
 
