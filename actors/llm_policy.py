@@ -4,17 +4,29 @@ or that is validated here), never as prose we would have to parse. A server with
 structured output gets the object back bare, fenced or inside a sentence: it is read
 with the JSON scanner of ``actors.text_protocol``, and anything else is sent back to
 the model as a one-line error saying what to send.
+
+The prompt is laid out for a prefix cache: what stays the same from one decision to
+the next first (the instructions, the task), then what only grows (the subtasks so
+far), then what changes (files, runs), and last what changes every time (the step,
+the time and the tokens spent). With the budget line near the top, vLLM served 128
+cached tokens per decision (the issue's measurement); ``tests/actors/test_decision_prompt.py``
+checks that two consecutive prompts share most of their text.
+
+A decision never ends a project by raising: a model that cannot be reached (after its
+retries), a prompt over the window even cut down, or replies that are never a decision
+make the decision a stop, with the reason (the project is then graded and reported).
 """
 
 from __future__ import annotations
 
+import pyarrow.compute as pc
 from pydantic import BaseModel, ValidationError
 
-from bus import Bus
+from bus import Bus, BusError
 
 from . import prompts
 from .agent import Subtask
-from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMReply, LLMRequest
+from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMError, LLMReply, LLMRequest
 from .llm.record import RecordingLLM
 from .policy import Decision, State
 from .roles import ROLES
@@ -49,16 +61,23 @@ class LLMPolicy:
         self.bus, self.llm, self.max_invalid, self.window = bus, llm, max_invalid, window
 
     def decide(self, state: State) -> Decision:
+        """The next step: subtasks to dispatch, or a stop with its reason. Never raises for
+        the model's faults (``LLMError``): they are a stop, with what went wrong."""
+        try:
+            return self._decide(state)
+        except LLMContextOverflow as e:
+            return Decision(stop=True, reason=f"context overflow: the decision prompt did not fit even cut to a "
+                                              f"quarter: {e}")
+        except LLMError as e:  # unreachable after retries, refused, a script run out: the project ends cleanly
+            return Decision(stop=True, reason=f"the orchestrator's model failed: {type(e).__name__}: {str(e)[:400]}")
+
+    def _decide(self, state: State) -> Decision:
         project = self.bus.project(state.config.project)
         view = project.as_role("orchestrator", f"orchestrator-{project.name}")
         llm = RecordingLLM(self.llm, view, project.as_role("system", f"orchestrator-{project.name}"))
         messages = [{"role": "user", "content": self._prompt(state, view)}]
         for _ in range(self.max_invalid):
-            try:
-                reply = self._ask(llm, messages, state, view)
-            except LLMContextOverflow as e:
-                return Decision(stop=True, reason=f"context overflow: the decision prompt did not fit even cut to a "
-                                                  f"quarter: {e}")
+            reply = self._ask(llm, messages, state, view)
             d, error = self._read(reply.text)
             if d is None and reply.cut:
                 error = (f"your reply was cut at {self.MAX_REPLY_TOKENS} tokens (the reply limit): send the JSON "
@@ -117,20 +136,46 @@ class LLMPolicy:
         return prompt
 
     def _render(self, state: State, view, share: float) -> str:
-        history = [f"- {sid}: {'finished' if ok else 'failed'}" for sid, ok in state.completed.items()]
+        """The prompt: stable parts first, the parts that change every decision last."""
+        history = [f"- {sid}: {'finished' if ok else 'failed'}" + _said(state.summaries.get(sid, ""))
+                   for sid, ok in state.completed.items()]
         runs = [f"- {r.id}: {r.status}, cv {r.cv_score:.5f}" for r in state.scored_runs]
+        files = view.workspace_map()
+        # Its own renderings (plan/decisions.md, plan/roadmap.json, plan/steps/) change at
+        # every tick and say what the history says: left out, they do not break the prefix.
+        files = files.filter(pc.not_equal(files.column("instance"), view.instance)) if files.num_rows else files
         c = state.config
         return prompts.render(
-            "orchestrator", project=c.project, roles=", ".join(sorted(ROLES)), steps=state.steps + 1,
-            max_steps=c.max_steps, elapsed_s=f"{state.elapsed_s:.0f}", budget_s=f"{c.budget_s:.0f}",
-            tokens=state.tokens, max_tokens=c.max_tokens,
+            "orchestrator", project=c.project, roles=", ".join(sorted(ROLES)), task=_task(view, int(4000 * share)),
             history=_some(history, int(100 * share), "earlier subtasks", newest_last=True) or "(none yet)",
+            workspace_map=prompt_map(files, int(12_000 * share), order="time") or "(none yet)",
             runs=_some(runs, int(50 * share), "lower-scoring runs", newest_last=False) or "(none yet)",  # best first
-            workspace_map=prompt_map(view.workspace_map(), int(12_000 * share)) or "(none yet)")
+            steps=state.steps + 1, max_steps=c.max_steps, elapsed_s=f"{state.elapsed_s:.0f}",
+            budget_s=f"{c.budget_s:.0f}", tokens=state.tokens, max_tokens=c.max_tokens)
 
     def roadmap(self, state: State) -> list[dict]:
         return [{"subtask": sid, "status": "done" if ok else "failed"} for sid, ok in state.completed.items()] + \
                [{"subtask": sid, "status": "in flight"} for sid in sorted(state.in_flight)]
+
+
+def _said(summary: str) -> str:
+    """What a subtask's end said, past its status (the complete event's summary is
+    "<id> <status>: <what the agent said>"), in one line."""
+    said = summary.split(": ", 1)[1] if ": " in summary else ""
+    return f": {' '.join(said.split())[:200]}" if said else ""
+
+
+def _task(view, max_chars: int) -> str:
+    """The task's description, cut to ``max_chars`` (with a note saying so)."""
+    try:
+        if not view.exists("task/description.md"):
+            return "(no task/description.md)"
+        text = view.read("task/description.md").strip()
+    except BusError as e:  # too large, a link: said, not raised
+        return f"(task/description.md cannot be shown: {e})"
+    if len(text) <= max_chars:
+        return text
+    return text[:max_chars] + f"\n(... {len(text) - max_chars} more characters of the description not shown)"
 
 
 def _some(lines: list[str], n: int, what: str, newest_last: bool) -> str:

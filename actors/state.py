@@ -54,6 +54,8 @@ class RunRecord(BaseModel):
 class State(BaseModel):
     config: Any
     completed: dict[str, bool] = Field(default_factory=dict, description="subtask id -> finished successfully")
+    summaries: dict[str, str] = Field(default_factory=dict, description="subtask id -> its complete event's "
+                                      "summary: shown to the deciding model as it is, never parsed")
     dispatches: Counter = Field(default_factory=Counter, description="subtask or run id -> times dispatched")
     steps: int = 0
     last_step: str | None = Field(default=None, description="plan/steps/<n>.json of the last committed decision")
@@ -82,6 +84,7 @@ class State(BaseModel):
                 state.dispatches[r["subtask"] or r["run"] or "?"] += 1
             elif kind == "complete":
                 state.completed[r["subtask"] or "?"] = r["status"] == "finished"
+                state.summaries[r["subtask"] or "?"] = r["summary"] or ""
             elif kind == "decision":
                 state.steps += 1
                 state.last_step = r["path"]

@@ -15,7 +15,11 @@ task/ and plan/ among the 56 (peer case 18). So, for a prompt:
   many files were left out and how to list them;
 - a folder of the task holding more than ``COLLAPSE`` files (its images) is one line,
   with its count and size: 300 image names say nothing a model needs and would push
-  everything else out.
+  everything else out;
+- ``order="time"`` lists the kept files oldest first (by their latest version) instead
+  of by path: a new file then adds a line at the end instead of in the middle, which
+  keeps the prompt's prefix (and a server's prefix cache) valid from one decision to
+  the next.
 """
 
 from __future__ import annotations
@@ -34,12 +38,14 @@ _MAX_ROWS = 400  # rows looked at for one map: more would not fit any prompt
 COLLAPSE = 24  # files in one folder above which the folder is one line of the map
 
 
-def prompt_map(table: pa.Table, max_chars: int, folder: str = "", own: tuple[str, ...] = ()) -> str:
+def prompt_map(table: pa.Table, max_chars: int, folder: str = "", own: tuple[str, ...] = (),
+               order: str = "path") -> str:
     """The map of ``table`` (a ``workspace_map``) for a prompt: at most ``max_chars``
     characters of file lines, then notes on what was left out ('' if nothing to show).
 
     ``folder``: only the files under it (a ``list_files`` call); ``own``: the globs
-    of what the role may write, ranked before the rest."""
+    of what the role may write, ranked before the rest; ``order``: the kept files
+    listed by ``"path"`` or by ``"time"`` (oldest first)."""
     folder = folder.strip("/")
     if folder:
         table = table.filter(pc.starts_with(table.column("path"), folder + "/"))
@@ -60,7 +66,8 @@ def prompt_map(table: pa.Table, max_chars: int, folder: str = "", own: tuple[str
     if ranked.num_rows > kept:
         notes.insert(0, f"... {ranked.num_rows - kept} more files not shown (shown first: task/, plan/, submission/, "
                         "then the newest): list_files(folder) lists a folder")
-    lines = render_map(ranked.slice(0, kept).sort_by("path"), limit=kept)
+    keys = [("path", "ascending")] if order == "path" else [("time", "ascending"), ("path", "ascending")]
+    lines = render_map(ranked.slice(0, kept).sort_by(keys), limit=kept)
     return "\n".join(folders + ([lines] if lines else []) + notes)
 
 

@@ -81,10 +81,11 @@ def test_json_fallback_for_servers_without_tool_calling(bus, proj):
 
 
 def test_budgets_end_the_invocation(bus, proj):
-    result, _ = run(bus, [reply(calls=[("list_files", {})])] * 5, max_steps=3)
+    different = [reply(calls=[("list_files", {"folder": f"f{i}"})]) for i in range(5)]  # repeats end sooner
+    result, _ = run(bus, different, max_steps=3)
     assert (result.status, result.steps) == ("budget", 3)
     tight = {**ROLES, "analyst": Role(name="analyst", tools=ROLES["analyst"].tools, max_tokens=50)}
-    result, _ = run(bus, [reply(calls=[("list_files", {})])] * 5, roles=tight, sid="s2")
+    result, _ = run(bus, different, roles=tight, sid="s2")
     assert result.status == "budget" and result.steps == 1
 
 
@@ -92,8 +93,9 @@ def test_context_budget_cuts_old_tool_output_but_keeps_it_on_the_bus(bus, proj):
     big = "\n".join(f"row {i}: " + "x" * 60 for i in range(300))  # ~20 KB
     proj.as_role("system").write("task/data.csv", big)
     small = {**ROLES, "analyst": Role(name="analyst", tools=ROLES["analyst"].tools, context_chars=12_000)}
-    script = [reply(calls=[("read_file", {"path": "task/data.csv"})])] * 3 + \
-             [reply(calls=[("list_files", {})])] * 4 + [reply(calls=[("finish", {"summary": "ok"})])]
+    script = [reply(calls=[("read_file", {"path": "task/data.csv", "start": i + 1})]) for i in range(3)] + \
+             [reply(calls=[("list_files", {"folder": f"f{i}"})]) for i in range(4)] + \
+             [reply(calls=[("finish", {"summary": "ok"})])]
     result, llm = run(bus, script, roles=small)
     assert result.status == "finished"
     last = llm.requests[-1].messages
