@@ -26,6 +26,7 @@ from bus import Bus, BusError
 
 from . import prompts
 from .agent import Subtask
+from .llm.failures import cause_of
 from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMError, LLMReply, LLMRequest
 from .llm.record import RecordingLLM
 from .policy import Decision, State
@@ -69,6 +70,7 @@ class LLMPolicy:
             return Decision(stop=True, reason=f"context overflow: the decision prompt did not fit even cut to a "
                                               f"quarter: {e}")
         except LLMError as e:  # unreachable after retries, refused, a script run out: the project ends cleanly
+            e = cause_of(e)
             return Decision(stop=True, reason=f"the orchestrator's model failed: {type(e).__name__}: {str(e)[:400]}")
 
     def _decide(self, state: State) -> Decision:

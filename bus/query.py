@@ -86,14 +86,35 @@ def best_metric(bus: Bus, metric: str, mode: str = "max", projects: list[str] | 
 
 
 def tokens_by_role(bus: Bus, projects: list[str] | None = None) -> pa.Table:
-    """Prompt and completion tokens and the number of LLM calls, per project and role."""
-    table = bus.index.scan(projects, columns=["project", "role", "prompt_tokens", "completion_tokens"])
-    table = table.filter(pc.field("prompt_tokens").is_valid() | pc.field("completion_tokens").is_valid())
-    out = table.group_by(["project", "role"]).aggregate(
-        [("prompt_tokens", "sum"), ("completion_tokens", "sum"), ("role", "count")]
-    )
-    out = out.select(["project", "role", "prompt_tokens_sum", "completion_tokens_sum", "role_count"])
-    out = out.rename_columns(["project", "role", "prompt_tokens", "completion_tokens", "calls"])
-    return out.sort_by(
-        [("project", "ascending"), ("role", "ascending")]
-    )
+    """Tokens of the model calls (``llm_call`` events, each counted once), per project,
+    role and model.
+
+    Columns: project, role, model, calls, failed (calls that raised), prompt_tokens,
+    cached_tokens (prompt tokens a prefix cache served, when the server says),
+    completion_tokens, cache_hit_rate (cached / prompt; 0 with no prompt tokens).
+    An agent's ``agent_end`` row carries its invocation's totals too: summing every row
+    with tokens counted each agent's tokens twice.
+    """
+    table = bus.index.scan(projects, columns=["project", "role", "kind", "model", "status", "prompt_tokens",
+                                              "completion_tokens", "metrics"])
+    table = table.filter(pc.equal(table.column("kind"), "llm_call"))
+    rows, cached = metric_values(table.column("metrics"), "cached_tokens")
+    cached_col = np.zeros(table.num_rows)
+    cached_col[rows] = cached
+    table = pa.table({
+        "project": table.column("project"), "role": table.column("role"),
+        "model": pc.fill_null(table.column("model"), ""),
+        "failed": pc.cast(pc.fill_null(pc.equal(table.column("status"), "failed"), False), pa.int64()),
+        "prompt_tokens": pc.fill_null(table.column("prompt_tokens"), 0),
+        "cached_tokens": pa.array(cached_col.astype(np.int64)),
+        "completion_tokens": pc.fill_null(table.column("completion_tokens"), 0)})
+    keys = ["project", "role", "model"]
+    out = table.group_by(keys).aggregate([("role", "count"), ("failed", "sum"), ("prompt_tokens", "sum"),
+                                          ("cached_tokens", "sum"), ("completion_tokens", "sum")])
+    out = out.select(keys + ["role_count", "failed_sum", "prompt_tokens_sum", "cached_tokens_sum",
+                             "completion_tokens_sum"])
+    out = out.rename_columns(keys + ["calls", "failed", "prompt_tokens", "cached_tokens", "completion_tokens"])
+    prompt = out.column("prompt_tokens").to_numpy().astype(float)
+    rate = np.divide(out.column("cached_tokens").to_numpy(), prompt, out=np.zeros(len(prompt)), where=prompt > 0)
+    out = out.append_column("cache_hit_rate", pa.array(np.round(rate, 4)))
+    return out.sort_by([("project", "ascending"), ("role", "ascending"), ("model", "ascending")])

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 2  # 2: the typed columns subtask, run, attempt, status (segments of 1 read as null)
+SCHEMA_VERSION = 3  # 2: the typed columns subtask, run, attempt, status; 3: model (older segments read as null)
 
 SCHEMA = pa.schema(
     [
@@ -51,6 +51,8 @@ SCHEMA = pa.schema(
         pa.field("run", pa.string()),
         pa.field("attempt", pa.int64()),
         pa.field("status", pa.string()),
+        # An LLM call's model (backend/name): tokens are accounted per model.
+        pa.field("model", pa.string()),
     ],
     metadata={"aisci.schema_version": str(SCHEMA_VERSION)},
 )

@@ -178,7 +178,7 @@ class RoleView:
 
         ``fields`` are columns of ``bus.schema.SCHEMA``: ``metrics``, ``prompt_tokens``,
         ``completion_tokens``, ``derived_from``, ``hash``, ``size``, ``version``,
-        ``subtask``, ``run``, ``attempt``, ``status``. A field may be a function of the
+        ``subtask``, ``run``, ``attempt``, ``status``, ``model``. A field may be a function of the
         row's own sequence number (an id made from it, such as a run's), called once
         inside the commit. Returns the row.
         """

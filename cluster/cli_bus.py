@@ -82,7 +82,8 @@ def cmd_query(bus: Bus, args: argparse.Namespace) -> None:
         print_table(query.best_metric(bus, args.metric, args.mode), title=f"best {args.metric} per project ({args.mode})")
     elif args.what == "tokens":
         projects = [bus.project(args.project).name] if args.project else None  # an unknown project: NotFound
-        print_table(query.tokens_by_role(bus, projects), title="tokens per role")
+        print_table(query.tokens_by_role(bus, projects), title="tokens per project, role and model: each model call "
+                    "once; cached = prompt tokens a prefix cache served")
     elif args.what == "files":
         print_table(query.latest_files(bus, args.project).drop_columns(["hash"]), title=f"files of {args.project}")
     elif args.what == "map":

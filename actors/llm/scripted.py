@@ -1,5 +1,7 @@
 """A deterministic model that replays given replies: for tests and for replaying a
-recorded run (``ScriptedLLM.from_bus``) step by step while debugging."""
+recorded run (``ScriptedLLM.from_bus``, ``aisci replay``). An entry
+``{"error": {...}}`` (``actors.llm.failures``) raises that error instead of replying:
+a recorded call that failed fails again."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ import threading
 import time
 from typing import Iterable
 
+from .failures import from_record
 from .protocol import LLMReply, LLMRequest, ScriptExhausted, ToolCall
+from .record import recorded_calls, replay_entry
 
 
 def reply(text: str = "", calls: Iterable[tuple[str, dict | str]] = (), finish_reason: str = "") -> LLMReply:
@@ -33,8 +37,7 @@ class ScriptedLLM:
         # One script, or one per tag (subtask id), so that concurrent subtasks sharing
         # this model each get their own replies in order, deterministically.
         scripts = replies if isinstance(replies, dict) else {"": replies}
-        self._scripts = {tag: [r if isinstance(r, LLMReply) else LLMReply.model_validate(r) for r in rs]
-                         for tag, rs in scripts.items()}
+        self._scripts = {tag: [_entry(r) for r in rs] for tag, rs in scripts.items()}
         self._next: dict[str, int] = {tag: 0 for tag in self._scripts}
         self._lock = threading.Lock()
         self.model = model
@@ -62,6 +65,9 @@ class ScriptedLLM:
             out = script[self._next[tag]].model_copy()
             self._next[tag] += 1
             self.requests.append(request)
+        if isinstance(out, _Failure):
+            time.sleep(out.latency_s)
+            raise from_record(out.error)
         if out.latency_s:  # a scripted "thinking time", to test what happens meanwhile
             time.sleep(out.latency_s)
         prompt_chars = sum(len(str(m.get("content") or "")) for m in request.messages)
@@ -71,9 +77,20 @@ class ScriptedLLM:
         return out
 
     @classmethod
-    def from_bus(cls, view, instance: str | None = None) -> "ScriptedLLM":
-        """Replay the replies recorded on a project (``actors.llm.record``), in order;
-        optionally only those of one agent instance."""
-        from .record import recorded_calls
+    def from_bus(cls, view, instance: str | None = None, realtime: bool = False) -> "ScriptedLLM":
+        """Replay the calls recorded on a project (``actors.llm.record``), in order;
+        optionally only those of one agent instance. A failed call raises its error
+        again; recorded latencies are slept only with ``realtime``."""
+        return cls([replay_entry(call, realtime) for call in recorded_calls(view, instance)], model="replay")
 
-        return cls([call["reply"] for call in recorded_calls(view, instance)], model="replay")
+
+class _Failure(LLMReply):
+    """A scripted entry that raises ``error`` (a ``failures.to_record`` dict)."""
+
+    error: dict
+
+
+def _entry(r: LLMReply | dict) -> LLMReply:
+    if isinstance(r, LLMReply):
+        return r
+    return _Failure.model_validate(r) if "error" in r else LLMReply.model_validate(r)
