@@ -3,6 +3,7 @@
     aisci run [TASK]                # the main job: a task until target or budget, then the grade
     aisci resume PROJECT            # continue a paused or interrupted project from the bus
     aisci pause PROJECT             # ask a running project to pause (as a preemption notice does)
+    aisci replay PROJECT            # run a recorded project again with no model, at full speed
     aisci sweep sweep.yaml          # a grid of projects at once; the same command resumes it
     aisci status [--sweep S] [--watch] | leaderboard SWEEP
     aisci demo                      # a short tour of the bus on the local root
@@ -78,6 +79,16 @@ def cmd_sweep(bus: Bus, args: argparse.Namespace) -> None:
         raise SystemExit(EXIT_PAUSED)
 
 
+def cmd_replay(bus: Bus, args: argparse.Namespace) -> None:
+    from .replay import replay_job
+    from .run import connect, run_job
+
+    job = replay_job(bus, args.project, args.into, args.realtime)  # checked before Ray starts
+    connect(args.address)
+    if run_job(bus, job, grace_s=args.grace).paused:
+        raise SystemExit(EXIT_PAUSED)
+
+
 def cmd_pause(bus: Bus, args: argparse.Namespace) -> None:
     bus.project(args.project).as_role("system", "cli").record("pause_requested", args.reason)
     print(f"asked {args.project} to pause; its orchestrator stops dispatching at its next step "
@@ -122,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("file", help="the sweep's YAML file (see cluster/sweep.py)")
     _cluster_flags(w)
     w.set_defaults(func=cmd_sweep)
+    y = sub.add_parser("replay", help="run a recorded project again with no model (its recorded calls)")
+    y.add_argument("project")
+    y.add_argument("--project", dest="into", help="the new project's name (default: <project>-replay-<time>)")
+    y.add_argument("--realtime", action="store_true", help="keep each call's recorded latency (default: full speed)")
+    _cluster_flags(y)
+    y.set_defaults(func=cmd_replay)
     p = sub.add_parser("pause", help="ask a running project to pause")
     p.add_argument("project")
     p.add_argument("--reason", default="paused by `aisci pause`")

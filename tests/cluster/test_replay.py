@@ -1,0 +1,66 @@
+"""`aisci replay`: a recorded project run again with no model, on real Ray, the real
+orchestrator, agent pool and bus: the same events, at full speed, to the same end
+(a crash of the orchestrator's model included)."""
+
+import json
+import time
+
+from actors.llm.config import LLMConfig
+from actors.llm.scripted import reply
+from benchmarks.grading.task import shipped_tasks
+from cluster.cli import main
+from cluster.run import run_task
+
+THINK_S = 2.0  # each recorded call's latency: 14 s of model time in all
+KINDS = ("decision", "dispatch", "complete", "llm_call", "agent_start", "agent_end", "stopped", "failed", "graded")
+
+
+def slow(r):
+    r.latency_s = THINK_S
+    return r.model_dump()
+
+
+def decide(action, reason, role=None, goal=""):
+    return slow(reply(text=json.dumps({"action": action, "role": role, "goal": goal, "reason": reason})))
+
+
+def call(tool, **args):
+    return slow(reply(calls=[(tool, args)]))
+
+
+def story(bus, project):
+    """What happened, without times or sequence numbers."""
+    return [(e["kind"], e["role"], e["subtask"], e["run"], e["status"])
+            for e in bus.project(project).events().to_pylist() if e["kind"] in KINDS]
+
+
+def test_a_recorded_project_replays_to_the_same_events_much_faster(ray_cluster, bus, capsys):
+    down = {"error": {"type": "LLMUnavailable", "message": "could not reach http://gpu-7:8000/v1"}}
+    script = {
+        "orchestrator": [decide("dispatch", "nothing known", "analyst", "Understand the task"),
+                         decide("dispatch", "understood", "coder", "Write code/train.py"),
+                         down],  # the model went away at the third decision
+        "analyst-1": [call("read_file", path="task/description.md"),
+                      call("write_file", path="analysis/task.md", content="10 digits", summary="the task"),
+                      call("finish", summary="ten classes, 64 pixels")],
+        "coder-1": [call("write_file", path="code/train.py", content="print(1)\n", summary="a stub"),
+                    call("finish", summary="wrote code/train.py")],
+    }
+    t0 = time.monotonic()
+    out = run_task(bus, str(shipped_tasks()["digits"]), project="rec", llm=LLMConfig(backend="scripted", script=script),
+                   budget_s=600, allow_unsandboxed=True)
+    recorded_s = time.monotonic() - t0
+    assert out.reason == "the orchestrator's model failed: LLMUnavailable: could not reach http://gpu-7:8000/v1"
+
+    t0 = time.monotonic()
+    assert main(["--root", str(bus.root), "replay", "rec", "--project", "rep"]) == 0
+    replay_s = time.monotonic() - t0
+    assert "the orchestrator's model failed: LLMUnavailable" in capsys.readouterr().out
+    assert story(bus, "rep") == story(bus, "rec") and len(story(bus, "rec")) > 20
+    model_s = [sum(dict(e["metrics"])["latency_s"] for e in bus.project(p).events().to_pylist()
+                   if e["kind"] == "llm_call") for p in ("rec", "rep")]
+    assert model_s[0] >= 7 * THINK_S and model_s[1] < 7 * THINK_S / 4, model_s  # 7 calls that replied
+    assert replay_s < recorded_s - 7 * THINK_S / 2, (replay_s, recorded_s)  # half of it, at least: start-up varies
+    # A replay into an existing project: one line, exit 2, before anything starts.
+    assert main(["--root", str(bus.root), "replay", "rec", "--project", "rep"]) == 2
+    assert "exists already" in capsys.readouterr().err
