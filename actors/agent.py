@@ -23,7 +23,7 @@ from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMError, LLMR
 from .llm.record import RecordingLLM
 from .repeats import RepeatedCall, RepeatGuard
 from .roles import ROLES, Role
-from .text_protocol import cut_error, no_call_error, parse_text_calls
+from .text_protocol import cut_error, no_call_error, parse_text_calls, tool_listing
 from .tools import Finished, FormatError, ToolBox
 from .workspace import TRANSCRIPTS, prompt_map
 
@@ -58,10 +58,12 @@ class AgentResult(BaseModel):
 
 class Agent:
     def __init__(self, bus: Bus, llm: LLM, roles: dict[str, Role] | None = None, max_format_errors: int = 3,
-                 bus_memory: bool = True, window: ContextWindow | None = None):
-        """``window``: the model's context window (``LLMConfig.window()``); None if unknown."""
+                 bus_memory: bool = True, window: ContextWindow | None = None, text_tools: bool = False):
+        """``window``: the model's context window (``LLMConfig.window()``); None if unknown.
+        ``text_tools``: the server takes no tools (``LLMConfig.tool_calling`` "text"): none
+        are sent; the system prompt lists them and the model writes its calls as JSON."""
         self.bus, self.llm, self.roles = bus, llm, roles or ROLES
-        self.max_format_errors, self.window = max_format_errors, window
+        self.max_format_errors, self.window, self.text_tools = max_format_errors, window, text_tools
         # Off is the paper's ablation: an agent reads only task/ and what it writes itself;
         # all it learns of other agents' work is what the orchestrator's prompt says.
         self.bus_memory = bus_memory
@@ -81,8 +83,9 @@ class Agent:
         result = AgentResult(project=project, subtask_id=subtask.id, role=role.name, instance=instance, status="failed")
         cursor = view.record("agent_start", f"{role.name}: {subtask.goal[:160]}")["seq"]
         tools.attempt_seq = cursor
+        sent = [] if self.text_tools else tools.schemas()  # the tool schemas each request carries
         limits = context.budget(role.context_chars, role.max_reply_tokens, self.window,
-                                overhead_chars=len(json.dumps(tools.schemas())))
+                                overhead_chars=len(json.dumps(sent)))
         messages = [{"role": "system", "content": self._system_prompt(view, role, tools)},
                     {"role": "user", "content": self._subtask_prompt(view, subtask, limits.prompt_chars // 4)}]
         format_errors = 0
@@ -100,7 +103,7 @@ class Agent:
                 result.steps += 1
                 cursor = self._reground(view, messages, cursor)
                 context.fit(messages, limits.prompt_chars)
-                reply = self._ask(llm, view, messages, tools, subtask.id, limits)
+                reply = self._ask(llm, view, messages, sent, subtask.id, limits)
                 result.prompt_tokens += reply.prompt_tokens
                 result.completion_tokens += reply.completion_tokens
                 ok = self._act(reply, tools, messages, limits.reply_tokens, repeats)
@@ -133,7 +136,7 @@ class Agent:
     # -- the three parts of a step --------------------------------------------------
 
     @staticmethod
-    def _ask(llm: LLM, view: RoleView, messages: list[dict], tools: ToolBox, tag: str,
+    def _ask(llm: LLM, view: RoleView, messages: list[dict], tools: list[dict], tag: str,
              limits: context.Limits) -> LLMReply:
         """One model call. A prompt the server refuses as over the model's window is cut
         harder (to what the server says fits; only the latest message kept whole) and
@@ -144,7 +147,7 @@ class Agent:
             LLMContextOverflow: refused again; LLMError: the backend's other faults.
         """
         try:
-            return llm.complete(LLMRequest(messages=messages, tools=tools.schemas(), tag=tag,
+            return llm.complete(LLMRequest(messages=messages, tools=tools, tag=tag,
                                            max_tokens=limits.reply_tokens))
         except LLMContextOverflow as e:
             size = context.size(messages)
@@ -153,7 +156,7 @@ class Agent:
             context.fit(messages, limits.prompt_chars, keep_last=1)
             view.record("context_overflow", f"prompt of {size} characters refused; cut to {context.size(messages)}",
                         metrics={"limit_tokens": float(e.limit_tokens or 0), "prompt_tokens": float(e.prompt_tokens or 0)})
-            return llm.complete(LLMRequest(messages=messages, tools=tools.schemas(), tag=tag,
+            return llm.complete(LLMRequest(messages=messages, tools=tools, tag=tag,
                                            max_tokens=limits.reply_tokens))
 
     def _reground(self, view: RoleView, messages: list[dict], cursor: int) -> int:
@@ -232,7 +235,7 @@ class Agent:
         return prompts.render(
             "system", role=role.name, project=view.project.name, mission=prompts.render(role.name),
             read_globs=", ".join(view.scope.read + view.scope.write), write_globs=", ".join(view.scope.write) or "nothing",
-            tool_hint="" if tools.schemas() else 'Answer with one JSON object {"tool": name, "arguments": {...}}.',
+            tool_hint=tool_listing(tools.schemas()) if self.text_tools or not tools.schemas() else "",
         )
 
     def _subtask_prompt(self, view: RoleView, subtask: Subtask, map_chars: int) -> str:

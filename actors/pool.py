@@ -27,7 +27,7 @@ class AgentActor:
         # others (a script, a vLLM engine) are one shared actor for the whole cluster.
         llm = make_llm(config) if config.backend in ("baseline", "openai") else RemoteLLM(config)
         self.agent = Agent(Bus(config=BusConfig.model_validate(bus_config)), llm, bus_memory=bus_memory,
-                           window=config.window())
+                           window=config.window(), text_tools=config.tool_calling == "text")
 
     def run(self, project: str, subtask: dict) -> dict:
         return self.agent.run(project, Subtask.model_validate(subtask)).model_dump()

@@ -14,8 +14,9 @@ scan goes on after its end (braces inside its strings are never looked at again)
 not acting: a call inside one is not run.
 
 Exports: ``parse_text_calls`` (the calls in a reply), ``find_object`` (the first object
-with a given key: a decision), and ``no_call_error`` / ``bad_object_error`` (the
-one-line error a model is sent instead, saying what to send).
+with a given key: a decision), ``no_call_error`` / ``bad_object_error`` (the
+one-line error a model is sent instead, saying what to send), and ``tool_listing``
+(the tools, described in the system prompt when the server takes none).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import re
 from typing import Any, Iterator
 
 __all__ = ["CALL_FORM", "bad_object_error", "cut_error", "find_object", "json_values", "no_call_error",
-           "parse_text_calls", "strip_reasoning"]
+           "parse_text_calls", "strip_reasoning", "tool_listing"]
 
 CALL_FORM = '{"tool": name, "arguments": {...}}'
 
@@ -124,3 +125,16 @@ def cut_error(max_tokens: int, what: str = "the call") -> str:
     """One line for a reply the server cut at its cap (``finish_reason`` "length")."""
     return (f"your reply was cut at {max_tokens} tokens (the reply limit), so {what} was incomplete and was not run: "
             "write the file shorter, or in parts (several smaller files), and make one call per reply")
+
+
+def tool_listing(schemas: list[dict]) -> str:
+    """How to call tools in the text, and each tool of ``schemas`` (OpenAI function
+    schemas) in one line: ``- name(arg, optional?): description``."""
+    lines = []
+    for t in schemas:
+        fn = t["function"]
+        params = fn["parameters"]
+        args = ", ".join(a if a in params.get("required", ()) else f"{a}?" for a in params.get("properties", {}))
+        lines.append(f"- {fn['name']}({args}): {fn['description']}")
+    return (f"Call a tool by writing one JSON object {CALL_FORM} in your reply (several, one after another, run in "
+            "order)." + ("\nYour tools:\n" + "\n".join(lines) if lines else ""))

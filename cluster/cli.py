@@ -51,11 +51,31 @@ def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
 
     task = find_task(args.task)
     llm = parse_model(args.model, base_url=args.base_url, api_key_env=args.api_key_env)
+    llm = check_model(llm.model_copy(update={"tool_calling": args.tool_calling}))  # before Ray or any state
     job = make_job(str(task), args.project, llm, parse_budget(args.budget), args.target, not args.no_bus_memory,
                    args.agents, _operator_policy(args), args.allow_unsandboxed)
     connect(args.address)
     if run_job(bus, job, grace_s=args.grace).paused:
         raise SystemExit(EXIT_PAUSED)
+
+
+def check_model(llm):
+    """An OpenAI-compatible server asked what it can do (``actors.llm.capabilities``):
+    the config with the tool-calling mode and the window it found, said on screen.
+    Raises ``ServerCheckFailed`` (one line: what to change)."""
+    if llm.backend != "openai":
+        return llm
+    from actors.llm.capabilities import check_server
+
+    from .driver import console
+
+    asked = llm.tool_calling
+    llm, caps = check_server(llm)
+    why = ("as asked; " if asked != "auto" else "") + (
+        "the server takes tools" if caps.tools else f"the server refuses tools: {caps.tools_error}")
+    console.print(f"model {llm.model} at {llm.base_url}: tool calls [bold]{llm.tool_calling}[/bold] ({why}), "
+                  f"context window {llm.context_tokens or 'unknown'} tokens", markup=True, highlight=False)
+    return llm
 
 
 def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
@@ -115,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--base-url", help="openai: the endpoint, e.g. http://localhost:8000/v1 "
                    "(default: $AISCI_LLM_BASE_URL)")
     r.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: the variable holding the key")
+    r.add_argument("--tool-calling", choices=["auto", "native", "text"], default="auto",
+                   help="openai: native tool calls, JSON calls in the text, or auto: what the server takes "
+                   "(probed at start)")
     r.add_argument("--budget", default="1h", help="wall-clock budget: 90s, 30m, 2h, 1d")
     r.add_argument("--target", type=float, help="stop experimenting once the best CV score reaches this")
     r.add_argument("--no-bus-memory", action="store_true", help="the paper's ablation: agents see only task/")

@@ -107,6 +107,18 @@ def prepare(bus: Bus, job: ProjectJob) -> State:
     return state
 
 
+def record_model(proj, llm: LLMConfig) -> None:
+    """How this start talks to the model, as an ``llm_settings`` event: the tool-calling
+    mode (``status``) and the context window (``metrics``), for ``aisci bus log``."""
+    if llm.backend == "baseline":
+        return
+    window = llm.window()
+    proj.as_role("system", "driver").record(
+        "llm_settings", f"{llm.backend}:{llm.model or '-'}: tool calls {llm.tool_calling}, context window "
+        f"{window.tokens if window else 'unknown'} tokens", status=llm.tool_calling, model=f"{llm.backend}/{llm.model}",
+        metrics={"context_tokens": float(window.tokens)} if window else None)
+
+
 def start_orchestrator(bus: Bus, job: ProjectJob, pool: AgentPool):
     name = orchestrator_name(job.project)
     for _ in range(100):  # a killed predecessor's name is released within moments
@@ -138,6 +150,7 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
     t0 = time.time()
     ended_before = prepare(bus, job).stopped is not None
     proj = bus.project(job.project)
+    record_model(proj, job.llm)
     if job.run_policy.sandbox == "none" and not quiet:
         why = probe().reason or "the operator's choice"
         console.print(f"[yellow]warning[/yellow]: experiments run UNSANDBOXED ({why}); only code the operator "

@@ -36,6 +36,10 @@ class LLMConfig(BaseModel):
         "cut to fit under it, and replies are capped at half of it. Default: vllm's max_model_len for the vllm "
         "backend; unknown otherwise (then only the roles' budgets apply, and a server's refusal of a prompt over "
         "its window is handled when it comes).")
+    tool_calling: Literal["auto", "native", "text"] = Field(
+        default="auto", description="How agents call tools: native (the API's tool calls), text (JSON objects in "
+        "the reply, for servers without tool calling: actors.text_protocol), or auto: for openai, what the server "
+        "accepts, probed at start (actors.llm.capabilities); native for the other backends.")
     chars_per_token: float = Field(default=3.0, gt=0, description="Characters a token, to turn the window into "
                                    "a budget in characters (code and JSON are ~3, English prose ~4).")
 

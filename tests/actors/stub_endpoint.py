@@ -23,17 +23,37 @@ VLLM_OVERFLOW = ("This model's maximum context length is {limit} tokens. However
 
 
 class StubEndpoint:
-    """``respond(body) -> (status, payload)``; every request body is kept in ``requests``."""
+    """``respond(body) -> (status, payload)``; every request body is kept in ``requests``.
+    ``GET /models`` lists ``models`` (vLLM's form, with ``max_model_len``); with ``key``,
+    a request without ``Authorization: Bearer <key>`` gets OpenAI's 401."""
 
-    def __init__(self, respond: Callable[[dict], tuple[int, dict]]):
+    def __init__(self, respond: Callable[[dict], tuple[int, dict]], models: list[dict] | None = None,
+                 key: str | None = None):
         self.requests: list[dict] = []
         outer = self
+        listing = {"object": "list", "data": [{"object": "model", "owned_by": "vllm", **m}
+                                              for m in (models or [{"id": "stub", "max_model_len": 16384}])]}
 
         class Handler(BaseHTTPRequestHandler):
+            def _refused(self) -> bool:
+                if key is None or self.headers.get("Authorization") == f"Bearer {key}":
+                    return False
+                self._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
+                                           "code": "invalid_api_key"}})
+                return True
+
+            def do_GET(self):
+                if not self._refused():
+                    self._send(200, listing) if self.path.endswith("/models") else self._send(404, {"detail": "Not Found"})
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self._refused():
+                    return
                 outer.requests.append(body)
-                status, payload = respond(body)
+                self._send(*respond(body))
+
+            def _send(self, status: int, payload: dict):
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -53,6 +73,17 @@ class StubEndpoint:
 
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
+
+
+# What `vllm serve` without --enable-auto-tool-choice answers to a request carrying tools.
+VLLM_NO_TOOLS = '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
+
+
+def no_tools(body: dict) -> tuple[int, dict] | None:
+    """vLLM's 400 for a request with tools, or None if it has none."""
+    if not body.get("tools"):
+        return None
+    return 400, {"object": "error", "type": "BadRequestError", "code": 400, "param": None, "message": VLLM_NO_TOOLS}
 
 
 def prompt_chars(body: dict) -> int:
