@@ -113,9 +113,10 @@ def record_model(proj, llm: LLMConfig) -> None:
     if llm.backend == "baseline":
         return
     window = llm.window()
+    mode = "text" if llm.tool_calling == "text" else "native"  # auto, unprobed (not the CLI's openai): native
     proj.as_role("system", "driver").record(
-        "llm_settings", f"{llm.backend}:{llm.model or '-'}: tool calls {llm.tool_calling}, context window "
-        f"{window.tokens if window else 'unknown'} tokens", status=llm.tool_calling, model=f"{llm.backend}/{llm.model}",
+        "llm_settings", f"{llm.backend}:{llm.model or '-'}: tool calls {mode}, context window "
+        f"{window.tokens if window else 'unknown'} tokens", status=mode, model=f"{llm.backend}/{llm.model}",
         metrics={"context_tokens": float(window.tokens)} if window else None)
 
 

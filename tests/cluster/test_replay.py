@@ -52,7 +52,7 @@ def test_a_recorded_project_replays_to_the_same_events_much_faster(ray_cluster, 
     recorded_s = time.monotonic() - t0
     assert out.reason == "the orchestrator's model failed: LLMUnavailable: could not reach http://gpu-7:8000/v1"
     settings = [e for e in bus.project("rec").events().to_pylist() if e["kind"] == "llm_settings"]
-    assert [(e["status"], e["model"]) for e in settings] == [("auto", "scripted/")]  # how this start talks to the model
+    assert [(e["status"], e["model"]) for e in settings] == [("native", "scripted/")]  # how this start talks to the model
 
     t0 = time.monotonic()
     assert main(["--root", str(bus.root), "replay", "rec", "--project", "rep"]) == 0
