@@ -17,6 +17,8 @@ from cluster.errors import UserError
 from cluster.run import parse_budget, run_task
 from cluster.tasks import import_task
 
+pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
+
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
 
