@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from bus import Bus
 
 from .agent import AgentResult, Subtask
+from .champion import settle_submission
 from .policy import Decision, Policy, State
 from .runs import RunPolicy, RunRequest, RunResult, RunSpec, record_result, resolve
 
@@ -212,6 +213,7 @@ class Orchestrator:
             self.run_experiments(specs)
 
     def _stop(self, state: State, reason: str) -> State:
+        reason = f"{reason}; {settle_submission(self.system, state, self.config.bus_memory)}"
         self.view.record("stopped", reason, metrics=state.metrics())
         final = self.reground()
         final.stop_reason = reason

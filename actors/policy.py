@@ -65,7 +65,7 @@ class BaselinePolicy:
             why = f"{phase}: {'retry' if attempts else 'next phase'}" + (
                 f" (best run so far {params['best']})" if phase == "submit" else "")
             return Decision(subtasks=[Subtask(id=sid, role=role, goal=goal, context=context)], reason=why)
-        return Decision(stop=True, reason="submitted: every phase is done")
+        return Decision(stop=True, reason="every phase is done")
 
     def roadmap(self, state: State) -> list[dict]:
         out = []

@@ -1,54 +1,147 @@
-"""A project's report: what was tried, what worked, the final grade, and a plot of the
-best metric over the orchestrator's steps (SVG, no plotting library needed)."""
+"""A project's report, written from the bus at its end: how it ended (the stop reason,
+pauses and resumes), the grade with the metric's direction, every decision, every run
+with its score, the failed runs with the tail of their output, and a plot of the runs'
+scores with the best so far.
+
+The plot is drawn by matplotlib (docs/libraries.md says why a library and not our own
+SVG); it is written as ``report/metric.svg`` beside ``report/report.md``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
+import math
 
 from bus import Project
 
-
-def _svg(points: list[tuple[float, float]], label: str) -> str:
-    w, h, pad = 480, 240, 40
-    if not points:
-        return f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}"><text x="10" y="20">no {label} yet</text></svg>'
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    x0, x1, y0, y1 = min(xs), max(xs) or 1, min(ys), max(ys)
-    sx = lambda x: pad + (x - x0) / ((x1 - x0) or 1) * (w - 2 * pad)  # noqa: E731
-    sy = lambda y: h - pad - (y - y0) / ((y1 - y0) or 1) * (h - 2 * pad)  # noqa: E731
-    line = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
-    dots = "".join(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3"/>' for x, y in points)
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">'
-            f'<polyline fill="none" stroke="steelblue" stroke-width="2" points="{line}"/>{dots}'
-            f'<text x="{pad}" y="15">{label} by experiment (seconds since the first)</text>'
-            f'<text x="5" y="{sy(y1) + 4:.0f}">{y1:.4g}</text><text x="5" y="{sy(y0) + 4:.0f}">{y0:.4g}</text>'
-            f'<text x="{w - pad - 20}" y="{h - 10}">{x1:.0f} s</text></svg>')
+TAIL_LINES = 6  # lines of a failed run's output shown in the report
+TAIL_CHARS = 800
 
 
-def write_report(project: Project, grade: dict | None) -> str:
-    """Write report/report.md and report/metric.svg (as the writer role); returns the markdown."""
+def fmt_score(value: float | None) -> str:
+    """A score rounded to 4 significant digits (0.97333 -> 0.9733, 53.1234 -> 53.12):
+    enough to rank runs, no more than a metric on a few thousand rows can tell."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.4g}"
+
+
+def best_so_far(scores: list[float | None], lower_is_better: bool) -> list[float | None]:
+    """For each position, the best finite score up to it (None before the first)."""
+    out, best = [], None
+    for s in scores:
+        if s is not None and math.isfinite(s) and (best is None or (s < best if lower_is_better else s > best)):
+            best = s
+        out.append(best)
+    return out
+
+
+def plot_scores(runs: list[tuple[str, float | None]], lower_is_better: bool) -> str:
+    """SVG text: each run's score (labelled with its id) in the order results came,
+    and the best so far as a step line. ``runs``: (run id, score or None)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render to a file
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 3.6))
+    ax = fig.add_subplot()
+    xs = list(range(1, len(runs) + 1))
+    scored = [(x, s, name) for x, (name, s) in zip(xs, runs) if s is not None and math.isfinite(s)]
+    if scored:
+        ax.scatter([x for x, _, _ in scored], [s for _, s, _ in scored], color="tab:blue", zorder=3, label="run")
+        for x, s, name in scored:
+            ax.annotate(name, (x, s), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        best = best_so_far([s for _, s in runs], lower_is_better)
+        pts = [(x, b) for x, b in zip(xs, best) if b is not None]
+        ax.step([x for x, _ in pts], [b for _, b in pts], where="post", color="tab:orange", label="best so far")
+        ax.legend(loc="best", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no scored run", ha="center", va="center", transform=ax.transAxes)
+    direction = "lower is better" if lower_is_better else "higher is better"
+    ax.set_title(f"cv score of each run ({direction})", fontsize=10)
+    ax.set_xlabel("run, in the order results came")
+    ax.set_ylabel("cv score")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})  # no date: the same bus, the same file
+    return buf.getvalue()
+
+
+def _fence(text: str) -> str:
+    """Run output (untrusted text) as a code block it cannot close."""
+    lines = text.replace("```", "'''").splitlines()[-TAIL_LINES:]
+    return "```\n" + "\n".join(lines)[-TAIL_CHARS:] + "\n```"
+
+
+def _failed_run_section(writer, runs: list[dict]) -> list[str]:
+    lines: list[str] = []
+    for e in runs:
+        if e["status"] == "ok":
+            continue
+        tail = ""
+        try:
+            result = json.loads(writer.read(f"experiments/{e['run']}/result.json"))
+            reason, tail = result.get("reason", ""), result.get("output_tail", "")
+        except Exception:  # the event's summary says it too: a report is written even from a damaged folder
+            reason = e["summary"]
+        lines += [f"- **{e['run']}**: {e['status']}: {reason or '(no reason given)'}"]
+        if tail.strip():
+            lines += ["", _fence(tail), ""]
+    return (["## Failed runs", ""] + lines + [""]) if lines else []
+
+
+def _ending(events: list[dict]) -> list[str]:
+    def at(e):
+        return f"{e['time']:%Y-%m-%d %H:%M:%S}"
+
+    lines = [f"- {at(e)} {e['kind']}: {e['summary']}" for e in events
+             if e["kind"] in ("pause_requested", "paused", "resumed", "failed", "stopped")]
+    return (["## How it ran", ""] + lines + [""]) if lines else []
+
+
+def write_report(project: Project, grade: dict | None, lower_is_better: bool | None = None) -> str:
+    """Write report/report.md and report/metric.svg (as the writer role); returns the markdown.
+
+    ``lower_is_better`` is the task metric's direction (MLE-bench's ``is_lower_better``);
+    by default the grade's."""
+    if lower_is_better is None:
+        lower_is_better = bool(grade and grade.get("lower_is_better"))
     events = project.events().to_pylist()
     runs = [e for e in events if e["kind"] == "experiment"]
-    t0 = runs[0]["time"] if runs else None
-    points = [((e["time"] - t0).total_seconds(), dict(e["metrics"] or []).get("cv_score"))
-              for e in runs if dict(e["metrics"] or []).get("cv_score") is not None]
+    scores = [(e["run"], dict(e["metrics"] or []).get("cv_score") if e["status"] == "ok" else None) for e in runs]
+    best = best_so_far([s for _, s in scores], lower_is_better)[-1] if scores else None
     decisions = [e for e in events if e["kind"] == "decision"]
+    direction = "lower is better" if lower_is_better else "higher is better"
     lines = [f"# Report: {project.name}", "",
-             f"Written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC from the bus ({len(events)} events).", ""]
+             f"Written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC from the bus ({len(events)} events). "
+             f"The metric: {direction}.", ""]
+    lines += _ending(events)
     if grade:
-        lines += ["## Grade", "", f"- score: **{grade['score']}** ({'valid' if grade['valid'] else 'invalid: ' + grade['reason']})",
-                  f"- medal: **{grade['medal']}**; above median: {grade['above_median']}",
-                  f"- thresholds: gold {grade['gold_threshold']}, silver {grade['silver_threshold']}, "
-                  f"bronze {grade['bronze_threshold']}, median {grade['median_threshold']} "
-                  f"({'lower' if grade['lower_is_better'] else 'higher'} is better; {grade['leaderboard_size']} teams)", ""]
+        verdict = "valid" if grade["valid"] else "invalid: " + grade["reason"]
+        lines += ["## Grade", "", f"- score: **{fmt_score(grade['score'])}** ({verdict})",
+                  f"- medal: **{grade['medal']}**; above median: {grade['above_median']}"]
+        if grade.get("leaderboard_size"):
+            lines += [f"- thresholds: gold {fmt_score(grade['gold_threshold'])}, silver "
+                      f"{fmt_score(grade['silver_threshold'])}, bronze {fmt_score(grade['bronze_threshold'])}, "
+                      f"median {fmt_score(grade['median_threshold'])} ({grade['leaderboard_size']} teams)"]
+        lines += [""]
     lines += ["## Decisions", ""] + [f"{i + 1}. {d['summary']}" for i, d in enumerate(decisions)] + [""]
-    lines += ["## Experiments", "", "| run | result | cv score |", "|---|---|---|"]
-    for e in runs:
+    lines += ["## Experiments", "", f"Best cv score: **{fmt_score(best)}** ({direction}).", "",
+              "| run | result | cv score | seconds |", "|---|---|---|---|"]
+    for e, (_, score) in zip(runs, scores):
         m = dict(e["metrics"] or [])
-        lines.append(f"| {e['run']} | {e['status']} in {m.get('duration_s', 0):.1f} s | {m.get('cv_score', '-')} |")
-    lines += ["", "![best metric over time](metric.svg)", ""]
-    text = "\n".join(lines)
+        mark = " (best)" if score is not None and score == best else ""
+        lines.append(f"| {e['run']} | {e['status']} | {fmt_score(score)}{mark} | {m.get('duration_s', 0):.1f} |")
+    lines += [""]
     writer = project.as_role("system", "report")
-    writer.write("report/metric.svg", _svg(points, "cv score"), summary="cv score of each experiment over time")
+    lines += _failed_run_section(writer, runs)
+    lines += ["![each run's cv score and the best so far](metric.svg)", ""]
+    text = "\n".join(lines)
+    writer.write("report/metric.svg", plot_scores(scores, lower_is_better),
+                 summary="cv score of each run and the best so far")
     writer.write("report/report.md", text, summary="final report" + (f": {grade['medal']} medal" if grade else ""))
     return text

@@ -19,6 +19,17 @@ def ray_cluster():
     two fake GPUs so that GPU scheduling is exercised on a CPU machine."""
     import ray
 
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, namespace="aisci-tests")
+    # Ray gives its raylet a fixed 30 s to register; a loaded 2-core machine can miss
+    # that. Try twice, then fail in one line that says what to check.
+    for attempt in (1, 2):
+        try:
+            # address="local": always a cluster of our own, never one `ray start` left on the machine.
+            ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, namespace="aisci-tests")
+            break
+        except Exception as e:  # noqa: BLE001 - any failure to start is reported the same way
+            ray.shutdown()
+            if attempt == 2:
+                pytest.fail(f"a local Ray cluster for the tests did not start twice ({type(e).__name__}: "
+                            f"{str(e)[:300]}); check free memory and /tmp, and the machine's load", pytrace=False)
     yield ray
     ray.shutdown()

@@ -1,5 +1,6 @@
 """Eight real processes writing at once: no row lost, none duplicated, no torn record."""
 
+import pytest
 import collections
 import json
 import subprocess
@@ -19,6 +20,7 @@ def spawn(*args):
     return subprocess.Popen([sys.executable, "-m", "tests.bus.workers", *map(str, args)], cwd=REPO)
 
 
+@pytest.mark.slow
 def test_eight_processes_same_and_different_projects(tmp_path):
     root = tmp_path / "root"
     bus = Bus(root)

@@ -113,6 +113,7 @@ def test_killed_compaction_leaves_no_duplicates(tmp_path):
     assert Bus(bus.root).project("p").events().column("seq").to_pylist() == seqs
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments(tmp_path):
     rng = random.Random(20261127)
     bus = Bus(tmp_path / "root")

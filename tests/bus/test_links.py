@@ -154,6 +154,7 @@ def _stop(proc, stop, ready) -> int:
     return int(ready.read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _has_renameat2(), reason="needs renameat2 (glibc >= 2.28) to swap atomically")
 def test_a_process_swapping_folders_and_files_for_links_never_wins(proj, tmp_path):
     """A real process swaps, as fast as it can and atomically, (1) a run's folder with a

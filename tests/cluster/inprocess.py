@@ -43,13 +43,14 @@ def sandbox() -> str:
 
 
 def run_project(bus: Bus, task_dir: str, llm, project: str = "p", budget_s: float = 600,
-                policy: RunPolicy | None = None):
-    """Run ``project`` on ``task_dir`` to its end; returns (final state, grade)."""
+                policy: RunPolicy | None = None, **settings):
+    """Run ``project`` on ``task_dir`` to its end; returns (final state, grade).
+    ``settings``: more ``OrchestratorConfig`` fields (max_steps, bus_memory...)."""
     task = Task(task_dir)
     import_task(bus, task, project)
     agent = Agent(bus, llm)
     config = OrchestratorConfig(project=project, task_kind=task.spec.kind, is_lower_better=task.is_lower_better,
-                                budget_s=budget_s)
+                                budget_s=budget_s, **settings)
     state = Orchestrator(bus, config, BaselinePolicy(), lambda subs: [agent.run(project, s) for s in subs],
                          run_here(bus.config, project), run_policy=policy or RunPolicy(sandbox=sandbox(), memory_mb=2048),
                          hidden=(str(task.private_dir),)).run()

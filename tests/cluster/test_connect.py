@@ -4,6 +4,7 @@ endpoint settings never reached the actors there)."""
 
 from __future__ import annotations
 
+import pytest
 import os
 import signal
 import subprocess
@@ -11,6 +12,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -108,6 +108,7 @@ def test_runs_are_ray_tasks_placed_by_their_resources(ray_cluster, bus, proj):
     assert on_gpu["node"]
 
 
+@pytest.mark.slow
 @needs_bwrap
 def test_output_is_streamed_to_the_bus_while_the_run_goes(bus, proj):
     import threading

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import threading
 import time
 
@@ -13,6 +14,8 @@ from benchmarks.grading.task import shipped_tasks
 from actors.runs import make_spec
 from cluster.run import make_job, prepare, run_job, start_orchestrator
 from cluster.scheduler import gpu_share, run_batch
+
+pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
 
 
 def _wait_for_event(bus, project, kind, prefix, timeout=120):

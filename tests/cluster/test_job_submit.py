@@ -15,6 +15,8 @@ import pytest
 
 from bus import Bus
 
+pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 

@@ -12,10 +12,13 @@ from actors.llm.scripted import reply
 from benchmarks.grading.task import shipped_tasks
 from cluster.run import run_task
 
+pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
+
 TRAIN = '''import json
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
+
 train, test = pd.read_csv("../../task/train.csv"), pd.read_csv("../../task/test.csv")
 X, y = train.drop(columns=["id", "target"]), train["target"]
 model = LogisticRegression(max_iter=3000)
@@ -54,7 +57,7 @@ def test_scripted_model_drives_the_whole_loop_to_a_graded_submission(ray_cluster
     }
     out = run_task(bus, str(shipped_tasks()["digits"]), project="digits-llm",
                    llm=LLMConfig(backend="scripted", script=script), budget_s=600)
-    assert out.reason == "submitted the best predictions"
+    assert out.reason == "submitted the best predictions; submission: submission/submission.csv is in place"
     assert out.grade["valid"] and out.grade["score"] > 0.9, out.grade
     events = bus.project("digits-llm").events().to_pylist()
     decisions = [e["summary"] for e in events if e["kind"] == "decision"]

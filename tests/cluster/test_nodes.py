@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import pytest
 import json
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,6 +5,7 @@ orchestrator's decisions and the grade. Each attempt changes nothing."""
 
 from __future__ import annotations
 
+import pytest
 import json
 
 import pyarrow.compute as pc
@@ -17,6 +18,8 @@ from cluster.run import make_job
 from cluster.job import save_job
 
 from .inprocess import Hybrid, call, run_project
+
+pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
 
 TASK = Task(shipped_tasks()["breast-cancer"])
 ANSWERS = TASK.private_dir / "answers.csv"

@@ -4,6 +4,7 @@ continues it to a graded submission without redoing finished work."""
 
 from __future__ import annotations
 
+import pytest
 import json
 import os
 import signal
@@ -15,6 +16,8 @@ from pathlib import Path
 from actors.state import State
 from benchmarks.grading.task import shipped_tasks
 from bus import Bus
+
+pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,6 +4,7 @@ are cut to; paused time does not count against it."""
 
 from __future__ import annotations
 
+import pytest
 import json
 import time
 
@@ -18,6 +19,7 @@ from .inprocess import Hybrid, call, run_project, sandbox
 TASK = Task(shipped_tasks()["breast-cancer"])
 
 
+@pytest.mark.slow
 def test_an_orchestrator_that_fails_is_marked_failed_and_status_says_so(ray_cluster, bus, capsys):
     """The model's endpoint is down: the LLM policy cannot decide. Before: the run died
     with a Ray traceback and `aisci status` said "running" forever."""
@@ -37,6 +39,7 @@ def test_an_orchestrator_that_fails_is_marked_failed_and_status_says_so(ray_clus
     assert kinds.count("failed") == 2 and kinds.count("resumed") == 1
 
 
+@pytest.mark.slow
 def test_a_run_is_cut_to_the_budget_left(bus):
     """The issue's example: --budget 15s with a 45 s run ended at 46 s. The run's timeout
     is now what is left of the budget (at most 12 s), and the project ends within it."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 import json
 
 from actors.agent import Agent, Subtask
@@ -33,6 +34,7 @@ def _launch(name, mode):
     return ("launch_experiment", {"name": name, "command": f"python3 ../../code/train.py {mode}", "timeout_s": 120})
 
 
+@pytest.mark.slow
 def test_a_nan_score_is_an_invalid_run_never_the_best(bus):
     """The issue's example: a run reporting cv_score NaN, finishing first, was taken as
     the best and submitted. Siblings: inf, and a number written as a string."""
@@ -50,6 +52,7 @@ def test_a_nan_score_is_an_invalid_run_never_the_best(bus):
     assert "non-finite" in result["reason"] and "cv_score" in result["reason"]
 
 
+@pytest.mark.slow
 def test_a_second_run_under_a_taken_name_is_refused_and_the_first_stays_whole(bus):
     """The issue's example: a failed re-run under a name whose first attempt scored kept
     the old score as best while the folder held the retry's partial submission.csv."""

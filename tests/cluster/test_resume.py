@@ -23,6 +23,8 @@ from actors.state import State
 from bus import Bus
 from bus.repair import repair
 
+pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
+
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 20
 # Differ between any two runs (timings, the ids of LLM transcripts), so not compared.

@@ -17,6 +17,8 @@ from cluster.errors import UserError
 from cluster.run import parse_budget, run_task
 from cluster.tasks import import_task
 
+pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
+
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
 
@@ -28,7 +30,7 @@ def test_baseline_reaches_a_graded_submission_and_the_ablation_switch_works(ray_
     viewer = bus.project("digits-on").as_role("viewer")
     assert [p["status"] for p in json.loads(viewer.read("plan/roadmap.json"))] == ["done"] * 4
     assert "silver" in viewer.read("report/report.md") or on.grade["medal"] in viewer.read("report/report.md")
-    assert viewer.read("report/metric.svg").startswith("<svg")
+    assert "<svg" in viewer.read("report/metric.svg")[:400]
     # The private answers never reached the bus.
     assert not any("answers" in p for p in viewer.list())
 

@@ -49,6 +49,7 @@ def test_a_run_walking_the_filesystem_finds_no_answers_keys_or_checkout(bus, pro
     assert "/etc/shadow" not in seen and "/etc/resolv.conf" not in seen  # resolv.conf only with network
 
 
+@pytest.mark.slow
 @needs_bwrap
 def test_shipped_answers_are_out_of_reach_by_path_and_through_git(bus, proj):
     answers = SHIPPED_ANSWERS.read_text()

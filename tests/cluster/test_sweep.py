@@ -12,6 +12,8 @@ from cluster.errors import UserError
 from cluster.leaderboard import leaderboard, project_results
 from cluster.sweep import SweepSpec, members, run_sweep
 
+pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
+
 SWEEP = {"name": "t", "tasks": ["breast-cancer"], "seeds": [0, 1], "budget": "10m", "max_concurrent": 2,
          "agents": 2, "settings": {"on": {}, "off": {"bus_memory": False}}}
 

@@ -4,6 +4,7 @@ that is not a whole task is refused before anything is written."""
 
 from __future__ import annotations
 
+import pytest
 import shutil
 
 import numpy as np
@@ -44,6 +45,7 @@ def test_a_folder_of_many_files_is_one_line_of_the_map(bus, tmp_path):
     assert "task/description.md" in shown and "task/train.csv" in shown
 
 
+@pytest.mark.slow
 def test_large_data_is_imported_not_refused(bus, tmp_path):
     """The issue's example: a 75 MB train.csv was refused with a hint about experiment
     artifacts and left a half-imported project."""

@@ -1,0 +1,38 @@
+"""The submission a project ends with: its own, or else the champion's.
+
+When a project stops (its policy says it is done, or a budget is spent) and
+``submission/submission.csv`` is not there, the framework puts the predictions of the
+best run by cross-validation (``State.best_run``: the task metric's direction, finite
+scores only, never the private answers) in its place, as the system, so that a short
+budget that scored runs still ends with a submission. With bus memory off (the
+ablation) it does not: the writer could not reuse experiments, and neither does the
+framework on its behalf.
+
+The stop reason says which it was, so "submitted" is said only when a file exists.
+"""
+
+from __future__ import annotations
+
+from bus import RoleView
+
+from .state import State
+
+SUBMISSION = "submission/submission.csv"
+
+
+def settle_submission(system: RoleView, state: State, bus_memory: bool = True) -> str:
+    """Make sure the project ends with a submission if it can; returns what to add to
+    the stop reason (``"submission: ..."``). ``system``: a system view of the project."""
+    if system.exists(SUBMISSION):
+        return f"submission: {SUBMISSION} is in place"
+    best = state.best_run
+    if best is None:
+        return "no submission: no run produced a finite cv score"
+    if not bus_memory:
+        return "no submission: the writer did not put one in place (bus memory off: no fallback to the best run)"
+    source = f"experiments/{best.id}/submission.csv"
+    if not system.exists(source):
+        return f"no submission: the best run {best.id} wrote no submission.csv"
+    system.write(SUBMISSION, system.read_bytes(source),
+                 summary=f"the predictions of {best.id} (best cv score {best.cv_score:.6g}), put in place at the end")
+    return f"submission: the predictions of the best run {best.id} (cv {best.cv_score:.4g}), put in place at the end"
