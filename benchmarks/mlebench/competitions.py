@@ -24,7 +24,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from .metrics import Metric, metric_by_name
-from .submission import check_submission
+from .submission import check_submission, text_labels
 
 __all__ = ["Competition", "COMPETITIONS", "LITE_IDS", "competition", "UnknownCompetition"]
 
@@ -115,7 +115,7 @@ class Competition(BaseModel):
         predicted = self.check(submission, answers)
         truth = answers.set_index(self.id_column)[list(predicted.columns)]
         if self.metric.predicts == "label":  # text labels compare as text on both sides (MLE-bench: astype(str))
-            truth = truth.apply(lambda col: col if pd.api.types.is_numeric_dtype(col) else col.astype(str))
+            truth = truth.apply(lambda col: col if pd.api.types.is_numeric_dtype(col) else text_labels(col))
         if self.skip_unlabelled:
             keep = (truth.sum(axis=1) >= 0).to_numpy()
             truth, predicted = truth[keep], predicted[keep]

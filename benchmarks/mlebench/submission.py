@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["InvalidSubmission", "read_csv", "check_submission", "ROW_SUM_TOLERANCE"]
+__all__ = ["InvalidSubmission", "read_csv", "check_submission", "text_labels", "ROW_SUM_TOLERANCE"]
 
 ROW_SUM_TOLERANCE = 1e-6  # MLE-bench's multi-class graders: |sum of a row - 1| <= 1e-6
 
@@ -40,10 +40,26 @@ class InvalidSubmission(ValueError):
     """The submission cannot be graded; the message (one line) says what to change."""
 
 
+_ROUND_TRIP = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+
+
 def read_csv(path: str | Path) -> pd.DataFrame:
-    """A CSV read as MLE-bench reads submissions and answers (``float_precision=
-    "round_trip"``: a float reads back to the same value it was written as)."""
-    return pd.read_csv(path, float_precision="round_trip")
+    """A CSV read as MLE-bench reads submissions and answers: a float reads back to the
+    value it was written as (``float_precision="round_trip"``, which pandas 3 does by
+    default and deprecates asking for)."""
+    return pd.read_csv(path, **_ROUND_TRIP)
+
+
+def _cell(value) -> str:
+    """A cell as a reason shows it: ``2.5``, ``'high'``, ``nan`` (not ``np.float64(2.5)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def text_labels(values: pd.Series) -> pd.Series:
+    """Labels as text, a missing cell as ``"nan"``: what ``astype(str)`` gave under
+    pandas 2, which MLE-bench's text graders were written against (pandas 3 keeps it
+    missing, and a missing label never equals another)."""
+    return values.map(lambda v: "nan" if pd.isna(v) else str(v)).astype(object)
 
 
 def _as_reference(values: pd.Series, like: pd.Series, column: str) -> pd.Series:
@@ -51,18 +67,20 @@ def _as_reference(values: pd.Series, like: pd.Series, column: str) -> pd.Series:
     numbers (whole numbers where ``like`` holds integers), anything else as text."""
     if pd.api.types.is_numeric_dtype(like) and not pd.api.types.is_bool_dtype(like):
         numbers = pd.to_numeric(values, errors="coerce").astype(float)
-        bad = values[numbers.isna() | ~np.isfinite(numbers)]
-        if len(bad):
-            raise InvalidSubmission(f"column {column!r} must hold finite numbers; row {bad.index[0] + 1} "
-                                    f"holds {bad.iloc[0]!r}")
+        bad = ~np.isfinite(numbers.to_numpy())  # rows are counted from 1, in file order
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise InvalidSubmission(f"column {column!r} must hold finite numbers; row {row + 1} "
+                                    f"holds {_cell(values.iloc[row])}")
         if pd.api.types.is_integer_dtype(like):
-            fractional = numbers[numbers != np.round(numbers)]
-            if len(fractional):
+            fractional = (numbers != np.round(numbers)).to_numpy()
+            if fractional.any():
+                row = int(np.argmax(fractional))
                 raise InvalidSubmission(f"column {column!r} holds whole-number labels (like {like.iloc[0]}); "
-                                        f"row {fractional.index[0] + 1} holds {fractional.iloc[0]!r}")
+                                        f"row {row + 1} holds {_cell(values.iloc[row])}")
             return numbers.astype("int64")
         return numbers
-    return values.astype(str)
+    return text_labels(values)
 
 
 def _numbers(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -75,7 +93,7 @@ def _numbers(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
         if bad.any():
             row = int(np.argmax(bad))
             raise InvalidSubmission(f"column {c!r} must hold finite numbers (no empty cells, NaN or inf); "
-                                    f"row {row + 1} holds {frame[c].iloc[row]!r}")
+                                    f"row {row + 1} holds {_cell(frame[c].iloc[row])}")
         out[c] = numbers
     return pd.DataFrame(out, index=frame.index)
 
@@ -103,7 +121,7 @@ def _check_ids(submission: pd.DataFrame, reference: pd.DataFrame, id_column: str
         raise InvalidSubmission(f"row {row + 1} has no {id_column!r}; every row needs the id of a test row")
     ids = _as_reference(submission[id_column], reference[id_column], id_column)
     if ids.duplicated().any():
-        raise InvalidSubmission(f"{id_column!r} {ids[ids.duplicated()].iloc[0]!r} appears more than once; "
+        raise InvalidSubmission(f"{id_column!r} {_cell(ids[ids.duplicated()].iloc[0])} appears more than once; "
                                 "give one row per test id")
     expected = set(reference[id_column])
     unknown = [i for i in ids if i not in expected]
@@ -111,7 +129,7 @@ def _check_ids(submission: pd.DataFrame, reference: pd.DataFrame, id_column: str
         absent = len(expected - set(ids))
         raise InvalidSubmission(f"the {id_column!r} values must be exactly those of the sample submission "
                                 f"({len(reference)} rows); got {len(ids)} rows, {len(unknown)} unknown ids "
-                                f"(e.g. {unknown[0]!r}) and {absent} missing" if unknown else
+                                f"(e.g. {_cell(unknown[0])}) and {absent} missing" if unknown else
                                 f"the {id_column!r} values must be exactly those of the sample submission "
                                 f"({len(reference)} rows); got {len(ids)} rows, {absent} ids missing")
     return ids
@@ -155,8 +173,7 @@ def check_submission(submission: pd.DataFrame, reference: pd.DataFrame, *, id_co
         raise InvalidSubmission(f"the submission has no rows; it needs one per test id ({len(reference)} rows)")
     ids = _check_ids(submission, reference, id_column)
     if predicts == "label":
-        values = pd.DataFrame({c: _as_reference(submission[c], reference[c] if c in reference else submission[c], c)
-                               for c in targets})
+        values = pd.DataFrame({c: _as_reference(submission[c], reference[c], c) for c in targets})
     else:
         values = _numbers(submission, targets)
     if probabilities_in_range:
@@ -164,7 +181,7 @@ def check_submission(submission: pd.DataFrame, reference: pd.DataFrame, *, id_co
         if outside.to_numpy().any():
             row, col = np.argwhere(outside.to_numpy())[0]
             raise InvalidSubmission(f"column {targets[col]!r} holds probabilities, in [0, 1]; row {row + 1} holds "
-                                    f"{values.iloc[row, col]!r} (clip to [0, 1])")
+                                    f"{_cell(values.iloc[row, col])} (clip to [0, 1])")
     if rows_sum_to_one:
         sums = values.sum(axis=1).to_numpy()
         off = ~np.isclose(sums, 1.0, rtol=0, atol=ROW_SUM_TOLERANCE)
@@ -177,6 +194,6 @@ def check_submission(submission: pd.DataFrame, reference: pd.DataFrame, *, id_co
         if below.any():
             row, col = np.argwhere(below)[0]
             raise InvalidSubmission(f"column {targets[col]!r} must not be negative (a log is taken); row {row + 1} "
-                                    f"holds {values.iloc[row, col]!r} (clip at 0)")
+                                    f"holds {_cell(values.iloc[row, col])} (clip at 0)")
     values.index = ids.to_numpy()
     return values.loc[reference[id_column].to_numpy()]
