@@ -151,9 +151,9 @@ class Metric:
         name: MLE-bench's ``grader.name`` (the first spelling, where config.yaml files
             spell it several ways; see ``ALIASES``).
         is_lower_better: the direction, from the definition.
-        predicts: what a submission's target cells hold: ``probability`` (in [0, 1]),
-            ``score`` (any finite number, ranked), ``label`` (a class, compared with
-            the answers' label) or ``value`` (a finite number).
+        predicts: what a submission's target cells hold: ``probability`` (a finite
+            number; in [0, 1] where the competition's grader asks), ``label`` (a class,
+            compared with the answers' label) or ``value`` (a finite number).
         fn: ``fn(y_true, y_pred) -> float`` on aligned arrays, ``(rows, columns)``.
     """
 

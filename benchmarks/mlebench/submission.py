@@ -147,8 +147,8 @@ def check_submission(submission: pd.DataFrame, reference: pd.DataFrame, *, id_co
         reference: the answers (when grading) or the sample submission (when an agent
             checks its work): its ids are the test ids.
         id_column, target_columns: the columns the grader reads.
-        predicts: ``probability``, ``score`` or ``value`` (finite numbers), or
-            ``label`` (read as the reference's labels: whole numbers stay whole).
+        predicts: ``probability`` or ``value`` (finite numbers), or ``label`` (read
+            as the reference's labels: whole numbers stay whole).
         exact_columns: no columns beyond the id and the targets.
         probabilities_in_range: every target cell in [0, 1].
         rows_sum_to_one: each row's targets sum to 1 within ``ROW_SUM_TOLERANCE``.

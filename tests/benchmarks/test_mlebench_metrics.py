@@ -2,11 +2,15 @@
 inputs; every one of the 22 competitions' graders on synthetic answers, both directions.
 (Invalid submissions: test_mlebench_submissions.py.)"""
 
+import doctest
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
+import benchmarks.mlebench as package
+from benchmarks.mlebench import competitions, metrics, submission
 from benchmarks.mlebench import (ALIASES, COMPETITIONS, LITE_IDS, METRICS, Score, UnknownCompetition, UnknownMetric,
                                  competition, metric_by_name)
 
@@ -236,3 +240,8 @@ def test_each_grader_agrees_with_sklearn_and_ranks_better_submissions_better(cid
     # the same check passes against the sample submission (ids and columns, no answers)
     sample = answers.copy()
     comp.check(good, sample)
+
+
+def test_the_docstring_examples_run():
+    for module in (package, competitions, metrics, submission):
+        assert doctest.testmod(module).failed == 0, module.__name__
