@@ -27,7 +27,7 @@ from bus import Bus, BusError
 from . import prompts
 from .agent import Subtask
 from .llm.failures import cause_of
-from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMError, LLMReply, LLMRequest
+from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMError, LLMReply, LLMRequest, LLMUnavailable
 from .llm.record import RecordingLLM
 from .policy import Decision, State
 from .roles import ROLES
@@ -63,14 +63,19 @@ class LLMPolicy:
 
     def decide(self, state: State) -> Decision:
         """The next step: subtasks to dispatch, or a stop with its reason. Never raises for
-        the model's faults (``LLMError``): they are a stop, with what went wrong."""
+        the model's faults (``LLMError``): they are a stop, with what went wrong; except
+        an unreachable model (``LLMUnavailable`` after its retries), which is raised: the
+        project is then ``failed``, not ended, and a resume once the endpoint is back
+        continues it (ending it would throw away a project for a server's restart)."""
         try:
             return self._decide(state)
         except LLMContextOverflow as e:
             return Decision(stop=True, reason=f"context overflow: the decision prompt did not fit even cut to a "
                                               f"quarter: {e}")
-        except LLMError as e:  # unreachable after retries, refused, a script run out: the project ends cleanly
+        except LLMError as e:  # refused, malformed, a script run out: the project ends cleanly
             e = cause_of(e)
+            if isinstance(e, LLMUnavailable):
+                raise e from None
             return Decision(stop=True, reason=f"the orchestrator's model failed: {type(e).__name__}: {str(e)[:400]}")
 
     def _decide(self, state: State) -> Decision:

@@ -61,10 +61,12 @@ class AgentPool:
     def _new_actor(self):
         return AgentActor.options(num_cpus=self._num_cpus, runtime_env={"env_vars": self._env}).remote(*self._args)
 
-    def submit(self, project: str, subtask: Subtask) -> tuple[int, ray.ObjectRef]:
+    def submit(self, project: str, subtask: Subtask, avoid: int | None = None) -> tuple[int, ray.ObjectRef]:
         # Least busy (as this copy of the pool sees it); ties broken at random so that
         # the orchestrators of many projects, each with its own copy, spread out.
-        i = min(range(len(self._actors)), key=lambda j: (self._busy[j], random.random()))
+        # ``avoid``: the actor that just died (Ray is restarting it: a retry sent there
+        # meets ActorUnavailableError again and spends a try for nothing).
+        i = min(range(len(self._actors)), key=lambda j: (j == avoid, self._busy[j], random.random()))
         self._busy[i] += 1
         return i, self._actors[i].run.remote(project, subtask.model_dump())
 
@@ -84,7 +86,7 @@ class AgentPool:
                 # subtask goes to another actor now rather than waiting for that.
                 if tries >= self.max_retries:
                     raise
-                j, ref = self.submit(*item)
+                j, ref = self.submit(*item, avoid=i)
                 pending[ref] = (j, item, tries + 1)
         return [results[n] for n in range(len(items))]
 

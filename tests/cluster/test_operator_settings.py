@@ -43,7 +43,7 @@ def test_a_spec_written_by_hand_with_the_sandbox_off_is_never_run(bus):
     events = kinds(bus)
     assert not any(e["kind"] in ("experiment_start", "experiment") for e in events), "a hand-written spec ran"
     assert state.runs == [] and not grade.valid and grade.medal == "none"
-    assert state.stop_reason == "no experiment produced a score: nothing to submit"
+    assert state.stop_reason == "no experiment produced a score: nothing to submit; no submission: no run produced a finite cv score"
 
 
 def test_extra_arguments_to_launch_experiment_are_refused_not_dropped(bus):

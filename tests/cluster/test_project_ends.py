@@ -82,7 +82,7 @@ def test_paused_time_does_not_count_against_the_budget(bus):
 def test_an_agent_stops_at_the_projects_deadline(bus):
     """A subtask cannot outlive the budget: its agent stops at the next step after the
     deadline (a real model would otherwise take its 24 steps whatever the budget)."""
-    slow = [call("read_file", path="task/description.md") for _ in range(30)]
+    slow = [call("read_file", path="task/description.md", start=i + 1) for i in range(30)]  # not repeats
     for r in slow:
         r.latency_s = 0.5  # the scripted model's thinking time
     state, _ = run_project(bus, str(TASK.root), Hybrid({"analyse-1": slow, "analyse-2": slow}), budget_s=3)

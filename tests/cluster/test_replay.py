@@ -35,11 +35,11 @@ def story(bus, project):
 
 
 def test_a_recorded_project_replays_to_the_same_events_much_faster(ray_cluster, bus, capsys):
-    down = {"error": {"type": "LLMUnavailable", "message": "could not reach http://gpu-7:8000/v1"}}
+    refused = {"error": {"type": "LLMError", "message": "the server refused the request: content filter"}}
     script = {
         "orchestrator": [decide("dispatch", "nothing known", "analyst", "Understand the task"),
                          decide("dispatch", "understood", "coder", "Write code/train.py"),
-                         down],  # the model went away at the third decision
+                         refused],  # the model's server refused the third decision
         "analyst-1": [call("read_file", path="task/description.md"),
                       call("write_file", path="analysis/task.md", content="10 digits", summary="the task"),
                       call("finish", summary="ten classes, 64 pixels")],
@@ -50,14 +50,14 @@ def test_a_recorded_project_replays_to_the_same_events_much_faster(ray_cluster, 
     out = run_task(bus, str(shipped_tasks()["digits"]), project="rec", llm=LLMConfig(backend="scripted", script=script),
                    budget_s=600, allow_unsandboxed=True)
     recorded_s = time.monotonic() - t0
-    assert out.reason == "the orchestrator's model failed: LLMUnavailable: could not reach http://gpu-7:8000/v1"
+    assert out.reason.startswith("the orchestrator's model failed: LLMError: the server refused the request")
     settings = [e for e in bus.project("rec").events().to_pylist() if e["kind"] == "llm_settings"]
     assert [(e["status"], e["model"]) for e in settings] == [("native", "scripted/")]  # how this start talks to the model
 
     t0 = time.monotonic()
     assert main(["--root", str(bus.root), "replay", "rec", "--project", "rep"]) == 0
     replay_s = time.monotonic() - t0
-    assert "the orchestrator's model failed: LLMUnavailable" in capsys.readouterr().out
+    assert "the orchestrator's model failed: LLMError" in capsys.readouterr().out
     assert story(bus, "rep") == story(bus, "rec") and len(story(bus, "rec")) > 20
     model_s = [sum(dict(e["metrics"])["latency_s"] for e in bus.project(p).events().to_pylist()
                    if e["kind"] == "llm_call") for p in ("rec", "rep")]
