@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field
 from bus import Bus, RoleView, Scope
 
 from . import context, prompts
-from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMError, LLMReply, LLMRequest
+from .llm.failures import cause_of
+from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMDeadline, LLMError, LLMReply, LLMRequest
 from .llm.record import RecordingLLM
 from .repeats import RepeatedCall, RepeatGuard
 from .roles import ROLES, Role
@@ -103,7 +104,7 @@ class Agent:
                 result.steps += 1
                 cursor = self._reground(view, messages, cursor)
                 context.fit(messages, limits.prompt_chars)
-                reply = self._ask(llm, view, messages, sent, subtask.id, limits)
+                reply = self._ask(llm, view, messages, sent, subtask.id, limits, subtask.deadline)
                 result.prompt_tokens += reply.prompt_tokens
                 result.completion_tokens += reply.completion_tokens
                 ok = self._act(reply, tools, messages, limits.reply_tokens, repeats)
@@ -119,6 +120,8 @@ class Agent:
             result.status, result.summary = "finished", done.summary
         except LLMContextOverflow as e:  # over the window even when cut harder: this subtask cannot go on
             result.summary = f"context overflow: {e}"
+        except LLMDeadline as e:  # the budget ended while the model was still answering
+            result.status, result.summary = "budget", f"stopped after {result.steps} steps: {cause_of(e)}"
         except RepeatedCall as e:  # a loop: the orchestrator reads why in the complete event
             result.summary = f"repeated call: {e}"
             view.record("repeated_call", str(e)[:400], subtask=subtask.id, status="ended")
@@ -137,7 +140,7 @@ class Agent:
 
     @staticmethod
     def _ask(llm: LLM, view: RoleView, messages: list[dict], tools: list[dict], tag: str,
-             limits: context.Limits) -> LLMReply:
+             limits: context.Limits, deadline: float | None = None) -> LLMReply:
         """One model call. A prompt the server refuses as over the model's window is cut
         harder (to what the server says fits; only the latest message kept whole) and
         sent once more; ``limits`` are lowered for the rest of the subtask, since the
@@ -148,7 +151,7 @@ class Agent:
         """
         try:
             return llm.complete(LLMRequest(messages=messages, tools=tools, tag=tag,
-                                           max_tokens=limits.reply_tokens))
+                                           max_tokens=limits.reply_tokens, deadline=deadline))
         except LLMContextOverflow as e:
             size = context.size(messages)
             lower = context.after_overflow(size, limits, e)
@@ -157,7 +160,7 @@ class Agent:
             view.record("context_overflow", f"prompt of {size} characters refused; cut to {context.size(messages)}",
                         metrics={"limit_tokens": float(e.limit_tokens or 0), "prompt_tokens": float(e.prompt_tokens or 0)})
             return llm.complete(LLMRequest(messages=messages, tools=tools, tag=tag,
-                                           max_tokens=limits.reply_tokens))
+                                           max_tokens=limits.reply_tokens, deadline=deadline))
 
     def _reground(self, view: RoleView, messages: list[dict], cursor: int) -> int:
         """Tell the model what other agents changed since its last step."""

@@ -12,22 +12,27 @@ the time and the tokens spent). With the budget line near the top, vLLM served 1
 cached tokens per decision (the issue's measurement); ``tests/actors/test_decision_prompt.py``
 checks that two consecutive prompts share most of their text.
 
-A decision never ends a project by raising: a model that cannot be reached (after its
-retries), a prompt over the window even cut down, or replies that are never a decision
-make the decision a stop, with the reason (the project is then graded and reported).
+A decision never ends a project by raising for the model's faults: a prompt over the
+window even cut down, replies that are never a decision, a call still unanswered when
+the budget ends make the decision a stop, with the reason (the project is then graded
+and reported). A model that cannot be reached after its retries is raised: the project
+is failed, and a resume continues it once the endpoint is back.
 """
 
 from __future__ import annotations
 
+import time
+
 import pyarrow.compute as pc
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, field_validator
 
 from bus import Bus, BusError
 
 from . import prompts
 from .agent import Subtask
 from .llm.failures import cause_of
-from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMError, LLMReply, LLMRequest, LLMUnavailable
+from .llm.protocol import (LLM, ContextWindow, LLMContextOverflow, LLMDeadline, LLMError, LLMReply, LLMRequest,
+                           LLMUnavailable)
 from .llm.record import RecordingLLM
 from .policy import Decision, State
 from .roles import ROLES
@@ -38,17 +43,29 @@ from .workspace import prompt_map
 DECISION_FORM = '{"action": "dispatch" | "stop", "role": ..., "goal": ..., "reason": ...}'
 
 
+DECISION_LIMITS = {"goal": 600, "reason": 400}  # characters
+
+
 class ModelDecision(BaseModel):
     action: str
     role: str | None = None
     goal: str = ""
     reason: str
 
+    @field_validator("goal", "reason")
+    @classmethod
+    def _cut(cls, value: str, info) -> str:
+        # The schema's maxLength is sent to the server, but a server may ignore it: a
+        # 5 MB reason went into the decision's event row. Cut here, where it enters.
+        limit = DECISION_LIMITS[info.field_name]
+        return value if len(value) <= limit else value[:limit - 1] + "…"
+
 
 def decision_schema() -> dict:
     return {"type": "object", "required": ["action", "reason"],
             "properties": {"action": {"enum": ["dispatch", "stop"]}, "role": {"enum": sorted(ROLES)},
-                           "goal": {"type": "string", "maxLength": 600}, "reason": {"type": "string", "maxLength": 400}}}
+                           "goal": {"type": "string", "maxLength": DECISION_LIMITS["goal"]},
+                           "reason": {"type": "string", "maxLength": DECISION_LIMITS["reason"]}}}
 
 
 class LLMPolicy:
@@ -69,6 +86,9 @@ class LLMPolicy:
         continues it (ending it would throw away a project for a server's restart)."""
         try:
             return self._decide(state)
+        except LLMDeadline as e:
+            return Decision(stop=True, reason=f"wall-clock budget spent during the orchestrator's model call: "
+                                              f"{cause_of(e)}")
         except LLMContextOverflow as e:
             return Decision(stop=True, reason=f"context overflow: the decision prompt did not fit even cut to a "
                                               f"quarter: {e}")
@@ -106,9 +126,12 @@ class LLMPolicy:
         Raises:
             LLMContextOverflow: refused again; LLMError: the backend's other faults.
         """
+        left = state.time_left_s()
+        deadline = None if left is None else time.time() + max(left, 0.0)  # the budget holds during the call
+
         def request() -> LLMRequest:
             return LLMRequest(messages=messages, response_schema=decision_schema(), tag=self.TAG,
-                              max_tokens=self.MAX_REPLY_TOKENS)
+                              max_tokens=self.MAX_REPLY_TOKENS, deadline=deadline)
         try:
             return llm.complete(request())
         except LLMContextOverflow:

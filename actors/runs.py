@@ -25,13 +25,14 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["RunPolicy", "RunRequest", "RunResult", "RunSpec", "RunStatus", "ScratchFile", "make_spec", "record_result",
            "resolve", "NAME_PATTERN"]
 
 # Lower-case letters, digits, '_' and '-' (a folder name on every filesystem).
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+RESOURCE_STEP = 0.0001  # the smallest quantity of a resource Ray schedules
 RunStatus = Literal["ok", "failed", "timeout", "oom", "invalid", "lost", "refused"]
 
 
@@ -46,6 +47,24 @@ class RunRequest(BaseModel):
     cpus: float = Field(default=1, gt=0, le=512)
     memory_mb: int | None = Field(default=None, gt=0, le=4_194_304, description="Default: the operator's.")
     timeout_s: float = Field(default=3600, gt=0, le=30 * 86400)
+
+    @field_validator("command")
+    @classmethod
+    def _no_nul(cls, command: str) -> str:
+        if "\x00" in command:  # no process can be started with one (execve): the model's error, not the sandbox's
+            raise ValueError("the command holds a NUL byte (\\x00): send it as plain text")
+        return command
+
+    @field_validator("gpus", "cpus")
+    @classmethod
+    def _ray_quantity(cls, value: float, info) -> float:
+        # Ray's rules for a resource quantity (ray/_common/ray_option_utils.py): steps of
+        # 0.0001, and a fraction only of one unit (a whole number above 1).
+        if value and value < RESOURCE_STEP:
+            raise ValueError(f"{info.field_name} must be 0 or at least {RESOURCE_STEP} (Ray counts in steps of it)")
+        if value > 1 and not float(value).is_integer():
+            raise ValueError(f"{info.field_name} above 1 must be a whole number (a fraction is of one unit: 0.5)")
+        return round(value, 4)
 
 
 class RunPolicy(BaseModel):

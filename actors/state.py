@@ -18,7 +18,11 @@ sees the same state. It reads typed columns only (``subtask``, ``run``, ``attemp
   node) / ``paused`` / ``resumed`` / ``stopped`` / ``failed``.
 - ``llm_call``: tokens spent.
 
-Time: the wall-clock budget counts active time only, from the first decision; a pause
+- ``started``: the driver started the job (``cluster.run``): the budget's clock starts
+  (before the first decision, which may itself take a model call of any length).
+
+Time: the wall-clock budget counts active time only, from the job's start (``started``,
+else the first decision); a pause
 (or a crash: from its last event to the ``resumed`` of the next start) does not count.
 """
 
@@ -35,7 +39,7 @@ from pydantic import BaseModel, Field
 from .runs import RunStatus
 from .score import Score
 
-_KINDS = pa.array(["dispatch", "complete", "decision", "run_requested", "experiment", "llm_call",
+_KINDS = pa.array(["started", "dispatch", "complete", "decision", "run_requested", "experiment", "llm_call",
                    "pause_requested", "paused", "resumed", "stopped", "failed"])
 SCORE_KEY = "cv_score"  # the metric a run reports in metrics.json (the prompts and the template say so)
 
@@ -61,7 +65,7 @@ class State(BaseModel):
     last_step: str | None = Field(default=None, description="plan/steps/<n>.json of the last committed decision")
     step_hashes: list[str] = Field(default_factory=list, description="each committed step's content (version store)")
     tokens: int = 0
-    started: float | None = Field(default=None, description="time of the first decision")
+    started: float | None = Field(default=None, description="when the budget's clock started (the job's start)")
     elapsed_s: float = Field(default=0.0, description="active time since the first decision (pauses excluded)")
     run_records: dict[str, RunRecord] = Field(default_factory=dict, description="run id -> record, in request order")
     pause_requested: str | None = Field(default=None, description="why, while a pause is asked for and not resumed")
@@ -89,8 +93,10 @@ class State(BaseModel):
                 state.steps += 1
                 state.last_step = r["path"]
                 state.step_hashes.append(r["hash"])
-                if state.started is None:
+                if state.started is None:  # a project run without a driver (tests): its first decision
                     state.started = active_since = t
+            elif kind == "started" and state.started is None:
+                state.started = active_since = t
             elif kind == "run_requested" and r["run"] and r["run"] not in state.run_records:  # the first owns the id
                 state.run_records[r["run"]] = RunRecord(id=r["run"], requested_seq=r["seq"],
                                                         request_hash=r["hash"], subtask=r["subtask"])

@@ -25,6 +25,8 @@ import json
 import re
 from typing import Any, Iterator
 
+from .llm.untrusted import clean
+
 __all__ = ["CALL_FORM", "bad_object_error", "cut_error", "find_object", "json_values", "no_call_error",
            "parse_text_calls", "strip_reasoning", "tool_listing"]
 
@@ -56,7 +58,7 @@ def json_values(text: str) -> Iterator[Any]:
         except json.JSONDecodeError:
             i = found.start() + 1
             continue
-        yield value
+        yield clean(value)  # a "\\ud83d" escape in the JSON is a lone surrogate once decoded
 
 
 def _as_call(value: Any) -> tuple[str, Any] | None:

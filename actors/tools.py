@@ -25,6 +25,7 @@ from bus import BusError, BusRefusal, RoleView
 from bus.objects import sha256
 from bus.paths import normalize
 
+from .llm import untrusted
 from .runs import RunRequest
 from .text_protocol import parse_text_calls
 from .workspace import prompt_map
@@ -95,7 +96,7 @@ class ToolBox:
             raise FormatError(f"unknown tool {name!r}; your tools are: {', '.join(self.allowed)}")
         if isinstance(arguments, str):
             try:
-                arguments = json.loads(arguments or "{}")
+                arguments = untrusted.loads(arguments or "{}")
             except json.JSONDecodeError as e:
                 raise FormatError(f"arguments of {name} are not valid JSON ({e.msg.removesuffix(' at')} at char {e.pos}); "
                                   "send one JSON object") from None

@@ -95,6 +95,11 @@ def write_parquet_atomic(table: pa.Table, path: Path, **options) -> None:
 # times faster than json.loads per line): time is integer microseconds and metrics
 # are a list of {"k": name, "v": value} (the reader cannot parse dynamic-key objects).
 
+# Text columns of an event row (a summary above all: agents and models write them)
+# are cut to this many characters when the row is made, so that no row is larger than
+# a reader handles in one piece; whatever is longer belongs in a file.
+MAX_TEXT_CHARS = 4000
+
 _KV = pa.struct([("k", pa.string()), ("v", pa.float64())])
 JOURNAL_SCHEMA = pa.schema(
     [pa.field(f.name, pa.int64() if f.name == "time" else pa.list_(_KV) if f.name == "metrics" else f.type)
@@ -142,8 +147,13 @@ def _is_row(obj: object) -> bool:
         isinstance(obj.get(k), t) and not isinstance(obj.get(k), bool) for k, t in _REQUIRED)
 
 
-def _read(data: bytes) -> pa.Table:
-    options = _READ_LARGE if len(data) > (1 << 20) else _READ_SMALL
+def _read(data: bytes, one_block: bool = False) -> pa.Table:
+    """``one_block``: parse ``data`` as one block, so a row longer than Arrow's block
+    (1 MiB; a bus before MAX_TEXT_CHARS wrote such rows) is read, not taken as damage."""
+    if one_block:
+        options = pj.ReadOptions(use_threads=False, block_size=max(1 << 20, len(data) + 1))
+    else:
+        options = _READ_LARGE if len(data) > (1 << 20) else _READ_SMALL
     return pj.read_json(io.BytesIO(data), read_options=options, parse_options=_PARSE)
 
 
@@ -170,14 +180,14 @@ def decode_journal(data: bytes) -> Decoded:
         pass
     lines, offsets, bad = _sort_lines(data[:good])
     try:
-        table = _read(b"".join(lines)) if lines else None
+        table = _read(b"".join(lines), one_block=True) if lines else None
     except pa.ArrowException:  # a line of the wrong types: find it one line at a time
         table = None
     if table is None or not _complete(table):
         kept = []
         for line, offset in zip(lines, offsets):
             try:
-                one = _read(line)
+                one = _read(line, one_block=True)
             except pa.ArrowException:
                 one = None
             if one is not None and _complete(one):

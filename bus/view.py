@@ -32,6 +32,7 @@ from .crashpoints import crashpoint
 from .errors import BusFault, BusRefusal, FileTooLarge, InvalidPath, NotFound, ScopeViolation
 from .journal import writer_id
 from .nofollow import Place, not_regular, read_all
+from .schema import MAX_TEXT_CHARS
 from .objects import mark_log, sha256
 from .paths import normalize
 from .schema import KIND_APPEND, KIND_RECOVERED, KIND_REFUSED, KIND_WRITE
@@ -343,6 +344,8 @@ class RoleView:
             if callable(value):
                 value = value(seq)
             if value is not None and value != "":
+                if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+                    value = value[:MAX_TEXT_CHARS - 1] + "\u2026"
                 row[key] = list(value) if key == "derived_from" else value
         return row
 

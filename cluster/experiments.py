@@ -205,9 +205,13 @@ def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
         tail = last[-4000:].decode("utf-8", "replace")
         if not up:
             said = ([line for line in tail.splitlines() if line.strip()] or ["no output"])[-1][:300]
+            # Turning the sandbox off is advice for a node whose sandbox is broken, never
+            # for one run's bad value (a model must not talk its operator out of it).
+            advice = ("the sandbox works on this node, so it is this run's command or environment that it could "
+                      "not start" if sandbox.probe().ok else "Fix bubblewrap on this node, or the operator runs "
+                      "unsandboxed (--allow-unsandboxed) on a machine they trust")
             result = RunResult(id=run.id, status="refused", duration_s=round(duration, 3), output_tail=tail,
-                               reason=f"the sandbox could not start: {said}. Fix bubblewrap on this node, or the "
-                                      f"operator runs unsandboxed (--allow-unsandboxed) on a machine they trust")
+                               reason=f"the sandbox could not start: {said}. {advice}")
             record_result(system, result, gpus=run.gpus)
             return result.model_dump()
         metrics, problem = scratch.read_metrics(launch.work)

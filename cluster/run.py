@@ -100,7 +100,9 @@ def prepare(bus: Bus, job: ProjectJob) -> State:
         if not report.clean:
             console.print(f"[yellow]repaired[/yellow] the index of {job.project}: {report}")
     state = State.from_events(proj.events(), job.orchestrator)
-    if state.steps and not state.stopped or state.pause_requested or state.paused or state.failed:
+    if state.started is None:  # the budget runs from the job's start, not from its first decision
+        proj.as_role("system", "driver").record("started", "the job started: the wall-clock budget runs from here")
+    elif not state.stopped or state.pause_requested or state.paused or state.failed:
         # Ends the pause (or the crash, or the failure): its time does not count against the budget.
         why = state.pause_requested or state.failed or "an interruption"
         proj.as_role("system", "resume").record("resumed", f"resumed after: {why}")

@@ -126,14 +126,19 @@ def run_batch(bus_config: BusConfig, project: str, specs: list[RunSpec]) -> list
     share = gpu_share() if any(s.gpus > 0 for s in specs) else None
     pending: dict[ray.ObjectRef, tuple[str, RunSpec]] = {}
     for spec in specs:
-        ref = share.acquire.remote(project, spec.gpus) if spec.gpus > 0 else launch(bus_config, project, spec)
-        pending[ref] = ("grant" if spec.gpus > 0 else "run", spec)
+        if spec.gpus > 0:
+            pending[share.acquire.remote(project, spec.gpus)] = ("grant", spec)
+        elif (ref := _launch(bus_config, project, spec, results)) is not None:
+            pending[ref] = ("run", spec)
     while pending:
         (ref,), _ = ray.wait(list(pending), num_returns=1)
         kind, spec = pending.pop(ref)
         if kind == "grant":
             ray.get(ref)
-            pending[launch(bus_config, project, spec)] = ("run", spec)
+            if (run_ref := _launch(bus_config, project, spec, results)) is not None:
+                pending[run_ref] = ("run", spec)
+            else:
+                share.release.remote(project, spec.gpus)
             continue
         if spec.gpus > 0:
             share.release.remote(project, spec.gpus)
@@ -142,6 +147,19 @@ def run_batch(bus_config: BusConfig, project: str, specs: list[RunSpec]) -> list
         except ray.exceptions.RayError as e:  # not the run's code failing: Ray could not run it
             results.append(_lost(bus_config, project, spec, e))
     return results
+
+
+def _launch(bus_config: BusConfig, project: str, spec: RunSpec, results: list[RunResult]) -> ray.ObjectRef | None:
+    """The run as a Ray task; None, with a ``refused`` result appended and recorded, if
+    Ray refuses its options (RunRequest checks Ray's rules first: this is the backstop,
+    so that a value Ray will not take is the run's result, never the project's crash)."""
+    try:
+        return launch(bus_config, project, spec)
+    except (ValueError, TypeError) as e:
+        system = Bus(config=bus_config).project(project).as_role("system", f"run-{spec.id}")
+        results.append(RunResult(id=spec.id, status="refused", reason=f"Ray refused the run's resources: {e}"))
+        record_result(system, results[-1], gpus=spec.gpus)
+        return None
 
 
 def _lost(bus_config: BusConfig, project: str, spec: RunSpec, error: Exception) -> RunResult:

@@ -156,6 +156,11 @@ def _read_capped(dir_fd: int, name: str, cap: int) -> tuple[bytes | None, str]:
         os.close(fd)
 
 
+def untrusted_key(key: str) -> str:
+    """A metric's name as the index keeps it: lone surrogates replaced, 200 characters at most."""
+    return key.encode("utf-8", "replace").decode("utf-8")[:200]
+
+
 def read_metrics(work: str) -> tuple[dict[str, float], str]:
     """The finite numbers of the run's metrics.json, and what is wrong with it ("" if
     nothing): a link, a FIFO, more than 64 KB, not JSON, or a non-finite number (NaN,
@@ -171,15 +176,21 @@ def read_metrics(work: str) -> tuple[dict[str, float], str]:
         return {}, f"metrics.json is {why}; write one small JSON object of numbers"
     try:
         parsed = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        return {}, f"metrics.json is not valid JSON ({e}); write one object of numbers"
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: [[[[... nested past Python's limit
+        return {}, f"metrics.json is not valid JSON ({str(e)[:200]}); write one object of numbers"
     if not isinstance(parsed, dict):
         return {}, "metrics.json must be one JSON object of numbers, e.g. {\"cv_score\": 0.91}"
-    numbers = {str(k): float(v) for k, v in parsed.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    numbers = {}
+    for k, v in parsed.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            try:
+                numbers[untrusted_key(k)] = float(v)
+            except OverflowError:  # an integer beyond any float (1 followed by 400 zeros)
+                numbers[untrusted_key(k)] = math.inf
     bad = sorted(k for k, v in numbers.items() if not math.isfinite(v))
     if bad:
         return {k: v for k, v in numbers.items() if math.isfinite(v)}, \
-            f"metrics.json has non-finite values for {', '.join(bad)} (NaN or inf): not a result"
+            f"metrics.json has non-finite or out-of-range values for {', '.join(bad)} (NaN, inf, beyond a float): not a result"
     return numbers, ""
 
 

@@ -10,11 +10,11 @@ same name (the agent reports "agent error: <name>: <message>" in both runs).
 
 from __future__ import annotations
 
-from .protocol import LLMContextOverflow, LLMError, LLMUnavailable, ScriptExhausted
+from .protocol import LLMContextOverflow, LLMDeadline, LLMError, LLMUnavailable, ScriptExhausted
 
 __all__ = ["cause_of", "from_record", "to_record"]
 
-_KNOWN: dict[str, type[Exception]] = {c.__name__: c for c in (LLMError, LLMUnavailable, ScriptExhausted)}
+_KNOWN: dict[str, type[Exception]] = {c.__name__: c for c in (LLMError, LLMUnavailable, LLMDeadline, ScriptExhausted)}
 
 
 def cause_of(e: BaseException) -> BaseException:

@@ -7,17 +7,25 @@ retries with exponential backoff on 408/409/429/5xx; a refusal of a prompt over 
 model's window becomes ``LLMContextOverflow`` (``actors.llm.overflow``); connection
 failures and other final HTTP errors become ``LLMUnavailable`` with a message that says
 what to check.
+
+The client's timeout is per read, so a server that sends a byte every few seconds
+would hold a call forever (and a project past its budget). Each call therefore has a
+hard limit on its whole duration: the request's ``deadline`` (the project's budget:
+``LLMDeadline``) or ``timeout_s`` times the attempts (``LLMUnavailable``); at that
+point the connection is closed under the waiting thread and the call abandoned.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
+import threading
 import time
 
 import openai
 
 from .overflow import context_overflow
-from .protocol import LLMReply, LLMRequest, LLMUnavailable, ToolCall
+from .protocol import LLMDeadline, LLMReply, LLMRequest, LLMUnavailable, ToolCall
 
 
 class OpenAICompatLLM:
@@ -32,8 +40,37 @@ class OpenAICompatLLM:
                 "the openai backend needs a base URL and a model: set llm.base_url and llm.model in the config, "
                 "or AISCI_LLM_BASE_URL and AISCI_LLM_MODEL (e.g. http://localhost:8000/v1 for `vllm serve`)"
             )
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=os.environ.get(api_key_env) or "none",
-                                     timeout=timeout_s, max_retries=max_retries)
+        self._api_key = os.environ.get(api_key_env) or "none"
+        self.timeout_s, self.max_retries = timeout_s, max_retries
+        self._lock = threading.Lock()
+        self._client = self._new_client()
+
+    def _new_client(self) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base_url, api_key=self._api_key, timeout=self.timeout_s,
+                             max_retries=self.max_retries)
+
+    def _create(self, kwargs: dict, deadline: float | None):
+        """``chat.completions.create`` within a hard limit on its whole duration."""
+        cap = self.timeout_s * (self.max_retries + 1) + 30  # every attempt, and backoffs between them
+        limit = cap if deadline is None else min(cap, deadline - time.time())
+        if limit <= 0:
+            raise LLMDeadline("the project's wall-clock budget had ended before the call")
+        client = self._client
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        future = pool.submit(client.chat.completions.create, **kwargs)
+        pool.shutdown(wait=False)
+        try:
+            return future.result(timeout=limit)
+        except concurrent.futures.TimeoutError:
+            with self._lock:  # close the stalled connection (the waiting thread ends), and start a new client
+                if self._client is client:
+                    self._client = self._new_client()
+            client.close()
+            if deadline is not None and limit < cap:
+                raise LLMDeadline(f"no complete reply from {self.base_url} before the project's wall-clock budget "
+                                  f"ended ({limit:.0f} s into the call)") from None
+            raise LLMUnavailable(f"no complete reply from {self.base_url} within {cap:.0f} s (a stalled or far too "
+                                 "slow server); check the server, or raise llm.timeout_s") from None
 
     def complete(self, request: LLMRequest) -> LLMReply:
         kwargs: dict = {"model": self.model, "messages": request.messages, "max_tokens": request.max_tokens,
@@ -45,7 +82,7 @@ class OpenAICompatLLM:
                                          "json_schema": {"name": "decision", "schema": request.response_schema}}
         t0 = time.perf_counter()
         try:
-            data = self._client.chat.completions.create(**kwargs)
+            data = self._create(kwargs, request.deadline)
         except openai.APIConnectionError as e:
             raise LLMUnavailable(f"could not reach {self.base_url} ({e}); is the server running, "
                                  "and is llm.base_url right?") from None

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from .untrusted import clean
 
 
 class ToolCall(BaseModel):
@@ -19,6 +21,11 @@ class ToolCall(BaseModel):
     id: str = Field(description="Call id; echoed back in the tool's reply message.")
     name: str
     arguments: str = Field(description="The arguments as the model wrote them: a JSON string, maybe malformed.")
+
+    @field_validator("id", "name", "arguments")
+    @classmethod
+    def _no_lone_surrogates(cls, value: str) -> str:
+        return clean(value)
 
 
 class LLMReply(BaseModel):
@@ -34,6 +41,11 @@ class LLMReply(BaseModel):
     latency_s: float = 0.0
     finish_reason: str = Field(default="", description="Why the reply ended, as the server says: 'stop', "
                                "'tool_calls', 'length' (cut at the request's max_tokens); '' when it does not say.")
+
+    @field_validator("text", "finish_reason", "model")
+    @classmethod
+    def _no_lone_surrogates(cls, value: str) -> str:
+        return clean(value)  # see actors/llm/untrusted.py
 
     @property
     def cut(self) -> bool:
@@ -53,6 +65,9 @@ class LLMRequest(BaseModel):
                             "sends its role's max_reply_tokens); a reply cut there has finish_reason 'length'.")
     temperature: float = 0.0
     tag: str = Field(default="", description="Who asks (the subtask id): lets a scripted model keep one script per subtask.")
+    deadline: float | None = Field(default=None, description="Epoch seconds by which the reply must be complete "
+                                   "(the project's wall-clock budget): a backend abandons the call then and raises "
+                                   "LLMDeadline. None: only the backend's own timeouts apply.")
 
 
 @runtime_checkable
@@ -72,6 +87,11 @@ class LLMError(Exception):
 
 class LLMUnavailable(LLMError):
     """The backend could not be reached or kept failing after its retries."""
+
+
+class LLMDeadline(LLMError):
+    """No complete reply before the request's ``deadline`` (the project's budget ended
+    during the call): the caller stops as it does when a budget is spent."""
 
 
 class LLMContextOverflow(LLMError):

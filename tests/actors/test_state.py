@@ -51,3 +51,16 @@ def test_scores_order_by_their_metrics_direction_and_refuse_non_finite():
     with pytest.raises(ValueError, match="opposite directions"):
         Score(1.0, True) < Score(1.0, False)
     assert Score(0.5, True).reaches(0.6) and not Score(0.5, False).reaches(0.6)
+
+
+def test_the_budget_runs_from_the_jobs_start_not_from_its_first_decision(project):
+    """A first decision that takes long (a slow or stalled model) counts against the
+    budget: before, the clock started at the first decision, so a model that never
+    answered kept a project at step 0 forever."""
+    project.as_role("system", "driver").record("started", "the job started")
+    config = OrchestratorConfig(project=project.name, budget_s=60)
+    t0 = project.events().to_pylist()[0]["time"].timestamp()
+    state = State.from_events(project.events(), config, now=t0 + 100)
+    assert state.steps == 0 and state.elapsed_s == pytest.approx(100, abs=1)
+    state.check_stop()
+    assert state.stop_reason.startswith("wall-clock budget spent")
