@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["CACHE_ENV", "model_dir", "packaged_gguf"]
+__all__ = ["CACHE_ENV", "model_dir", "packaged_gguf", "tool_chat_template"]
 
 CACHE_ENV = "AISCI_TEST_MODEL_DIR"  # where the folder goes (default ~/.cache/aisci/smollm2-135m-hf)
 
@@ -58,6 +58,41 @@ def model_dir(out: str | Path | None = None) -> str:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return str(out)
+
+
+# SmolLM2's own template (ChatML) knows no tools. For `vllm serve --enable-auto-tool-choice
+# --tool-call-parser xlam` this one lists the tools in the system turn, asks for xlam's
+# form (a JSON list of {"name", "arguments"}), and shows past calls and results as turns.
+# (The llama3_json parser refused SmolLM2's tokenizer.)
+TOOL_CHAT_TEMPLATE = """\
+{%- set note -%}{%- if tools %}
+
+To call a tool, answer with a JSON list [{"name": <tool name>, "arguments": {...}}] and nothing else. Tools:
+{% for t in tools %}- {{ t.function.name }}: {{ t.function.description }} Arguments: {{ t.function.parameters | tojson }}
+{% endfor %}{%- endif %}{%- endset -%}
+<|im_start|>system
+{% if messages[0].role == 'system' %}{{ messages[0].content }}{% else %}You are a helpful assistant.{% endif %}\
+{{ note }}<|im_end|>
+{% for m in messages if m.role != 'system' -%}
+{%- if m.role == 'tool' %}<|im_start|>user
+[tool result] {{ m.content }}<|im_end|>
+{% elif m.role == 'assistant' and m.tool_calls %}<|im_start|>assistant
+[{% for c in m.tool_calls %}{"name": {{ c.function.name | tojson }}, "arguments": \
+{% if c.function.arguments is string %}{{ c.function.arguments }}{% else %}{{ c.function.arguments | tojson }}{% endif %}}\
+{% if not loop.last %}, {% endif %}{% endfor %}]<|im_end|>
+{% else %}<|im_start|>{{ m.role }}
+{{ m.content or '' }}<|im_end|>
+{% endif %}{%- endfor %}
+{%- if add_generation_prompt %}<|im_start|>assistant
+{% endif %}"""
+
+
+def tool_chat_template(folder: str | Path | None = None) -> str:
+    """The path of a chat template with tools for ``vllm serve`` (written beside the model)."""
+    path = Path(folder or model_dir()) / "tool_chat_template.jinja"
+    if not path.exists() or path.read_text() != TOOL_CHAT_TEMPLATE:
+        path.write_text(TOOL_CHAT_TEMPLATE)
+    return str(path)
 
 
 def packaged_gguf() -> Path:

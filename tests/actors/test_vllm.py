@@ -19,7 +19,7 @@ from bus import Bus
 from cluster.cli import main
 from cluster.engine import place_engine
 
-from .vllm_model import ENGINE, smollm2_dir
+from .vllm_model import ENGINE, assert_ended_cleanly, smollm2_dir
 
 pytestmark = pytest.mark.vllm
 
@@ -98,20 +98,3 @@ def test_aisci_run_through_the_vllm_actor_ends_cleanly(engine, model_dir, tmp_pa
     assert rc == 0, out[-3000:]
     assert_ended_cleanly(Bus(root), "digits-vllm", "vllm")
     # TODO(wt-a, `aisci replay`): replay digits-vllm with no model and compare its events.
-
-
-def assert_ended_cleanly(bus: Bus, project: str, backend: str) -> None:
-    """A stopped event, model calls by that backend, a report, and a grade: valid, or a reason."""
-    events = bus.project(project).events().to_pylist()
-    kinds = [e["kind"] for e in events]
-    assert "stopped" in kinds and "failed" not in kinds, [(e["kind"], e["summary"]) for e in events][-10:]
-    assert kinds.count("llm_call") >= 1
-    view = bus.project(project).as_role("viewer")
-    assert backend in json.loads(view.read(recorded_paths(view)[0]))["reply"]["backend"]
-    assert "report/report.md" in view.list("report")
-    grade = json.loads(view.read("report/grade.json"))
-    assert grade["valid"] or grade["reason"], grade
-
-
-def recorded_paths(view) -> list[str]:
-    return view.list("logs/llm")

@@ -2,7 +2,11 @@
 (converted once, ``benchmarks.smollm2``) and the engine settings every one of them
 uses, so that the tests in one module share one engine (start-up: 2-4 min on 2 cores)."""
 
+import json
+
 import pytest
+
+from bus import Bus
 
 # A window that fits the orchestrator's decision prompt and a reply; a share of host
 # memory that leaves room beside the rest of the machine (vLLM's 0.9 failed here).
@@ -19,3 +23,16 @@ def smollm2_dir() -> str:
     except ModuleNotFoundError as e:
         pytest.skip(str(e))
     return model_dir()
+
+
+def assert_ended_cleanly(bus: Bus, project: str, backend: str) -> None:
+    """A stopped event, model calls by that backend, a report, and a grade: valid, or a reason."""
+    events = bus.project(project).events().to_pylist()
+    kinds = [e["kind"] for e in events]
+    assert "stopped" in kinds and "failed" not in kinds, [(e["kind"], e["summary"]) for e in events][-10:]
+    assert kinds.count("llm_call") >= 1
+    view = bus.project(project).as_role("viewer")
+    assert json.loads(view.read(view.list("logs/llm")[0]))["reply"]["backend"] == backend
+    assert "report/report.md" in view.list("report")
+    grade = json.loads(view.read("report/grade.json"))
+    assert grade["valid"] or grade["reason"], grade
