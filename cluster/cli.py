@@ -52,6 +52,7 @@ def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
     task = find_task(args.task)
     llm = parse_model(args.model, base_url=args.base_url, api_key_env=args.api_key_env)
     llm = check_model(llm.model_copy(update={"tool_calling": args.tool_calling}))  # before Ray or any state
+    llm = _engine_settings(llm, args)
     job = make_job(str(task), args.project, llm, parse_budget(args.budget), args.target, not args.no_bus_memory,
                    args.agents, _operator_policy(args), args.allow_unsandboxed)
     connect(args.address)
@@ -76,6 +77,27 @@ def check_model(llm):
     console.print(f"model {llm.model} at {llm.base_url}: tool calls [bold]{llm.tool_calling}[/bold] ({why}), "
                   f"context window {llm.context_tokens or 'unknown'} tokens", markup=True, highlight=False)
     return llm
+
+
+def _engine_settings(llm, args: argparse.Namespace):
+    """--llm-config FILE, then the --llm-* flags over it, into the vllm engine's settings."""
+    from actors.llm.config import with_engine
+
+    from .run import load_yaml_mapping
+
+    base = load_yaml_mapping(args.llm_config, "--llm-config", "vLLM engine settings (gpus, max_model_len, "
+                             "memory_fraction, any vLLM engine arg)") if args.llm_config else {}
+    return with_engine(llm, base, {"gpus": args.llm_gpus, "max_model_len": args.llm_max_model_len,
+                                   "memory_fraction": args.llm_memory_fraction})  # the flags' names in errors
+
+
+def _llm_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--llm-gpus", type=float, help="vllm: GPUs for the engine (default: 1 if the cluster has a GPU, "
+                   "else 0: the CPU engine)")
+    p.add_argument("--llm-max-model-len", type=int, help="vllm: the context window in tokens (default: the model's)")
+    p.add_argument("--llm-memory-fraction", type=float, help="vllm: share of GPU memory (CPU: host memory) the "
+                   "engine takes (default: vLLM's; 0.3 on the CPU)")
+    p.add_argument("--llm-config", help="vllm: a YAML file of engine settings (the keys above, any vLLM engine arg)")
 
 
 def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
@@ -138,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tool-calling", choices=["auto", "native", "text"], default="auto",
                    help="openai: native tool calls, JSON calls in the text, or auto: what the server takes "
                    "(probed at start)")
+    _llm_flags(r)
     r.add_argument("--budget", default="1h", help="wall-clock budget: 90s, 30m, 2h, 1d")
     r.add_argument("--target", type=float, help="stop experimenting once the best CV score reaches this")
     r.add_argument("--no-bus-memory", action="store_true", help="the paper's ablation: agents see only task/")

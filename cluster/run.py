@@ -35,6 +35,7 @@ from bus.repair import repair
 from .errors import UserError
 from .grading import finish_project, grade_of
 from .driver import PreemptionNotice, console, watch
+from .engine import place_engine
 from .job import ProjectJob, ProjectOutcome, load_job, save_job
 from .sandbox import default_sandbox, probe
 from .scheduler import run_batch
@@ -53,15 +54,22 @@ def connect(address: str | None = None) -> None:
         ray.init(address="local", namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
 
 
-def load_policy(path: str) -> RunPolicy:
-    """The operator's run policy from a YAML file of ``RunPolicy`` fields."""
+def load_yaml_mapping(path: str, flag: str, what: str) -> dict:
+    """A YAML file holding one mapping (``flag`` and ``what`` name it in the error).
+    Raises ``UserError``."""
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"--policy {path}: cannot read it ({e})") from None
+        raise UserError(f"{flag} {path}: cannot read it ({e})") from None
     if not isinstance(data, dict):
-        raise UserError(f"--policy {path}: a YAML mapping of RunPolicy fields (sandbox, network, memory_mb, ...)")
-    return RunPolicy.model_validate(data)
+        raise UserError(f"{flag} {path}: a YAML mapping of {what}")
+    return data
+
+
+def load_policy(path: str) -> RunPolicy:
+    """The operator's run policy from a YAML file of ``RunPolicy`` fields."""
+    return RunPolicy.model_validate(load_yaml_mapping(path, "--policy", "RunPolicy fields (sandbox, network, "
+                                                      "memory_mb, ...)"))
 
 
 def parse_budget(text: str | float) -> float:
@@ -150,6 +158,9 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
             quiet: bool = False) -> ProjectOutcome:
     """Run (or resume) one project to its end or to a pause; returns how it ended, with
     the grade when it ended. SIGTERM and Ctrl-C pause it (``cluster.driver``)."""
+    if job.llm.backend == "vllm":  # placed and started before anything is written; its start-up is not the project's
+        connect()
+        job.llm = place_engine(job.llm, job.orchestrator.budget_s, say=(lambda *_: None) if quiet else console.print)
     t0 = time.time()
     ended_before = prepare(bus, job).stopped is not None
     proj = bus.project(job.project)

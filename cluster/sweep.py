@@ -13,6 +13,7 @@ projects at once on one cluster.
     agents: 4                               # agent actors per model (shared by all its projects)
     policy: {network: false, memory_mb: 4096}   # the operator's run policy (actors.runs.RunPolicy)
     allow_unsandboxed: false                # run models' code without bubblewrap where it cannot run
+    llm: {gpus: 0, max_model_len: 8192}     # vllm models' engine: the --llm-* keys, any vLLM engine arg
 
 The projects share one agent pool per model (and memory switch), one LLM engine per
 model (``actors.llm.server``) and the GPUs (``cluster.scheduler.GpuShare``). The sweep
@@ -32,7 +33,7 @@ import ray
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from actors.llm.config import actor_env, parse_model
+from actors.llm.config import actor_env, parse_model, with_engine
 from actors.outcome import Outcome
 from actors.pool import AgentPool
 from actors.runs import RunPolicy
@@ -45,6 +46,7 @@ from .grading import finish_project, grade_of
 from .job import ProjectJob, ProjectOutcome
 from .tasks import find_task
 from .driver import PreemptionNotice, console, pause_now, result_of
+from .engine import place_engine
 from .run import connect, make_job, moves_off_drained_node, parse_budget, prepare, start_orchestrator
 
 
@@ -69,6 +71,9 @@ class SweepSpec(BaseModel):
     agents: int = Field(default=4, ge=1)
     policy: RunPolicy | None = Field(default=None, description="The operator's run policy for every project.")
     allow_unsandboxed: bool = False
+    llm: dict[str, Any] = Field(default_factory=dict, description="The vLLM engine's settings for the vllm models "
+                                "(actors.llm.config.EngineSettings: gpus, max_model_len, memory_fraction, any "
+                                "vLLM engine arg).")
 
     @classmethod
     def load(cls, path: str | Path) -> SweepSpec:
@@ -112,7 +117,9 @@ class SweepSpec(BaseModel):
                         if len(project) > 64:
                             raise UserError(f"project name {project!r} is longer than 64 characters: "
                                             "use shorter sweep, task or setting names")
-                        job = make_job(str(folder), project, parse_model(model), parse_budget(s.budget or self.budget),
+                        llm = parse_model(model)
+                        llm = with_engine(llm, self.llm) if llm.backend == "vllm" else llm
+                        job = make_job(str(folder), project, llm, parse_budget(s.budget or self.budget),
                                        s.target, s.bus_memory, self.agents, self.policy, self.allow_unsandboxed)
                         job.run_policy = job.run_policy.model_copy(update={"seed": seed})
                         for key in ("max_steps", "max_tokens"):
@@ -137,6 +144,12 @@ def members(bus: Bus, sweep: str) -> list[dict]:
 def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: float = 10.0) -> list[ProjectOutcome]:
     connect()
     grid = spec.jobs()
+    engines: dict[str, Any] = {}  # each vllm engine placed and started before anything is written
+    for job, _ in grid:
+        key = job.llm.model_dump_json()
+        if key not in engines:
+            engines[key] = place_engine(job.llm, job.orchestrator.budget_s, say=console.print)
+        job.llm = engines[key]
     sweep = bus.create_project(spec.project, f"sweep {spec.name}")
     system = sweep.as_role("system", "sweep")
     system.write("sweep/spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), summary="sweep spec")

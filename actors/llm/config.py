@@ -30,7 +30,8 @@ class LLMConfig(BaseModel):
     script_by_step: bool = Field(default=False, description="scripted: pick each reply by the request's step "
                                  "(shareable by many projects; a retried subtask replays) instead of in order.")
     vllm: dict[str, Any] = Field(default_factory=dict, description="vllm: engine arguments (max_model_len, "
-                                 "gpu_memory_utilization, ...) and `num_gpus` for the engine actor.")
+                                 "gpu_memory_utilization, any of vLLM's) and `num_gpus` for the engine actor (0: the "
+                                 "CPU engine); see `EngineSettings` (the --llm-* flags and a sweep's `llm:`).")
     context_tokens: int | None = Field(
         default=None, gt=0, description="The model's context window (prompt + reply), in tokens: every prompt is "
         "cut to fit under it, and replies are capped at half of it. Default: vllm's max_model_len for the vllm "
@@ -49,6 +50,59 @@ class LLMConfig(BaseModel):
         if tokens is None and self.backend == "vllm":
             tokens = int(self.vllm.get("max_model_len", DEFAULT_MAX_MODEL_LEN))
         return ContextWindow(tokens=tokens, chars_per_token=self.chars_per_token) if tokens else None
+
+
+class EngineSettings(BaseModel):
+    """The vLLM engine's settings, from ``--llm-gpus``, ``--llm-max-model-len``,
+    ``--llm-memory-fraction``, a ``--llm-config FILE`` (YAML) or a sweep file's ``llm:``.
+    The short names (``gpus``, ``memory_fraction``) and vLLM's own (``num_gpus``,
+    ``gpu_memory_utilization``) both work; any other key is passed to vLLM's engine
+    arguments as it is (``dtype``, ``enforce_eager``, ``tensor_parallel_size``...)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, title="vLLM engine")
+
+    num_gpus: float | None = Field(default=None, ge=0, alias="gpus", description="GPUs Ray gives the engine actor; "
+                                   "0 runs the CPU engine. Default: 1 when the cluster has a GPU, else 0.")
+    max_model_len: int | None = Field(default=None, gt=0, description="The context window (prompt + reply), in "
+                                      "tokens. Default: the model's own.")
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1, alias="memory_fraction",
+                                                 description="Share of the GPU's memory (on the CPU: of the host's) "
+                                                 "the engine takes. Default: vLLM's on a GPU, 0.3 on the CPU.")
+
+    def engine_args(self) -> dict[str, Any]:
+        """The settings given, by vLLM's names (what ``LLMConfig.vllm`` holds)."""
+        return self.model_dump(exclude_none=True)
+
+
+CPU_MEMORY_FRACTION = 0.3  # vLLM's default (0.9) of host memory failed on a 24 GiB machine (docs/agents.md)
+
+
+def with_engine(config: LLMConfig, *layers: dict[str, Any]) -> LLMConfig:
+    """``config`` with the engine settings of ``layers`` (later ones win: a file, then
+    the flags). Raises ``ModelSpecError`` for settings without a vllm model and
+    pydantic's ``ValidationError`` for a bad value."""
+    given = {k: v for layer in layers for k, v in layer.items() if v is not None}
+    if not given:
+        return config
+    if config.backend != "vllm":
+        raise ModelSpecError(f"engine settings ({', '.join(sorted(given))}) apply to --model vllm:PATH only")
+    args = dict(config.vllm)
+    for layer in layers:  # each layer by vLLM's names first, so that `gpus` in a file and --llm-gpus meet
+        args.update(EngineSettings.model_validate({k: v for k, v in layer.items() if v is not None}).engine_args())
+    return config.model_copy(update={"vllm": args})
+
+
+def resolve_engine(config: LLMConfig, cluster_gpus: float) -> LLMConfig:
+    """The engine's placement made explicit for a cluster with ``cluster_gpus`` GPUs:
+    ``num_gpus`` 1 where there is a GPU, else 0 (the CPU engine, which then takes a
+    smaller share of host memory unless told). Not vllm: unchanged."""
+    if config.backend != "vllm":
+        return config
+    args = dict(config.vllm)
+    args.setdefault("num_gpus", 1 if cluster_gpus >= 1 else 0)
+    if not args["num_gpus"]:
+        args.setdefault("gpu_memory_utilization", CPU_MEMORY_FRACTION)
+    return config.model_copy(update={"vllm": args})
 
 
 def make_llm(config: LLMConfig) -> LLM:

