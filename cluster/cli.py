@@ -111,13 +111,11 @@ def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
 
 
 def cmd_sweep(bus: Bus, args: argparse.Namespace) -> None:
-    from .run import connect
     from .sweep import SweepSpec, run_sweep
 
     spec = SweepSpec.load(args.file)
     spec.jobs()  # every grid point checked before anything starts
-    connect(args.address)
-    if any(o.paused for o in run_sweep(bus, spec, args.grace)):
+    if any(o.paused for o in run_sweep(bus, spec, args.grace, address=args.address)):
         raise SystemExit(EXIT_PAUSED)
 
 

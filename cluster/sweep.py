@@ -33,6 +33,7 @@ import ray
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from actors.llm.capabilities import check_server
 from actors.llm.config import actor_env, parse_model, with_engine
 from actors.outcome import Outcome
 from actors.pool import AgentPool
@@ -141,9 +142,23 @@ def members(bus: Bus, sweep: str) -> list[dict]:
     return yaml.safe_load(view.read("sweep/members.yaml")) or []
 
 
-def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: float = 10.0) -> list[ProjectOutcome]:
-    connect()
+def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: float = 10.0,
+              address: str | None = None) -> list[ProjectOutcome]:
+    """Run every grid point of ``spec`` as a project, at most ``max_concurrent`` at once;
+    the models' servers are asked what they take and the vLLM engines placed first,
+    before anything is written. ``address``: the Ray cluster to join (None: our own)."""
     grid = spec.jobs()
+    servers: dict[str, Any] = {}  # each endpoint asked once what it takes (tools, window), as `aisci run` does
+    for job, _ in grid:
+        if job.llm.backend == "openai":
+            key = job.llm.model_dump_json()
+            if key not in servers:
+                servers[key], _ = check_server(job.llm)  # before Ray starts or anything is written
+                console.print(f"model {job.llm.model} at {job.llm.base_url}: tool calls {servers[key].tool_calling}, "
+                              f"context window {servers[key].context_tokens or 'unknown'} tokens", markup=False,
+                              highlight=False)
+            job.llm = servers[key]
+    connect(address)
     engines: dict[str, Any] = {}  # each vllm engine placed and started before anything is written
     for job, _ in grid:
         key = job.llm.model_dump_json()

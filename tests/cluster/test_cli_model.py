@@ -31,3 +31,14 @@ def test_the_mode_found_is_said_on_screen(capsys):
     out = capsys.readouterr().out
     assert (llm.tool_calling, llm.context_tokens) == ("text", 4096)
     assert "tool calls text (the server refuses tools: HTTP 400" in out and "context window 4096 tokens" in out
+
+
+def test_a_sweeps_server_is_asked_too_before_anything_starts(tmp_path, capsys, monkeypatch):
+    root, sweep = tmp_path / "root", tmp_path / "sweep.yaml"
+    with StubEndpoint(plain_server, models=MODELS) as server:
+        monkeypatch.setenv("AISCI_LLM_BASE_URL", server.url)
+        sweep.write_text("name: s\ntasks: [digits]\nmodels: ['openai:smoll']\nbudget: 30s\n")
+        assert main(["--root", str(root), "sweep", str(sweep)]) == 2
+        err = capsys.readouterr().err
+        assert "does not serve the model 'smoll'" in err and "Traceback" not in err
+    assert Bus(root).projects() == []  # no sweep project, no member: nothing was written
