@@ -24,6 +24,7 @@ import traceback
 from bus import Bus
 
 from . import cli_bus, cli_projects, demo
+from .display import clean, untrusted
 from .errors import UserError, one_line
 from .tasks import DEFAULT_TASK
 
@@ -73,8 +74,9 @@ def check_model(llm):
     llm, caps = check_server(llm)
     why = ("as asked; " if asked != "auto" else "") + (
         "the server takes tools" if caps.tools else f"the server refuses tools: {caps.tools_error}")
-    console.print(f"model {llm.model} at {llm.base_url}: tool calls [bold]{llm.tool_calling}[/bold] ({why}), "
-                  f"context window {llm.context_tokens or 'unknown'} tokens", markup=True, highlight=False)
+    console.print(f"model {untrusted(llm.model)} at {untrusted(llm.base_url)}: tool calls [bold]{llm.tool_calling}"
+                  f"[/bold] ({untrusted(why)}), context window {llm.context_tokens or 'unknown'} tokens",
+                  markup=True, highlight=False)  # the server's error message is the server's: escaped
     return llm
 
 
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             raise  # a fault of aisci: the traceback is the report
         if args.debug:
             traceback.print_exc()
-        print(f"aisci: {line}", file=sys.stderr)
+        print(f"aisci: {clean(line, 2000)}", file=sys.stderr)  # may quote a model's or a file's text
         return 2
     return 0
 

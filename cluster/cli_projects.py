@@ -13,6 +13,7 @@ from actors.state import State
 from bus import Bus, NotFound, query
 
 from .cli_bus import console, print_table, rich_table
+from .display import clean_document
 from .grading import grade_of
 from .job import load_job
 
@@ -81,7 +82,9 @@ def cmd_report(bus: Bus, args: argparse.Namespace) -> None:
     if not view.exists("report/report.md"):
         console.print(f"{args.project} has no report yet (it is written when `aisci run` ends)")
         return
-    console.print(view.read("report/report.md"), markup=False)
+    # The writer's document: printed as written (no markup, no wrapping: rich wraps long
+    # words in quadratic time), its control characters shown, never sent to the terminal.
+    console.out(clean_document(view.read("report/report.md")), highlight=False)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

@@ -32,6 +32,7 @@ from benchmarks.grading.task import Task
 from bus import Bus, BusError
 from bus.repair import repair
 
+from .display import untrusted
 from .errors import UserError
 from .grading import finish_project, grade_of
 from .driver import PreemptionNotice, console, watch
@@ -98,7 +99,7 @@ def prepare(bus: Bus, job: ProjectJob) -> State:
     if resumed:
         report = repair(bus, job.project)
         if not report.clean:
-            console.print(f"[yellow]repaired[/yellow] the index of {job.project}: {report}")
+            console.print(f"[yellow]repaired[/yellow] the index of {untrusted(report, 1000)}")
     state = State.from_events(proj.events(), job.orchestrator)
     if state.steps and not state.stopped or state.pause_requested or state.paused or state.failed:
         # Ends the pause (or the crash, or the failure): its time does not count against the budget.
@@ -176,7 +177,7 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
         out.kind = "paused"
     if out.paused:
         if not quiet:
-            console.print(f"[yellow]{out.reason}[/yellow] after {out.steps} steps; continue with "
+            console.print(f"[yellow]{untrusted(out.reason)}[/yellow] after {out.steps} steps; continue with "
                           f"`aisci resume {job.project}`")
         return out
     out.grade = grade_of(bus, job.project) if ended_before else None  # resumed after its end: not graded again
@@ -184,10 +185,10 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
         out.grade = finish_project(bus, job.project, job.task)
     if not quiet:
         grade = out.grade
-        console.print(f"[bold]{out.reason}[/bold] after {out.steps} steps, {out.wall_s:.1f} s")
-        console.print(f"grade: score {grade['score']} ({'valid' if grade['valid'] else grade['reason']}), "
+        console.print(f"[bold]{untrusted(out.reason)}[/bold] after {out.steps} steps, {out.wall_s:.1f} s")
+        console.print(f"grade: score {grade['score']} ({'valid' if grade['valid'] else untrusted(grade['reason'])}), "
                       f"medal [bold]{grade['medal']}[/bold], above median {grade['above_median']}; "
-                      f"report: {proj.dir / 'report' / 'report.md'}")
+                      f"report: {untrusted(proj.dir / 'report' / 'report.md', 1000)}")
     return out
 
 

@@ -39,6 +39,7 @@ from actors.runs import RunPolicy
 from actors.state import State
 from bus import Bus
 
+from .display import untrusted
 from .errors import UserError
 
 from .grading import finish_project, grade_of
@@ -203,6 +204,6 @@ def _finish(bus: Bus, job: ProjectJob, outcome: Outcome) -> ProjectOutcome:
     out.kind = "paused" if out.kind == "moved" else out.kind
     if not out.paused:
         out.grade = finish_project(bus, job.project, job.task)
-    console.print(f"  {out.kind:7} {job.project}: {out.reason}" +
+    console.print(f"  {out.kind:7} {job.project}: {untrusted(out.reason)}" +
                   (f" -> {out.grade['medal']} ({out.grade['score']})" if out.grade else ""))
     return out
