@@ -12,7 +12,7 @@
 ``--root`` (or ``AISCI_ROOT``) picks the bus root; default ``~/.aisci``. Ray: a new
 local cluster unless ``--address`` (or ``RAY_ADDRESS``, as under ``ray job submit``)
 names one to join. A user's mistake is one line and exit code 2 (``--debug``: the
-traceback too); a paused project exits 75.
+traceback too); a paused project exits 75, a failed one 70 (``finish``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,19 @@ from .display import clean, untrusted
 from .errors import UserError, one_line
 from .tasks import DEFAULT_TASK
 
-EXIT_PAUSED = 75  # EX_TEMPFAIL: not done, try again (`aisci resume`)
+EXIT_PAUSED = 75  # EX_TEMPFAIL: not done, try again (`aisci resume`): a loop may re-submit on it
+EXIT_FAILED = 70  # EX_SOFTWARE: the orchestrator raised; trying again repeats it until the cause is fixed
+
+
+def finish(outcomes) -> None:
+    """Exit with the code of how the projects of this command ended: 0 when all ended,
+    70 when one failed (even if others paused: a job re-submitted on 75 would otherwise
+    repeat the failure forever), 75 when one paused."""
+    outcomes = list(outcomes)
+    if any(o.failed for o in outcomes):
+        raise SystemExit(EXIT_FAILED)
+    if any(o.paused for o in outcomes):
+        raise SystemExit(EXIT_PAUSED)
 
 
 def _operator_policy(args: argparse.Namespace):
@@ -56,8 +68,7 @@ def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
     job = make_job(str(task), args.project, llm, parse_budget(args.budget), args.target, not args.no_bus_memory,
                    args.agents, _operator_policy(args), args.allow_unsandboxed)
     connect(args.address)
-    if run_job(bus, job, grace_s=args.grace).paused:
-        raise SystemExit(EXIT_PAUSED)
+    finish([run_job(bus, job, grace_s=args.grace)])
 
 
 def check_model(llm):
@@ -86,8 +97,7 @@ def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
 
     job = load_job(bus, args.project)  # an unknown project is one line, before Ray starts
     connect(args.address)
-    if run_job(bus, job, grace_s=args.grace).paused:
-        raise SystemExit(EXIT_PAUSED)
+    finish([run_job(bus, job, grace_s=args.grace)])
 
 
 def cmd_sweep(bus: Bus, args: argparse.Namespace) -> None:
@@ -97,8 +107,7 @@ def cmd_sweep(bus: Bus, args: argparse.Namespace) -> None:
     spec = SweepSpec.load(args.file)
     spec.jobs()  # every grid point checked before anything starts
     connect(args.address)
-    if any(o.paused for o in run_sweep(bus, spec, args.grace)):
-        raise SystemExit(EXIT_PAUSED)
+    finish(run_sweep(bus, spec, args.grace))
 
 
 def cmd_replay(bus: Bus, args: argparse.Namespace) -> None:
@@ -107,8 +116,7 @@ def cmd_replay(bus: Bus, args: argparse.Namespace) -> None:
 
     job = replay_job(bus, args.project, args.into, args.realtime)  # checked before Ray starts
     connect(args.address)
-    if run_job(bus, job, grace_s=args.grace).paused:
-        raise SystemExit(EXIT_PAUSED)
+    finish([run_job(bus, job, grace_s=args.grace)])
 
 
 def cmd_pause(bus: Bus, args: argparse.Namespace) -> None:

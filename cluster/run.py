@@ -175,10 +175,9 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
     out = ProjectOutcome(project=job.project, wall_s=time.time() - t0, **outcome.model_dump())
     if out.kind == "moved":  # the driver's node goes too: a pause
         out.kind = "paused"
-    if out.paused:
+    if out.paused or out.failed:
         if not quiet:
-            console.print(f"[yellow]{untrusted(out.reason)}[/yellow] after {out.steps} steps; continue with "
-                          f"`aisci resume {job.project}`")
+            console.print(say_not_done(out))
         return out
     out.grade = grade_of(bus, job.project) if ended_before else None  # resumed after its end: not graded again
     if out.grade is None:
@@ -190,6 +189,15 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
                       f"medal [bold]{grade['medal']}[/bold], above median {grade['above_median']}; "
                       f"report: {untrusted(proj.dir / 'report' / 'report.md', 1000)}")
     return out
+
+
+def say_not_done(out: ProjectOutcome) -> str:
+    """The last line of a start that paused or failed (rich markup): what to do next. A
+    failure is not a pause: resuming repeats it unless its cause is fixed."""
+    if out.failed:
+        return (f"[red]failed[/red]: {untrusted(out.reason)}; fix the cause, then `aisci resume {out.project}` "
+                f"retries (after {out.steps} steps)")
+    return f"[yellow]{untrusted(out.reason)}[/yellow] after {out.steps} steps; continue with `aisci resume {out.project}`"
 
 
 def make_job(task_dir: str, project: str | None = None, llm: LLMConfig | None = None, budget_s: float = 3600.0,

@@ -187,10 +187,11 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                 last_report = time.monotonic()
     finally:
         notice.close()
-    paused = sum(o.paused for o in outcomes)
-    console.print(f"[bold]sweep {spec.name}[/bold]: {len(outcomes) - paused} projects ended this time, {paused} "
-                  f"paused; `aisci leaderboard {spec.name}` ranks them" + (
-                      "; `aisci sweep` the same file again resumes the paused ones" if paused else ""))
+    paused, failed = sum(o.paused for o in outcomes), sum(o.failed for o in outcomes)
+    console.print(f"[bold]sweep {spec.name}[/bold]: {len(outcomes) - paused - failed} projects ended this time, "
+                  f"{paused} paused, {failed} failed; `aisci leaderboard {spec.name}` ranks them" + (
+                      "; `aisci sweep` the same file again resumes the paused ones" if paused else "") + (
+                      "; fix what failed (`aisci status --sweep`), then the same command retries it" if failed else ""))
     return outcomes
 
 
@@ -202,7 +203,7 @@ def _ended(bus: Bus, project: str) -> bool:
 def _finish(bus: Bus, job: ProjectJob, outcome: Outcome) -> ProjectOutcome:
     out = ProjectOutcome(project=job.project, **outcome.model_dump())
     out.kind = "paused" if out.kind == "moved" else out.kind
-    if not out.paused:
+    if out.kind == "ended":
         out.grade = finish_project(bus, job.project, job.task)
     console.print(f"  {out.kind:7} {job.project}: {untrusted(out.reason)}" +
                   (f" -> {out.grade['medal']} ({out.grade['score']})" if out.grade else ""))
