@@ -37,6 +37,7 @@ from .errors import UserError
 from .grading import finish_project, grade_of
 from .driver import PreemptionNotice, console, watch
 from .job import ProjectJob, ProjectOutcome, load_job, save_job
+from .lease import DriverLease
 from .sandbox import default_sandbox, probe
 from .scheduler import run_batch
 from .tasks import import_task
@@ -148,9 +149,18 @@ def moves_off_drained_node(bus: Bus, project: str, outcome: Outcome, notice: Pre
 def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: float = 30.0,
             quiet: bool = False) -> ProjectOutcome:
     """Run (or resume) one project to its end or to a pause; returns how it ended, with
-    the grade when it ended. SIGTERM and Ctrl-C pause it (``cluster.driver``)."""
+    the grade when it ended. SIGTERM and Ctrl-C pause it (``cluster.driver``). While it
+    runs, this driver holds the project's lease (``cluster.lease``: ``aisci status``
+    tells a dead driver from a running project)."""
     t0 = time.time()
-    ended_before = prepare(bus, job).stopped is not None
+    ended_before = prepare(bus, job).stopped is not None  # after its busy check: never another driver's lease
+    with DriverLease(bus) as lease:
+        lease.hold(job.project)
+        return _run_prepared(bus, job, pool, grace_s, quiet, t0, ended_before)
+
+
+def _run_prepared(bus: Bus, job: ProjectJob, pool: AgentPool | None, grace_s: float, quiet: bool, t0: float,
+                  ended_before: bool) -> ProjectOutcome:
     proj = bus.project(job.project)
     record_model(proj, job.llm)
     if job.run_policy.sandbox == "none" and not quiet:

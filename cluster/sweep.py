@@ -44,6 +44,7 @@ from .errors import UserError
 
 from .grading import finish_project, grade_of
 from .job import ProjectJob, ProjectOutcome
+from .lease import DriverLease
 from .tasks import find_task
 from .driver import PreemptionNotice, console, pause_now, result_of
 from .run import connect, make_job, moves_off_drained_node, parse_budget, prepare, start_orchestrator
@@ -150,6 +151,7 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
     running: dict[ray.ObjectRef, tuple[ProjectJob, Any]] = {}
     outcomes: list[ProjectOutcome] = []
     notice, asked, last_report = PreemptionNotice(), None, 0.0
+    lease = DriverLease(bus)  # a heartbeat per running project (cluster.lease)
     try:
         while todo or running:
             while todo and len(running) < spec.max_concurrent and notice.check() is None:
@@ -160,6 +162,7 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                                            env=actor_env(job.llm))
                 pool = pools[key]
                 prepare(bus, job)
+                lease.hold(job.project)
                 actor = start_orchestrator(bus, job, pool)
                 running[actor.run.remote()] = (job, actor)
                 console.print(f"  started {job.project}")
@@ -172,6 +175,7 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                     todo.insert(0, job)
                     continue
                 outcomes.append(_finish(bus, job, outcome))
+                lease.release(job.project)
             why = notice.check()
             if why and asked is None:
                 for job, _ in running.values():
@@ -187,6 +191,7 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                 last_report = time.monotonic()
     finally:
         notice.close()
+        lease.close()  # releases what is still held: paused at the end of the grace, or left by a fault
     paused, failed = sum(o.paused for o in outcomes), sum(o.failed for o in outcomes)
     console.print(f"[bold]sweep {spec.name}[/bold]: {len(outcomes) - paused - failed} projects ended this time, "
                   f"{paused} paused, {failed} failed; `aisci leaderboard {spec.name}` ranks them" + (
