@@ -12,7 +12,7 @@
 ``--root`` (or ``AISCI_ROOT``) picks the bus root; default ``~/.aisci``. Ray: a new
 local cluster unless ``--address`` (or ``RAY_ADDRESS``, as under ``ray job submit``)
 names one to join. A user's mistake is one line and exit code 2 (``--debug``: the
-traceback too); a paused project exits 75.
+traceback too); a paused project exits 75, a failed one 70 (``finish``).
 """
 
 from __future__ import annotations
@@ -24,10 +24,23 @@ import traceback
 from bus import Bus
 
 from . import cli_bus, cli_projects, demo
+from .display import clean, untrusted
 from .errors import UserError, one_line
 from .tasks import DEFAULT_TASK
 
-EXIT_PAUSED = 75  # EX_TEMPFAIL: not done, try again (`aisci resume`)
+EXIT_PAUSED = 75  # EX_TEMPFAIL: not done, try again (`aisci resume`): a loop may re-submit on it
+EXIT_FAILED = 70  # EX_SOFTWARE: the orchestrator raised; trying again repeats it until the cause is fixed
+
+
+def finish(outcomes) -> None:
+    """Exit with the code of how the projects of this command ended: 0 when all ended,
+    70 when one failed (even if others paused: a job re-submitted on 75 would otherwise
+    repeat the failure forever), 75 when one paused."""
+    outcomes = list(outcomes)
+    if any(o.failed for o in outcomes):
+        raise SystemExit(EXIT_FAILED)
+    if any(o.paused for o in outcomes):
+        raise SystemExit(EXIT_PAUSED)
 
 
 def _operator_policy(args: argparse.Namespace):
@@ -56,8 +69,7 @@ def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
     job = make_job(str(task), args.project, llm, parse_budget(args.budget), args.target, not args.no_bus_memory,
                    args.agents, _operator_policy(args), args.allow_unsandboxed)
     connect(args.address)
-    if run_job(bus, job, grace_s=args.grace).paused:
-        raise SystemExit(EXIT_PAUSED)
+    finish([run_job(bus, job, grace_s=args.grace)])
 
 
 def check_model(llm):
@@ -74,8 +86,9 @@ def check_model(llm):
     llm, caps = check_server(llm)
     why = ("as asked; " if asked != "auto" else "") + (
         "the server takes tools" if caps.tools else f"the server refuses tools: {caps.tools_error}")
-    console.print(f"model {llm.model} at {llm.base_url}: tool calls [bold]{llm.tool_calling}[/bold] ({why}), "
-                  f"context window {llm.context_tokens or 'unknown'} tokens", markup=True, highlight=False)
+    console.print(f"model {untrusted(llm.model)} at {untrusted(llm.base_url)}: tool calls [bold]{llm.tool_calling}"
+                  f"[/bold] ({untrusted(why)}), context window {llm.context_tokens or 'unknown'} tokens",
+                  markup=True, highlight=False)  # the server's error message is the server's: escaped
     return llm
 
 
@@ -106,8 +119,7 @@ def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
 
     job = load_job(bus, args.project)  # an unknown project is one line, before Ray starts
     connect(args.address)
-    if run_job(bus, job, grace_s=args.grace).paused:
-        raise SystemExit(EXIT_PAUSED)
+    finish([run_job(bus, job, grace_s=args.grace)])
 
 
 def cmd_sweep(bus: Bus, args: argparse.Namespace) -> None:
@@ -115,8 +127,7 @@ def cmd_sweep(bus: Bus, args: argparse.Namespace) -> None:
 
     spec = SweepSpec.load(args.file)
     spec.jobs()  # every grid point checked before anything starts
-    if any(o.paused for o in run_sweep(bus, spec, args.grace, address=args.address)):
-        raise SystemExit(EXIT_PAUSED)
+    finish(run_sweep(bus, spec, args.grace, address=args.address))
 
 
 def cmd_replay(bus: Bus, args: argparse.Namespace) -> None:
@@ -125,8 +136,7 @@ def cmd_replay(bus: Bus, args: argparse.Namespace) -> None:
 
     job = replay_job(bus, args.project, args.into, args.realtime)  # checked before Ray starts
     connect(args.address)
-    if run_job(bus, job, grace_s=args.grace).paused:
-        raise SystemExit(EXIT_PAUSED)
+    finish([run_job(bus, job, grace_s=args.grace)])
 
 
 def cmd_pause(bus: Bus, args: argparse.Namespace) -> None:
@@ -210,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             raise  # a fault of aisci: the traceback is the report
         if args.debug:
             traceback.print_exc()
-        print(f"aisci: {line}", file=sys.stderr)
+        print(f"aisci: {clean(line, 2000)}", file=sys.stderr)  # may quote a model's or a file's text
         return 2
     return 0
 

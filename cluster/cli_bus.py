@@ -9,17 +9,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from bus import Bus, query
 from bus.reground import workspace_map
 from bus.repair import repair
 from bus.scopes import scope_for
 
+from .display import clean
 from .errors import UserError
 
-console = Console()
+console = Console(emoji=False)  # ':smile:' in a summary stays as written
 if not console.is_terminal:  # piped to a file or a CI log: don't fold at 80 columns
-    console = Console(width=160)
+    console = Console(width=160, emoji=False)
 
 
 def _cell(value: object) -> str:
@@ -35,11 +37,13 @@ def _cell(value: object) -> str:
 
 
 def rich_table(table: pa.Table, title: str | None = None, limit: int = 200) -> Table:
-    out = Table(title=title)
+    """Every cell is inert text (``cluster.display.clean``: never markup, cut to 300
+    characters): most of what a table shows was written by agents."""
+    out = Table(title=Text(clean(title, 500)) if title else None)
     for name in table.column_names:
-        out.add_column(name, overflow="fold")
+        out.add_column(Text(clean(name)), overflow="fold")
     for row in table.slice(max(table.num_rows - limit, 0)).to_pylist():
-        out.add_row(*(_cell(v) for v in row.values()))
+        out.add_row(*(Text(clean(_cell(v))) for v in row.values()))
     return out
 
 
@@ -104,8 +108,7 @@ def cmd_repair(bus: Bus, args: argparse.Namespace) -> None:
         for line in r.lines():  # every thing repair found or did, including on a consistent project
             style = "yellow" if line.startswith(("LOST", "bad record", "indexed but missing", "left alone",
                                                   "not UTF-8")) else ""
-            console.print(f"  [{style}]{line}[/{style}]" if style else f"  {line}", markup=bool(style),
-                          highlight=False)
+            console.print(Text("  " + clean(line, 1000), style=style), highlight=False)  # lines name agents' paths
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

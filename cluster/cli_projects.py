@@ -13,8 +13,28 @@ from actors.state import State
 from bus import Bus, NotFound, query
 
 from .cli_bus import console, print_table, rich_table
+from .display import clean, clean_document
 from .grading import grade_of
 from .job import load_job
+from .lease import driver_gone_since
+
+
+def where_it_stands(bus: Bus, name: str, state: State) -> str:
+    """The status column: how the project's events say it ended, or, while they say it
+    runs, whether a driver still holds it (``cluster.lease``). Reasons are the model's
+    and the agents': cut to 60 characters (``cluster.display`` makes them inert)."""
+    if state.failed:
+        return "failed: " + clean(state.failed, 60)
+    if state.stopped:
+        return "stopped: " + clean(state.stopped, 60)
+    if state.paused:
+        return "paused: " + clean(state.pause_requested or "", 60)
+    gone = driver_gone_since(bus, name)
+    if gone is not None:  # neither ended, paused nor failed, and no driver: it will not move by itself
+        return f"interrupted (no driver since {time.strftime('%H:%M:%S', time.localtime(gone))}): aisci resume {name}"
+    if state.pause_requested:
+        return "pausing: " + clean(state.pause_requested, 60)
+    return "running" if state.steps else "new"
 
 
 def status_table(bus: Bus, names: list[str]) -> pa.Table:
@@ -27,22 +47,11 @@ def status_table(bus: Bus, names: list[str]) -> pa.Table:
             config = None  # not made by `aisci run` (a sweep's own project, a demo): no runs to rank
         state = State.from_events(events, config)
         last = events.column("time")[-1].as_py().timestamp() if events.num_rows else now
-        if state.failed:
-            where = "failed: " + state.failed
-        elif state.stopped:
-            where = "stopped: " + state.stopped
-        elif state.paused:
-            where = "paused: " + (state.pause_requested or "")
-        elif state.pause_requested:
-            where = "pausing: " + state.pause_requested
-        else:
-            where = "running" if state.steps else "new"
-        best = state.best_run
         grade = grade_of(bus, name) or {}
-        rows.append({"project": name, "state": where[:60], "steps": state.steps,
+        rows.append({"project": name, "state": where_it_stands(bus, name, state), "steps": state.steps,
                      "in flight": ", ".join(sorted(state.in_flight)[:3]),
                      "runs": len(state.scored_runs),
-                     "best cv": round(best.cv_score, 5) if best else None, "tokens": state.tokens,
+                     "best cv": round(state.best_run.cv_score, 5) if state.best_run else None, "tokens": state.tokens,
                      "last event": f"{now - last:.0f} s ago", "score": grade.get("score"), "medal": grade.get("medal", "")})
     return pa.Table.from_pylist(rows) if rows else pa.table({"project": pa.array([], pa.string())})
 
@@ -81,7 +90,9 @@ def cmd_report(bus: Bus, args: argparse.Namespace) -> None:
     if not view.exists("report/report.md"):
         console.print(f"{args.project} has no report yet (it is written when `aisci run` ends)")
         return
-    console.print(view.read("report/report.md"), markup=False)
+    # The writer's document: printed as written (no markup, no wrapping: rich wraps long
+    # words in quadratic time), its control characters shown, never sent to the terminal.
+    console.out(clean_document(view.read("report/report.md")), highlight=False)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

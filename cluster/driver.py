@@ -22,11 +22,14 @@ from actors.outcome import Outcome
 from actors.state import State
 from bus import Bus
 
+from .display import untrusted
 from .job import ProjectJob
 
 __all__ = ["PreemptionNotice", "console", "pause_now", "progress_line", "result_of", "watch"]
 
-console = Console(soft_wrap=True)  # job logs: one line per message, never re-wrapped
+# Job logs: one line per message, never re-wrapped; ':name:' in a reason stays as written.
+# Text from the bus is printed only through cluster.display (markup escaped, cut).
+console = Console(soft_wrap=True, emoji=False)
 
 
 class PreemptionNotice:
@@ -58,10 +61,11 @@ class PreemptionNotice:
 
 
 def progress_line(bus: Bus, job: ProjectJob, t0: float) -> str:
+    """One line of progress, as rich markup (the ids in flight are the model's: escaped, cut)."""
     state = State.from_events(bus.project(job.project).events(), job.orchestrator)
     best = f"{state.best_run.cv_score:.4f}" if state.best_run else "-"
-    running = ", ".join(sorted(state.in_flight)[:4]) or "-"
-    return (f"[{time.time() - t0:6.1f} s] step {state.steps} | running: {running} | runs {len(state.scored_runs)} | "
+    running = ", ".join(untrusted(i, 60) for i in sorted(state.in_flight)[:4]) or "-"
+    return (f"\\[{time.time() - t0:6.1f} s] step {state.steps} | running: {running} | runs {len(state.scored_runs)} | "
             f"best cv {best} | tokens {state.tokens}")
 
 

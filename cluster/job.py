@@ -44,8 +44,13 @@ class ProjectOutcome(Outcome):
 
     @property
     def paused(self) -> bool:
-        """Not done: resume it (paused, or its orchestrator failed)."""
-        return self.kind in ("paused", "failed")
+        """Paused (a preemption, ``aisci pause``): ``aisci resume`` continues it."""
+        return self.kind == "paused"
+
+    @property
+    def failed(self) -> bool:
+        """Its orchestrator raised or died: a resume retries, after the cause is fixed."""
+        return self.kind == "failed"
 
 
 def save_job(bus: Bus, job: ProjectJob) -> None:

@@ -32,11 +32,13 @@ from benchmarks.grading.task import Task
 from bus import Bus, BusError
 from bus.repair import repair
 
+from .display import untrusted
 from .errors import UserError
 from .grading import finish_project, grade_of
 from .driver import PreemptionNotice, console, watch
 from .engine import place_engine
 from .job import ProjectJob, ProjectOutcome, load_job, save_job
+from .lease import DriverLease
 from .sandbox import default_sandbox, probe
 from .scheduler import run_batch
 from .tasks import import_task
@@ -106,7 +108,7 @@ def prepare(bus: Bus, job: ProjectJob) -> State:
     if resumed:
         report = repair(bus, job.project)
         if not report.clean:
-            console.print(f"[yellow]repaired[/yellow] the index of {job.project}: {report}")
+            console.print(f"[yellow]repaired[/yellow] the index of {untrusted(report, 1000)}")
     state = State.from_events(proj.events(), job.orchestrator)
     if state.started is None:  # the budget runs from the job's start, not from its first decision
         proj.as_role("system", "driver").record("started", "the job started: the wall-clock budget runs from here")
@@ -157,12 +159,21 @@ def moves_off_drained_node(bus: Bus, project: str, outcome: Outcome, notice: Pre
 def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: float = 30.0,
             quiet: bool = False) -> ProjectOutcome:
     """Run (or resume) one project to its end or to a pause; returns how it ended, with
-    the grade when it ended. SIGTERM and Ctrl-C pause it (``cluster.driver``)."""
+    the grade when it ended. SIGTERM and Ctrl-C pause it (``cluster.driver``). While it
+    runs, this driver holds the project's lease (``cluster.lease``: ``aisci status``
+    tells a dead driver from a running project)."""
     if job.llm.backend == "vllm":  # placed and started before anything is written; its start-up is not the project's
         connect()
         job.llm = place_engine(job.llm, job.orchestrator.budget_s, say=(lambda *_: None) if quiet else console.print)
     t0 = time.time()
-    ended_before = prepare(bus, job).stopped is not None
+    ended_before = prepare(bus, job).stopped is not None  # after its busy check: never another driver's lease
+    with DriverLease(bus) as lease:
+        lease.hold(job.project)
+        return _run_prepared(bus, job, pool, grace_s, quiet, t0, ended_before)
+
+
+def _run_prepared(bus: Bus, job: ProjectJob, pool: AgentPool | None, grace_s: float, quiet: bool, t0: float,
+                  ended_before: bool) -> ProjectOutcome:
     proj = bus.project(job.project)
     record_model(proj, job.llm)
     if job.run_policy.sandbox == "none" and not quiet:
@@ -187,21 +198,29 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
     out = ProjectOutcome(project=job.project, wall_s=time.time() - t0, **outcome.model_dump())
     if out.kind == "moved":  # the driver's node goes too: a pause
         out.kind = "paused"
-    if out.paused:
+    if out.paused or out.failed:
         if not quiet:
-            console.print(f"[yellow]{out.reason}[/yellow] after {out.steps} steps; continue with "
-                          f"`aisci resume {job.project}`")
+            console.print(say_not_done(out))
         return out
     out.grade = grade_of(bus, job.project) if ended_before else None  # resumed after its end: not graded again
     if out.grade is None:
         out.grade = finish_project(bus, job.project, job.task)
     if not quiet:
         grade = out.grade
-        console.print(f"[bold]{out.reason}[/bold] after {out.steps} steps, {out.wall_s:.1f} s")
-        console.print(f"grade: score {grade['score']} ({'valid' if grade['valid'] else grade['reason']}), "
+        console.print(f"[bold]{untrusted(out.reason)}[/bold] after {out.steps} steps, {out.wall_s:.1f} s")
+        console.print(f"grade: score {grade['score']} ({'valid' if grade['valid'] else untrusted(grade['reason'])}), "
                       f"medal [bold]{grade['medal']}[/bold], above median {grade['above_median']}; "
-                      f"report: {proj.dir / 'report' / 'report.md'}")
+                      f"report: {untrusted(proj.dir / 'report' / 'report.md', 1000)}")
     return out
+
+
+def say_not_done(out: ProjectOutcome) -> str:
+    """The last line of a start that paused or failed (rich markup): what to do next. A
+    failure is not a pause: resuming repeats it unless its cause is fixed."""
+    if out.failed:
+        return (f"[red]failed[/red]: {untrusted(out.reason)}; fix the cause, then `aisci resume {out.project}` "
+                f"retries (after {out.steps} steps)")
+    return f"[yellow]{untrusted(out.reason)}[/yellow] after {out.steps} steps; continue with `aisci resume {out.project}`"
 
 
 def make_job(task_dir: str, project: str | None = None, llm: LLMConfig | None = None, budget_s: float = 3600.0,

@@ -41,10 +41,12 @@ from actors.runs import RunPolicy
 from actors.state import State
 from bus import Bus
 
+from .display import untrusted
 from .errors import UserError
 
 from .grading import finish_project, grade_of
 from .job import ProjectJob, ProjectOutcome
+from .lease import DriverLease
 from .tasks import find_task
 from .driver import PreemptionNotice, console, pause_now, result_of
 from .engine import place_engine
@@ -177,6 +179,7 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
     running: dict[ray.ObjectRef, tuple[ProjectJob, Any]] = {}
     outcomes: list[ProjectOutcome] = []
     notice, asked, last_report = PreemptionNotice(), None, 0.0
+    lease = DriverLease(bus)  # a heartbeat per running project (cluster.lease)
     try:
         while todo or running:
             while todo and len(running) < spec.max_concurrent and notice.check() is None:
@@ -187,6 +190,7 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                                            env=actor_env(job.llm))
                 pool = pools[key]
                 prepare(bus, job)
+                lease.hold(job.project)
                 actor = start_orchestrator(bus, job, pool)
                 running[actor.run.remote()] = (job, actor)
                 console.print(f"  started {job.project}")
@@ -199,6 +203,7 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                     todo.insert(0, job)
                     continue
                 outcomes.append(_finish(bus, job, outcome))
+                lease.release(job.project)
             why = notice.check()
             if why and asked is None:
                 for job, _ in running.values():
@@ -214,10 +219,12 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                 last_report = time.monotonic()
     finally:
         notice.close()
-    paused = sum(o.paused for o in outcomes)
-    console.print(f"[bold]sweep {spec.name}[/bold]: {len(outcomes) - paused} projects ended this time, {paused} "
-                  f"paused; `aisci leaderboard {spec.name}` ranks them" + (
-                      "; `aisci sweep` the same file again resumes the paused ones" if paused else ""))
+        lease.close()  # releases what is still held: paused at the end of the grace, or left by a fault
+    paused, failed = sum(o.paused for o in outcomes), sum(o.failed for o in outcomes)
+    console.print(f"[bold]sweep {spec.name}[/bold]: {len(outcomes) - paused - failed} projects ended this time, "
+                  f"{paused} paused, {failed} failed; `aisci leaderboard {spec.name}` ranks them" + (
+                      "; `aisci sweep` the same file again resumes the paused ones" if paused else "") + (
+                      "; fix what failed (`aisci status --sweep`), then the same command retries it" if failed else ""))
     return outcomes
 
 
@@ -229,8 +236,8 @@ def _ended(bus: Bus, project: str) -> bool:
 def _finish(bus: Bus, job: ProjectJob, outcome: Outcome) -> ProjectOutcome:
     out = ProjectOutcome(project=job.project, **outcome.model_dump())
     out.kind = "paused" if out.kind == "moved" else out.kind
-    if not out.paused:
+    if out.kind == "ended":
         out.grade = finish_project(bus, job.project, job.task)
-    console.print(f"  {out.kind:7} {job.project}: {out.reason}" +
+    console.print(f"  {out.kind:7} {job.project}: {untrusted(out.reason)}" +
                   (f" -> {out.grade['medal']} ({out.grade['score']})" if out.grade else ""))
     return out

@@ -37,7 +37,7 @@ def test_a_killed_orchestrator_actor_is_restarted_by_ray_and_resumes_from_the_bu
     _wait_for_event(bus, "orc-kill", "dispatch", "implement-1")
     ray.kill(actor, no_restart=False)  # the process dies; Ray restarts the actor and re-runs run()
     out = ray.get(ref, timeout=300)
-    assert out.reason.startswith("submitted"), out
+    assert out.reason.startswith("every phase is done; submission: submission/submission.csv is in place"), out
     state = State.from_events(bus.project("orc-kill").events())
     assert state.dispatches["analyse-1"] == 1  # finished before the kill: not run again
     assert all(n <= 2 for n in state.dispatches.values()), state.dispatches
@@ -83,7 +83,7 @@ def test_an_orchestrator_on_a_draining_node_moves_and_the_project_finishes(ray_c
         (e["kind"], e["instance"], e["summary"]) for e in bus.project("drained").events().to_pylist()
         if e["kind"] not in ("write", "append", "llm_call", "agent_step")]
     state = State.from_events(bus.project("drained").events())
-    assert state.stopped.startswith("submitted") and state.dispatches["analyse-1"] == 1
+    assert state.stopped.startswith("every phase is done; submission: submission/submission.csv is in place") and state.dispatches["analyse-1"] == 1
 
 
 def test_the_orchestrator_pauses_itself_when_its_node_drains(bus):

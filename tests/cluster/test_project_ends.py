@@ -11,8 +11,10 @@ import time
 from actors.llm.config import LLMConfig
 from actors.runs import RunPolicy
 from benchmarks.grading.task import Task, shipped_tasks
-from cluster.cli import main
+from cluster.cli import EXIT_FAILED, EXIT_PAUSED, main
+from cluster.job import save_job
 from cluster.run import make_job, run_job
+from cluster.tasks import import_task
 
 from .inprocess import Hybrid, call, run_project, sandbox
 
@@ -26,7 +28,7 @@ def test_an_orchestrator_that_fails_is_marked_failed_and_status_says_so(ray_clus
     llm = LLMConfig(backend="openai", base_url="http://127.0.0.1:9/v1", model="m", max_retries=0, timeout_s=2)
     job = make_job(str(TASK.root), "down", llm, budget_s=300)
     out = run_job(bus, job, quiet=True)
-    assert out.kind == "failed" and out.paused and "LLMUnavailable" in out.reason, out
+    assert out.kind == "failed" and out.failed and not out.paused and "LLMUnavailable" in out.reason, out
     capsys.readouterr()
     assert main(["--root", str(bus.root), "status", "down"]) == 0
     table = capsys.readouterr().out
@@ -37,6 +39,23 @@ def test_an_orchestrator_that_fails_is_marked_failed_and_status_says_so(ray_clus
     assert again.kind == "failed"
     kinds = [e["kind"] for e in bus.project("down").events().to_pylist()]
     assert kinds.count("failed") == 2 and kinds.count("resumed") == 1
+
+
+@pytest.mark.slow
+def test_a_failed_project_exits_70_not_the_pause_code_and_says_to_fix_the_cause(ray_cluster, bus, capsys):
+    """Before: exit 75 (the README's code for "paused") and "continue with `aisci resume`",
+    though a resume repeats the crash until its cause (here: the endpoint) is fixed."""
+    llm = LLMConfig(backend="openai", base_url="http://127.0.0.1:9/v1", model="m", max_retries=0, timeout_s=2)
+    job = make_job(str(TASK.root), "down-cli", llm, budget_s=300)
+    import_task(bus, TASK, "down-cli")
+    save_job(bus, job)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as end:
+        main(["--root", str(bus.root), "resume", "down-cli"])
+    out = capsys.readouterr().out
+    assert end.value.code == EXIT_FAILED == 70 and EXIT_PAUSED == 75, out[-2000:]
+    assert "failed: the orchestrator failed: LLMUnavailable" in out, out[-2000:]
+    assert "fix the cause, then `aisci resume down-cli` retries" in out and "continue with" not in out, out[-2000:]
 
 
 @pytest.mark.slow

@@ -66,7 +66,7 @@ def test_a_restarted_orchestrator_continues_from_the_bus(bus):
     # analyse-1 finished before the crash and is not run again; implement-1 was in flight
     # and is re-dispatched once, under the same id.
     assert calls == ["analyse-1", "implement-1", "implement-1", "experiment-1", "submit-1"]
-    assert state.stop_reason.startswith("submitted") and state.best_run.cv_score > 0  # an RMSE: lowest is best
+    assert state.stop_reason.startswith("every phase is done; submission: submission/submission.csv is in place") and state.best_run.cv_score > 0  # an RMSE: lowest is best
     assert state.best_run == min(state.scored_runs, key=lambda r: r.cv_score)
     grade = task.grade(bus.project("dia").dir / "submission" / "submission.csv")
     assert grade.valid and grade.lower_is_better

@@ -1,0 +1,104 @@
+"""`aisci status` tells a running project from one whose driver is gone (cluster.lease).
+
+Before: a project whose `aisci run` was SIGKILLed (no process left) showed "running"
+forever. Now the driver holds a heartbeat in the operator's area, and status shows
+`interrupted (no driver since HH:MM:SS): aisci resume P` once it is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.grading.task import shipped_tasks
+from bus import Bus
+from cluster.cli import main
+from cluster.lease import HEARTBEAT_FILE, DriverLease, Heartbeat, last_heartbeat
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _status(root, project, capsys) -> str:
+    assert main(["--root", str(root), "status", project]) == 0
+    return "".join(capsys.readouterr().out.replace("│", "").split())  # the table's borders and folds out
+
+
+def _running_project(bus: Bus, name: str) -> None:
+    bus.create_project(name).as_role("orchestrator", f"orchestrator-{name}").record(
+        "decision", "step 1", path="plan/steps/1.json", hash="0" * 64)
+
+
+def test_a_held_project_runs_and_a_released_one_is_interrupted(bus, capsys):
+    _running_project(bus, "held")
+    assert "running" in _status(bus.root, "held", capsys)  # no heartbeat ever: not judged
+    with DriverLease(bus, period_s=0.05) as lease:
+        lease.hold("held")
+        first = last_heartbeat(bus, "held")
+        assert first.pid == os.getpid() and not first.released
+        while last_heartbeat(bus, "held").time == first.time:  # the thread beats on its own
+            time.sleep(0.01)
+        assert "running" in _status(bus.root, "held", capsys)
+    # The driver left while the events say the project runs (it raised: a fault of aisci).
+    assert last_heartbeat(bus, "held").released
+    shown = _status(bus.root, "held", capsys)
+    assert "interrupted(nodriversince" in shown and "):aisciresumeheld" in shown, shown
+
+
+def test_a_stale_heartbeat_from_another_host_is_interrupted_and_a_fresh_one_runs(bus, capsys):
+    _running_project(bus, "far")
+    beat = Heartbeat(host="another-host.example", pid=1, time=time.time(), period_s=5.0)
+    bus.operator.write("far", HEARTBEAT_FILE, beat.model_dump_json().encode())
+    assert "running" in _status(bus.root, "far", capsys)  # the pid is another machine's: not looked at
+    old = beat.model_copy(update={"time": time.time() - 16})  # more than 3 periods of 5 s
+    bus.operator.write("far", HEARTBEAT_FILE, old.model_dump_json().encode())
+    hhmmss = time.strftime("%H:%M:%S", time.localtime(old.time))
+    assert f"interrupted(nodriversince{hhmmss}):aisciresumefar" in _status(bus.root, "far", capsys)
+    # Ended, paused and failed projects say so, whatever the heartbeat.
+    for kind in ("failed", "paused", "stopped"):
+        bus.project("far").as_role("system", "test").record(kind, f"{kind} for a reason")
+        shown = _status(bus.root, "far", capsys)
+        assert f"{kind}:" in shown and "interrupted" not in shown, shown
+        bus.project("far").as_role("system", "test").record("resumed", "again")
+
+
+def test_the_heartbeat_is_out_of_every_roles_reach(bus):
+    _running_project(bus, "safe")
+    with DriverLease(bus) as lease:
+        lease.hold("safe")
+    path = bus.operator.path("safe", HEARTBEAT_FILE)
+    assert path.is_file() and bus.project("safe").dir not in path.parents
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.slow
+def test_status_says_interrupted_after_the_driver_is_sigkilled(tmp_path, capsys):
+    """A real `aisci run` in its own session, SIGKILLed with everything it started (its
+    local Ray cluster too) once its project runs: no process is left to say anything."""
+    bus = Bus(tmp_path / "root")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen([sys.executable, "-m", "cluster.cli", "--root", str(bus.root), "run",
+                             str(shipped_tasks()["breast-cancer"]), "--project", "doomed", "--budget", "10m"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not (_dispatched(bus, "doomed") and last_heartbeat(bus, "doomed") is not None):  # it runs
+            assert proc.poll() is None and time.monotonic() < deadline, "the driver never started the project"
+            time.sleep(0.2)
+        assert last_heartbeat(bus, "doomed").pid == proc.pid
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    shown = _status(bus.root, "doomed", capsys)
+    assert "interrupted(nodriversince" in shown and "):aisciresumedoomed" in shown, shown
+    assert "running" not in shown
+
+
+def _dispatched(bus: Bus, project: str) -> bool:
+    return project in bus.projects() and any(e["kind"] == "dispatch" for e in bus.project(project).events().to_pylist())
