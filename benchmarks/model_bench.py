@@ -6,8 +6,9 @@ and tokens went.
 
 Prints: the engine's start-up (apart), the project's wall time, model calls, tokens per
 role (prompt, cached, completion), the prefix-cache hit rate, the malformed-reply rate
-(agent steps whose reply held no usable call), and the share of wall time with a model
-call in flight against the rest (the framework, experiments, waiting). Everything is
+(agent steps whose reply held no usable call), the share of wall time with a model
+call in flight against the rest (the framework, experiments, waiting), and the time
+of the same project replayed with no model. Everything is
 read back from the bus (``llm_call`` and ``agent_step`` events), as for any project.
 """
 
@@ -27,7 +28,8 @@ from actors.llm.server import NAMESPACE, server_name
 from benchmarks.grading.task import shipped_tasks
 from bus import Bus
 from cluster.engine import place_engine
-from cluster.run import parse_budget, run_task
+from cluster.replay import replay_job
+from cluster.run import parse_budget, run_job, run_task
 
 
 def model_busy_s(calls: list[dict]) -> float:
@@ -81,7 +83,8 @@ def main() -> None:
         from benchmarks.smollm2 import model_dir
 
         args.model = model_dir()
-    ray.init(num_cpus=2 if not args.gpus else None, include_dashboard=False, log_to_driver=False, namespace=NAMESPACE)
+    ray.init(address="local", num_cpus=2 if not args.gpus else None, include_dashboard=False, log_to_driver=False,
+             namespace=NAMESPACE)
     llm = with_engine(LLMConfig(backend="vllm", model=args.model), {
         "gpus": args.gpus, "max_model_len": args.max_model_len, "memory_fraction": args.memory_fraction})
     t0 = time.monotonic()
@@ -108,6 +111,10 @@ def main() -> None:
         print(f"{role:14}{r['calls']:>7}{r['prompt']:>9}{r['cached']:>9}{hit:>6.0%}{r['completion']:>12}")
     stats = ray.get(ray.get_actor(server_name(llm), namespace=NAMESPACE).stats.remote())
     print(f"engine: {stats['requests']} requests, {stats['tokens_per_s']:.1f} completion tokens/s while generating")
+    t0 = time.monotonic()  # the same project replayed with no model (`aisci replay`), at full speed
+    replayed = run_job(bus, replay_job(bus, out.project, f"{out.project}-replay"), quiet=True)
+    print(f"replay with no model: {time.monotonic() - t0:.0f} s (the recording took {out.wall_s:.0f} s); ended: "
+          f"{replayed.reason[:160]}")
     ray.shutdown()
 
 

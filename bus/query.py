@@ -53,24 +53,48 @@ def metric_values(metrics: pa.ChunkedArray, name: str) -> tuple[np.ndarray, np.n
     return np.concatenate(rows), np.concatenate(values)
 
 
-def best_metric(bus: Bus, metric: str, mode: str = "max", projects: list[str] | None = None) -> pa.Table:
-    """Per project, the event with the best finite value of ``metric`` (``mode`` max or min).
+# Metrics whose value says a project's metric direction (1: lower is better): recorded
+# with the job's start (``started``) and with its grade (``graded``).
+DIRECTION_KEYS = ("is_lower_better", "lower_is_better")
 
-    Columns: project, value, seq, role, kind, path, time; best project first.
+
+def _lower_is_better(table: pa.Table, code: np.ndarray, n: int) -> np.ndarray:
+    """Per project code, whether its metric is lower-is-better (False where unknown)."""
+    all_codes = pc.dictionary_encode(table.column("project")).combine_chunks().indices.to_numpy()
+    lower = np.zeros(n, dtype=bool)
+    for key in DIRECTION_KEYS:
+        rows, values = metric_values(table.column("metrics"), key)
+        lower[all_codes[rows]] = values > 0.5
+    return lower
+
+
+def best_metric(bus: Bus, metric: str, mode: str = "task", projects: list[str] | None = None) -> pa.Table:
+    """Per project, the event with the best finite value of ``metric``: by each project's
+    own metric direction (``mode`` "task": what its job recorded, MLE-bench's
+    ``is_lower_better``; higher where unknown), or by ``max`` or ``min`` for all.
+
+    Columns: project, value, lower_is_better, seq, role, kind, path, time. Raises
+    ``ValueError`` for another mode. Order: with one direction, best project first;
+    with "task", by project (scores of different metrics do not rank together).
     """
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode must be 'max' or 'min', not {mode!r}")
+    if mode not in ("task", "max", "min"):
+        raise ValueError(f"mode must be 'task', 'max' or 'min', not {mode!r}")
     table = bus.index.scan(projects, columns=["project", "seq", "role", "kind", "path", "time", "metrics"])
     rows, values = metric_values(table.column("metrics"), metric)
     finite = np.isfinite(values)  # NaN/inf are no value (one NaN made its whole project vanish)
     rows, values = rows[finite], values[finite]
-    out_cols = ["project", "value", "seq", "role", "kind", "path", "time"]
+    out_cols = ["project", "value", "lower_is_better", "seq", "role", "kind", "path", "time"]
     if len(rows) == 0:
-        return table.drop_columns(["metrics"]).slice(0, 0).append_column("value", pa.array([], pa.float64())).select(out_cols)
+        return (table.drop_columns(["metrics"]).slice(0, 0).append_column("value", pa.array([], pa.float64()))
+                .append_column("lower_is_better", pa.array([], pa.bool_())).select(out_cols))
     # Per project the best value, then the earliest event that reached it: O(n) with a
     # dictionary code per project and numpy (a join or a sort is 5-10x slower on 1M rows).
     code = pc.dictionary_encode(table.column("project")).combine_chunks().indices.to_numpy()[rows]
-    signed = values if mode == "max" else -values
+    if mode == "task":
+        lower = _lower_is_better(table, code, int(code.max()) + 1)
+    else:
+        lower = np.full(int(code.max()) + 1, mode == "min")
+    signed = np.where(lower[code], -values, values)
     best = np.full(code.max() + 1, -np.inf)
     np.maximum.at(best, code, signed)
     top = np.flatnonzero(signed == best[code])  # few: the ties at the top of each project
@@ -79,7 +103,10 @@ def best_metric(bus: Bus, metric: str, mode: str = "max", projects: list[str] | 
     first = np.ones(len(order), dtype=bool)
     first[1:] = code[top][order][1:] != code[top][order][:-1]
     pick = top[order][first]
-    winners = table.drop_columns(["metrics"]).take(pa.array(rows[pick])).append_column("value", pa.array(values[pick]))
+    winners = (table.drop_columns(["metrics"]).take(pa.array(rows[pick])).append_column("value", pa.array(values[pick]))
+               .append_column("lower_is_better", pa.array(lower[code[pick]])))
+    if mode == "task":
+        return winners.select(out_cols).sort_by([("project", "ascending")])
     return winners.select(out_cols).sort_by(
         [("value", "descending" if mode == "max" else "ascending"), ("project", "ascending")]
     )

@@ -83,7 +83,8 @@ def cmd_log(bus: Bus, args: argparse.Namespace) -> None:
 
 def cmd_query(bus: Bus, args: argparse.Namespace) -> None:
     if args.what == "best":
-        print_table(query.best_metric(bus, args.metric, args.mode), title=f"best {args.metric} per project ({args.mode})")
+        print_table(query.best_metric(bus, args.metric, args.mode), title=f"best {args.metric} per project ("
+                    f"{'each by its metric' if args.mode == 'task' else args.mode})")
     elif args.what == "tokens":
         projects = [bus.project(args.project).name] if args.project else None  # an unknown project: NotFound
         print_table(query.tokens_by_role(bus, projects), title="tokens per project, role and model: each model call "
@@ -125,7 +126,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     qs = q.add_subparsers(dest="what", required=True)
     best = qs.add_parser("best", help="best metric per project, across all projects")
     best.add_argument("--metric", required=True)
-    best.add_argument("--mode", choices=["max", "min"], default="max")
+    best.add_argument("--mode", choices=["task", "max", "min"], default="task",
+                      help="task: each project by its own metric's direction; max/min: all the same way")
     tokens = qs.add_parser("tokens", help="tokens spent per project and role")
     tokens.add_argument("--project")
     files = qs.add_parser("files", help="the latest version of every file of a project")

@@ -111,7 +111,8 @@ def prepare(bus: Bus, job: ProjectJob) -> State:
             console.print(f"[yellow]repaired[/yellow] the index of {untrusted(report, 1000)}")
     state = State.from_events(proj.events(), job.orchestrator)
     if state.started is None:  # the budget runs from the job's start, not from its first decision
-        proj.as_role("system", "driver").record("started", "the job started: the wall-clock budget runs from here")
+        proj.as_role("system", "driver").record("started", "the job started: the wall-clock budget runs from here",
+                                                metrics={"is_lower_better": float(job.orchestrator.is_lower_better)})
     elif not state.stopped or state.pause_requested or state.paused or state.failed:
         # Ends the pause (or the crash, or the failure): its time does not count against the budget.
         why = state.pause_requested or state.failed or "an interruption"

@@ -3,6 +3,7 @@
 import duckdb
 import pandas as pd
 import pyarrow.compute as pc
+import pytest
 
 from bus import Bus, BusConfig, query
 from bus.reground import render_map
@@ -16,12 +17,29 @@ def fill(bus: Bus, name: str, scores: list[float], tokens: int = 10):
     bus.create_project(name).as_role("coder").record("llm_call", "q", prompt_tokens=5, completion_tokens=1)
 
 
+def test_best_per_project_follows_each_projects_own_metric_direction(bus):
+    """Issue 13's example: an RMSE project's worst run was shown as its best (every
+    project ranked by max). Each project's job records its direction when it starts."""
+    for name, lower, scores in (("rmse", 1.0, [55.0, 53.9, 61.0]), ("acc", 0.0, [0.91, 0.97, 0.95]),
+                                ("old", None, [0.2, 0.4])):  # no direction recorded: higher
+        view = bus.create_project(name).as_role("system", "t")
+        if lower is not None:
+            view.record("started", "the job started", metrics={"is_lower_better": lower})
+        for score in scores:
+            view.record("experiment", "run", metrics={"cv_score": score})
+    best = {r["project"]: (r["value"], r["lower_is_better"]) for r in query.best_metric(bus, "cv_score").to_pylist()}
+    assert best == {"rmse": (53.9, True), "acc": (0.97, False), "old": (0.4, False)}
+    assert query.best_metric(bus, "cv_score", mode="max").to_pylist()[0]["value"] == 61.0  # asked for: all by max
+    with pytest.raises(ValueError, match="mode must be"):
+        query.best_metric(bus, "cv_score", mode="best")
+
+
 def test_best_metric_across_projects_and_tokens_per_role(bus):
     fill(bus, "a", [0.5, 0.9, 0.7])
     fill(bus, "b", [0.95, 0.2], tokens=100)
     fill(bus, "c", [0.1])
     bus.index.compact("a")  # mix compacted and journal-only projects
-    best = query.best_metric(bus, "score").to_pylist()
+    best = query.best_metric(bus, "score", mode="max").to_pylist()
     assert [(r["project"], r["value"]) for r in best] == [("b", 0.95), ("a", 0.9), ("c", 0.1)]
     assert best[1]["path"] == "experiments/r1/metrics.json"
     worst_loss = query.best_metric(bus, "loss", mode="min").to_pylist()
@@ -123,6 +141,6 @@ def test_cross_project_rollup_keeps_every_row_once(tmp_path):
         bus.index.compact(name)
     assert scanned() == total + 5 * 4  # two writes and two LLM calls per project
     assert scanned() == sum(Bus(root).project(p).events().num_rows for p in projects)
-    best = query.best_metric(Bus(root), "score").to_pylist()
+    best = query.best_metric(Bus(root), "score", mode="max").to_pylist()
     assert [r["project"] for r in best[:5]] == projects[:5] and best[0]["value"] == 0.99
     assert query.best_metric(Bus(root), "score", projects=["p07"]).to_pylist()[0]["value"] == 0.24
