@@ -38,12 +38,12 @@ def status_table(bus: Bus, names: list[str]) -> pa.Table:
         else:
             where = "running" if state.steps else "new"
         best = state.best_run
-        grade = grade_of(bus, name) or {}
+        grade = grade_of(bus, name)
         rows.append({"project": name, "state": where[:60], "steps": state.steps,
                      "in flight": ", ".join(sorted(state.in_flight)[:3]),
                      "runs": len(state.scored_runs),
                      "best cv": round(best.cv_score, 5) if best else None, "tokens": state.tokens,
-                     "last event": f"{now - last:.0f} s ago", "score": grade.get("score"), "medal": grade.get("medal", "")})
+                     "last event": f"{now - last:.0f} s ago", "score": grade.score if grade else None, "medal": grade.medal if grade else ""})
     return pa.Table.from_pylist(rows) if rows else pa.table({"project": pa.array([], pa.string())})
 
 
