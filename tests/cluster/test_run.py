@@ -26,17 +26,17 @@ needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewr
 def test_baseline_reaches_a_graded_submission_and_the_ablation_switch_works(ray_cluster, bus):
     task = shipped_tasks()["digits"]
     on = run_task(bus, str(task), project="digits-on", budget_s=600)
-    assert on.grade["valid"] and on.grade["medal"] in ("gold", "silver", "bronze"), on.grade
+    assert on.grade.valid_submission and on.grade.any_medal, on.grade
     viewer = bus.project("digits-on").as_role("viewer")
     assert [p["status"] for p in json.loads(viewer.read("plan/roadmap.json"))] == ["done"] * 4
-    assert "silver" in viewer.read("report/report.md") or on.grade["medal"] in viewer.read("report/report.md")
+    assert "silver" in viewer.read("report/report.md") or on.grade.medal in viewer.read("report/report.md")
     assert "<svg" in viewer.read("report/metric.svg")[:400]
     # The private answers never reached the bus.
     assert not any("answers" in p for p in viewer.list())
 
     off = run_task(bus, str(task), project="digits-off", budget_s=600, bus_memory=False)
     # Without bus memory the writer cannot re-read the experiments' predictions: no submission.
-    assert not off.grade["valid"] and off.grade["reason"] == "no submission file"
+    assert not off.grade.valid_submission and off.grade.reason == "no submission file"
     refused = [e for e in bus.project("digits-off").events().to_pylist() if e["kind"] == "refused"]
     assert any("experiments/" in (e["path"] or "") for e in refused)
 
@@ -69,7 +69,7 @@ def test_a_restarted_orchestrator_continues_from_the_bus(bus):
     assert state.stop_reason.startswith("submitted") and state.best_run.cv_score > 0  # an RMSE: lowest is best
     assert state.best_run == min(state.scored_runs, key=lambda r: r.cv_score)
     grade = task.grade(bus.project("dia").dir / "submission" / "submission.csv")
-    assert grade.valid and grade.lower_is_better
+    assert grade.valid_submission and grade.is_lower_better
 
 
 def test_budget_parsing():
