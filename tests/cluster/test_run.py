@@ -5,16 +5,17 @@ import json
 import shutil
 
 import pytest
+import yaml
 
 from actors.agent import Agent
 from actors.baseline import BaselineLLM
 from actors.orchestrator import Orchestrator, OrchestratorConfig
 from actors.policy import BaselinePolicy
-from benchmarks.grading.task import Task, shipped_tasks
+from benchmarks.grading.task import Task, TaskOptions, shipped_tasks
 from actors.runs import RunPolicy
 from cluster.experiments import run_here
 from cluster.errors import UserError
-from cluster.run import parse_budget, run_task
+from cluster.run import make_job, parse_budget, run_job, run_task
 from cluster.tasks import import_task
 
 pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
@@ -70,6 +71,30 @@ def test_a_restarted_orchestrator_continues_from_the_bus(bus):
     assert state.best_run == min(state.scored_runs, key=lambda r: r.cv_score)
     grade = task.grade(bus.project("dia").dir / "submission" / "submission.csv")
     assert grade.valid_submission and grade.is_lower_better
+
+
+@needs_bwrap
+def test_a_competition_in_mlebench_data_dir_runs_to_its_report(ray_cluster, bus, tmp_path):
+    """`aisci run ID --data-dir DIR --config FILE`: the data as `mlebench prepare` leaves
+    it (the answers at prepared/private/test.csv), the definition elsewhere."""
+    source = shipped_tasks()["breast-cancer"]
+    data, home = tmp_path / "data", tmp_path / "definitions" / "bc"
+    shutil.copytree(source / "prepared", data / "bc" / "prepared")
+    (data / "bc" / "prepared" / "private" / "answers.csv").rename(data / "bc" / "prepared" / "private" / "test.csv")
+    shutil.copy(source / "description.md", data / "bc" / "prepared" / "public" / "description.md")
+    home.mkdir(parents=True)
+    shutil.copy(source / "leaderboard.csv", home / "leaderboard.csv")
+    (home / "config.yaml").write_text(yaml.safe_dump({
+        "id": "bc", "name": "bc", "competition_type": "simple", "awards_medals": False,
+        "dataset": {"answers": "bc/prepared/private/test.csv", "sample_submission": "bc/prepared/public/sample_submission.csv"},
+        "grader": {"name": "auc-roc"}}))
+    job = make_job("bc", "bc-1", budget_s=600, task_options=TaskOptions(data_dir=str(data), config=str(home / "config.yaml")))
+    assert job.task_options.leaderboard == str(home / "leaderboard.csv") and str(data / "bc" / "prepared" / "private") in job.hidden
+    out = run_job(bus, job)
+    assert out.grade.competition_id == "bc" and out.grade.valid_submission and out.grade.leaderboard_size == 57, out.grade
+    view = bus.project("bc-1").as_role("viewer")
+    assert json.loads(view.read("task/task.json"))["metric"] == "auc-roc"
+    assert not any("test.csv" == p.rsplit("/", 1)[-1] and "private" in p for p in view.list())
 
 
 def test_budget_parsing():
