@@ -83,9 +83,9 @@ def main() -> None:
         print(f"2. grant order with {gpus:.0f} GPU(s), a asking 3 runs then b 1: {''.join(grants)}")
 
         out = run_task(bus, str(shipped_tasks()["breast-cancer"]), project="bc", budget_s=900)
-        print(f"3. aisci run breast-cancer: {out['grade']['medal']} ({out['grade']['score']}) in {out['wall_s']:.1f} s")
+        print(f"3. aisci run breast-cancer: {out.grade.medal} ({out.grade.score}) in {out.wall_s:.1f} s")
         print(f"gpu_check gpus={gpus:.0f} run_gpu={str(seen.get('device', 'none')).replace(' ', '_')} "
-              f"tflops={seen.get('tflops', 0):.0f} grants={''.join(grants)} project_medal={out['grade']['medal']}")
+              f"tflops={seen.get('tflops', 0):.0f} grants={''.join(grants)} project_medal={out.grade.medal}")
     finally:
         ray.shutdown()
         shutil.rmtree(root, ignore_errors=True)

@@ -94,12 +94,13 @@ def main() -> None:
     out = run_task(bus, str(shipped_tasks()[args.task]), project=f"{args.task}-bench", llm=llm,
                    budget_s=parse_budget(args.budget), agents=args.agents)
     f = figures(bus, out.project)
-    grade = out.grade or {}
+    grade = out.grade
     print(f"\nmodel_bench {platform.node()} {platform.processor() or platform.machine()}, {dt.date.today()}: "
           f"{args.model.rstrip('/').rsplit('/', 1)[-1]} via the vLLM actor on {'GPU' if args.gpus else 'CPU'}, "
           f"task {args.task}, budget {args.budget}")
     print(f"engine start-up {startup_s:.0f} s (apart); project wall {out.wall_s:.0f} s, ended: {out.reason}; "
-          f"grade: {grade.get('score')} ({'valid' if grade.get('valid') else grade.get('reason')})")
+          f"grade: {grade.score if grade else None} "
+          f"({'valid' if grade and grade.valid_submission else grade.reason if grade else 'not graded'})")
     print(f"model calls {f['calls']}, agent steps {f['agent_steps']}, malformed replies "
           f"{f['malformed_rate']:.0%} of agent steps, prefix-cache hit rate {f['prefix_cache_hit_rate']:.0%}")
     busy = f["model_busy_s"] / out.wall_s if out.wall_s else 0.0

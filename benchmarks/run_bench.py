@@ -40,14 +40,14 @@ def main() -> None:
         print("\ntask            score     medal   above-median  wall s  steps")
         for name, out in rows:
             g = out.grade
-            print(f"{name:15s} {g['score']!s:9s} {g['medal']:7s} {g['above_median']!s:13s} {out.wall_s:6.1f}  {out.steps}")
+            print(f"{name:15s} {g.score!s:9s} {g.medal:7s} {g.above_median!s:13s} {out.wall_s:6.1f}  {out.steps}")
         on = rows[0][1].grade
-        print(f"ablation on {first}: bus memory on {on['score']} ({on['medal']}), "
-              f"off {off.grade['score']} ({off.grade['reason'] or off.grade['medal']})")
+        print(f"ablation on {first}: bus memory on {on.score} ({on.medal}), "
+              f"off {off.grade.score} ({off.grade.reason or off.grade.medal})")
         p50, p95 = statistics.median(ticks), sorted(ticks)[int(0.95 * (len(ticks) - 1))]
         print(f"orchestrator overhead per step (agents and experiments excluded): p50 {p50:.1f} ms, p95 {p95:.1f} ms")
-        print(f"run_bench tasks={len(rows)} medals={','.join(o.grade['medal'] for _, o in rows)} "
-              f"ablation_on={on['score']} ablation_off={off.grade['score']} tick_p50_ms={p50:.1f}")
+        print(f"run_bench tasks={len(rows)} medals={','.join(o.grade.medal for _, o in rows)} "
+              f"ablation_on={on.score} ablation_off={off.grade.score} tick_p50_ms={p50:.1f}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

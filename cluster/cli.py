@@ -59,15 +59,24 @@ def _operator_policy(args: argparse.Namespace):
 def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
     from actors.llm.config import parse_model
 
+    from benchmarks.grading.task import TaskOptions, open_task
+
     from .run import connect, parse_budget, run_job, make_job
     from .tasks import find_task
 
-    task = find_task(args.task)
+    options = TaskOptions(config=args.config, leaderboard=args.leaderboard, metric=args.metric,
+                          id_column=args.id_column, data_dir=args.data_dir)
+    if args.data_dir:  # a competition id in MLE-bench's data dir: its folder, config and leaderboard found
+        found = open_task(args.task, options)
+        task, options = found.root, found.options
+    else:
+        task = find_task(args.task)
     llm = parse_model(args.model, base_url=args.base_url, api_key_env=args.api_key_env)
     llm = check_model(llm.model_copy(update={"tool_calling": args.tool_calling}))  # before Ray or any state
     llm = _engine_settings(llm, args)
     job = make_job(str(task), args.project, llm, parse_budget(args.budget), args.target, not args.no_bus_memory,
-                   args.agents, _operator_policy(args), args.allow_unsandboxed)
+                   args.agents, _operator_policy(args), args.allow_unsandboxed,
+                   options)
     connect(args.address)
     finish([run_job(bus, job, grace_s=args.grace)])
 
@@ -158,8 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="create demo projects on the bus, write and query them")
     d.set_defaults(func=lambda bus, args: demo.run(bus))
     r = sub.add_parser("run", help="work on a task until the target or the budget is reached")
-    r.add_argument("task", nargs="?", default=DEFAULT_TASK, help="a shipped task's name or a task folder "
-                   f"(default: {DEFAULT_TASK})")
+    r.add_argument("task", nargs="?", default=DEFAULT_TASK, help="a shipped task's name, a competition folder in "
+                   f"MLE-bench's layout, or with --data-dir a competition id (default: {DEFAULT_TASK})")
+    r.add_argument("--data-dir", help="MLE-bench's data dir (<dir>/<id>/prepared/...): TASK is a competition id")
+    r.add_argument("--config", help="the competition's config.yaml, where its folder has none")
+    r.add_argument("--leaderboard", help="the competition's leaderboard.csv (medals), where its folder has none")
+    r.add_argument("--metric", help="the metric, where the config's grader.name is not one aisci knows")
+    r.add_argument("--id-column", help="the sample submission's id column, where it is not the first")
     r.add_argument("--project", help="project name (default: <task>-<time>); an existing one is resumed")
     r.add_argument("--model", default="baseline", help="baseline (no model), openai:<model>, vllm:<path>")
     r.add_argument("--base-url", help="openai: the endpoint, e.g. http://localhost:8000/v1 "

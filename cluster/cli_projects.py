@@ -47,12 +47,13 @@ def status_table(bus: Bus, names: list[str]) -> pa.Table:
             config = None  # not made by `aisci run` (a sweep's own project, a demo): no runs to rank
         state = State.from_events(events, config)
         last = events.column("time")[-1].as_py().timestamp() if events.num_rows else now
-        grade = grade_of(bus, name) or {}
+        grade = grade_of(bus, name)
         rows.append({"project": name, "state": where_it_stands(bus, name, state), "steps": state.steps,
                      "in flight": ", ".join(sorted(state.in_flight)[:3]),
                      "runs": len(state.scored_runs),
                      "best cv": round(state.best_run.cv_score, 5) if state.best_run else None, "tokens": state.tokens,
-                     "last event": f"{now - last:.0f} s ago", "score": grade.get("score"), "medal": grade.get("medal", "")})
+                     "last event": f"{now - last:.0f} s ago", "score": grade.score if grade else None,
+                     "medal": grade.medal if grade else ""})
     return pa.Table.from_pylist(rows) if rows else pa.table({"project": pa.array([], pa.string())})
 
 

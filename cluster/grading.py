@@ -13,8 +13,7 @@ import json
 
 import pyarrow.compute as pc
 
-from benchmarks.grading.medals import MEDALS
-from benchmarks.grading.task import Task
+from benchmarks.grading.task import CompetitionReport, Task, TaskOptions
 from bus import Bus
 
 from .report import write_report
@@ -22,24 +21,25 @@ from .report import write_report
 __all__ = ["finish_project", "grade_of"]
 
 
-def finish_project(bus: Bus, project: str, task_dir: str) -> dict:
+def finish_project(bus: Bus, project: str, task_dir: str, options: TaskOptions | None = None) -> CompetitionReport:
     """Grade ``submission/submission.csv``, record the grade (a ``graded`` event: what
-    leaderboards query), write the report; returns the grade."""
+    leaderboards query), write the report; returns the grade (MLE-bench's
+    ``CompetitionReport``)."""
     proj = bus.project(project)
-    grade = Task(task_dir).grade(proj.dir / "submission" / "submission.csv").model_dump()
-    data = json.dumps(grade, indent=1)
+    grade = Task(task_dir, options).grade(proj.dir / "submission" / "submission.csv")
+    data = grade.model_dump_json(indent=1)
     system = proj.as_role("system", "grader")
     digest = proj.put_object(data.encode())
-    system.write("report/grade.json", data, summary=f"{grade['medal']} medal, score {grade['score']}")
-    system.record("graded", f"{grade['medal']} medal, score {grade['score']}", hash=digest, metrics={
-        "score": float(grade["score"]) if grade["score"] is not None else float("nan"),
-        "valid": float(grade["valid"]), "medal_rank": float(MEDALS.index(grade["medal"])),
-        "lower_is_better": float(grade["lower_is_better"])})
+    system.write("report/grade.json", data, summary=f"{grade.medal} medal, score {grade.score}")
+    system.record("graded", f"{grade.medal} medal, score {grade.score}", hash=digest, metrics={
+        "score": float(grade.score) if grade.score is not None else float("nan"),
+        "valid_submission": float(grade.valid_submission), "medal_rank": float(grade.medal_rank),
+        "is_lower_better": float(grade.is_lower_better)})
     write_report(proj, grade)
     return grade
 
 
-def grade_of(bus: Bus, project: str) -> dict | None:
+def grade_of(bus: Bus, project: str) -> CompetitionReport | None:
     """The project's last recorded grade, or None if it was never graded."""
     proj = bus.project(project)
     events = proj.events()
@@ -47,4 +47,4 @@ def grade_of(bus: Bus, project: str) -> dict | None:
     if graded.num_rows == 0:
         return None
     digest = graded.column("hash")[-1].as_py()
-    return json.loads(proj.read_object(digest)) if digest else None
+    return CompetitionReport.read(json.loads(proj.read_object(digest))) if digest else None

@@ -17,13 +17,17 @@ from actors.llm.config import LLMConfig
 from actors.orchestrator import OrchestratorConfig
 from actors.outcome import Outcome
 from actors.runs import RunPolicy
+from benchmarks.grading.task import TaskOptions
+from benchmarks.mlebench.report import CompetitionReport
 from bus import Bus, NotFound
 
 JOB_FILE = "job.json"
 
 
 class ProjectJob(BaseModel):
-    task: str = Field(description="The task folder (description.md, task.yaml, prepared/).")
+    task: str = Field(description="The task folder (MLE-bench's layout: config.yaml, description.md, prepared/).")
+    task_options: TaskOptions = Field(default_factory=TaskOptions, description="What the user gave where the "
+                                      "folder does not say it (--config, --leaderboard, --metric, --id-column).")
     orchestrator: OrchestratorConfig
     llm: LLMConfig = Field(default_factory=LLMConfig)
     agents: int = Field(default=2, ge=1, description="Agent actors in the pool (when the job makes its own).")
@@ -39,7 +43,7 @@ class ProjectOutcome(Outcome):
     """How ``aisci run``/``resume`` of one project ended, with its grade when it ended."""
 
     project: str
-    grade: dict | None = Field(default=None, description="benchmarks.grading.task.Grade, when it ended.")
+    grade: CompetitionReport | None = Field(default=None, description="The grade, when it ended.")
     wall_s: float = Field(default=0.0, description="Wall time of this start, seconds.")
 
     @property

@@ -14,7 +14,7 @@ from collections import defaultdict
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from benchmarks.grading.medals import MEDALS
+from benchmarks.mlebench.report import MEDALS
 from bus import Bus
 
 from .sweep import members
@@ -23,7 +23,7 @@ from .sweep import members
 def project_results(bus: Bus, sweep: str) -> list[dict]:
     coords = {m["project"]: m for m in members(bus, sweep)}
     present = [p for p in coords if p in set(bus.projects())]
-    rows = {p: {**coords[p], "tokens": 0, "gpu_hours": 0.0, "score": None, "medal": None, "lower_is_better": None}
+    rows = {p: {**coords[p], "tokens": 0, "gpu_hours": 0.0, "score": None, "medal": None, "is_lower_better": None}
             for p in coords}
     if present:
         table = bus.index.scan(present, columns=["project", "kind", "metrics", "prompt_tokens", "completion_tokens"])
@@ -38,7 +38,7 @@ def project_results(bus: Bus, sweep: str) -> list[dict]:
                 score = m.get("score")
                 row["score"] = None if score is None or math.isnan(score) else score
                 row["medal"] = MEDALS[int(m.get("medal_rank", 0.0))]
-                row["lower_is_better"] = bool(m.get("lower_is_better", 0.0))
+                row["is_lower_better"] = bool(m.get("is_lower_better", m.get("lower_is_better", 0.0)))
     return list(rows.values())
 
 
@@ -51,7 +51,7 @@ def leaderboard(bus: Bus, sweep: str) -> pa.Table:
         graded = [r for r in rows if r["score"] is not None]
         best = None
         if graded:
-            sign = -1 if graded[0]["lower_is_better"] else 1
+            sign = -1 if graded[0]["is_lower_better"] else 1
             best = max(graded, key=lambda r: (MEDALS.index(r["medal"]), sign * r["score"]))
         out.append({
             "task": task, "setting": setting, "model": model,

@@ -14,6 +14,7 @@ import io
 import json
 import math
 
+from benchmarks.mlebench.report import CompetitionReport
 from bus import Project
 
 TAIL_LINES = 6  # lines of a failed run's output shown in the report
@@ -103,13 +104,13 @@ def _ending(events: list[dict]) -> list[str]:
     return (["## How it ran", ""] + lines + [""]) if lines else []
 
 
-def write_report(project: Project, grade: dict | None, lower_is_better: bool | None = None) -> str:
+def write_report(project: Project, grade: CompetitionReport | None, lower_is_better: bool | None = None) -> str:
     """Write report/report.md and report/metric.svg (as the writer role); returns the markdown.
 
     ``lower_is_better`` is the task metric's direction (MLE-bench's ``is_lower_better``);
     by default the grade's."""
     if lower_is_better is None:
-        lower_is_better = bool(grade and grade.get("lower_is_better"))
+        lower_is_better = bool(grade and grade.is_lower_better)
     events = project.events().to_pylist()
     runs = [e for e in events if e["kind"] == "experiment"]
     scores = [(e["run"], dict(e["metrics"] or []).get("cv_score") if e["status"] == "ok" else None) for e in runs]
@@ -121,13 +122,13 @@ def write_report(project: Project, grade: dict | None, lower_is_better: bool | N
              f"The metric: {direction}.", ""]
     lines += _ending(events)
     if grade:
-        verdict = "valid" if grade["valid"] else "invalid: " + grade["reason"]
-        lines += ["## Grade", "", f"- score: **{fmt_score(grade['score'])}** ({verdict})",
-                  f"- medal: **{grade['medal']}**; above median: {grade['above_median']}"]
-        if grade.get("leaderboard_size"):
-            lines += [f"- thresholds: gold {fmt_score(grade['gold_threshold'])}, silver "
-                      f"{fmt_score(grade['silver_threshold'])}, bronze {fmt_score(grade['bronze_threshold'])}, "
-                      f"median {fmt_score(grade['median_threshold'])} ({grade['leaderboard_size']} teams)"]
+        verdict = "valid" if grade.valid_submission else "invalid: " + grade.reason
+        lines += ["## Grade", "", f"- {grade.competition_id}, {grade.metric or 'score'}: **{fmt_score(grade.score)}** "
+                  f"({verdict})", f"- medal: **{grade.medal}**; above median: {grade.above_median}"]
+        if grade.leaderboard_size:
+            lines += [f"- thresholds: gold {fmt_score(grade.gold_threshold)}, silver "
+                      f"{fmt_score(grade.silver_threshold)}, bronze {fmt_score(grade.bronze_threshold)}, "
+                      f"median {fmt_score(grade.median_threshold)} ({grade.leaderboard_size} teams)"]
         lines += [""]
     lines += ["## Decisions", ""] + [f"{i + 1}. {d['summary']}" for i, d in enumerate(decisions)] + [""]
     lines += ["## Experiments", "", f"Best cv score: **{fmt_score(best)}** ({direction}).", "",
@@ -143,5 +144,5 @@ def write_report(project: Project, grade: dict | None, lower_is_better: bool | N
     text = "\n".join(lines)
     writer.write("report/metric.svg", plot_scores(scores, lower_is_better),
                  summary="cv score of each run and the best so far")
-    writer.write("report/report.md", text, summary="final report" + (f": {grade['medal']} medal" if grade else ""))
+    writer.write("report/report.md", text, summary="final report" + (f": {grade.medal} medal" if grade else ""))
     return text

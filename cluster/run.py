@@ -28,7 +28,7 @@ from actors.orchestrator_actor import NAMESPACE, OrchestratorActor, orchestrator
 from actors.outcome import Outcome
 from actors.pool import AgentPool
 from actors.state import State
-from benchmarks.grading.task import Task
+from benchmarks.grading.task import Task, TaskOptions, open_task
 from bus import Bus, BusError
 from bus.repair import repair
 
@@ -103,7 +103,7 @@ def prepare(bus: Bus, job: ProjectJob) -> State:
     except ValueError:
         pass  # no live orchestrator: nothing of this project runs (the job's actors die with its driver)
     resumed = job.project in bus.projects()
-    proj = import_task(bus, Task(job.task), job.project)
+    proj = import_task(bus, Task(job.task, job.task_options), job.project)
     save_job(bus, job)
     if resumed:
         report = repair(bus, job.project)
@@ -182,7 +182,7 @@ def _run_prepared(bus: Bus, job: ProjectJob, pool: AgentPool | None, grace_s: fl
         console.print(f"[yellow]warning[/yellow]: experiments run UNSANDBOXED ({why}); only code the operator "
                       f"trusts should run so (aisci's own templates, with no model)")
     if not quiet:
-        console.print(f"[bold]aisci[/bold] {Task(job.task).id} -> project [bold]{job.project}[/bold] on {bus.root} "
+        console.print(f"[bold]aisci[/bold] {Task(job.task, job.task_options).id} -> project [bold]{job.project}[/bold] on {bus.root} "
                       f"(model: {job.llm.backend}{'' if job.orchestrator.bus_memory else ', bus memory OFF'})")
     pool = pool or AgentPool(job.agents, bus.config, job.llm, bus_memory=job.orchestrator.bus_memory,
                              env=actor_env(job.llm))
@@ -205,12 +205,12 @@ def _run_prepared(bus: Bus, job: ProjectJob, pool: AgentPool | None, grace_s: fl
         return out
     out.grade = grade_of(bus, job.project) if ended_before else None  # resumed after its end: not graded again
     if out.grade is None:
-        out.grade = finish_project(bus, job.project, job.task)
+        out.grade = finish_project(bus, job.project, job.task, job.task_options)
     if not quiet:
         grade = out.grade
         console.print(f"[bold]{untrusted(out.reason)}[/bold] after {out.steps} steps, {out.wall_s:.1f} s")
-        console.print(f"grade: score {grade['score']} ({'valid' if grade['valid'] else untrusted(grade['reason'])}), "
-                      f"medal [bold]{grade['medal']}[/bold], above median {grade['above_median']}; "
+        console.print(f"grade: score {grade.score} ({'valid' if grade.valid_submission else untrusted(grade.reason)}), "
+                      f"medal [bold]{grade.medal}[/bold], above median {grade.above_median}; "
                       f"report: {untrusted(proj.dir / 'report' / 'report.md', 1000)}")
     return out
 
@@ -226,19 +226,21 @@ def say_not_done(out: ProjectOutcome) -> str:
 
 def make_job(task_dir: str, project: str | None = None, llm: LLMConfig | None = None, budget_s: float = 3600.0,
              target: float | None = None, bus_memory: bool = True, agents: int = 2,
-             run_policy: RunPolicy | None = None, allow_unsandboxed: bool = False) -> ProjectJob:
-    """A job for ``task_dir``. The run policy is the operator's (``run_policy``); its
-    sandbox, unless given, is bubblewrap, or none where bubblewrap cannot run and
-    either the operator allows it or no model writes the code (``default_sandbox``)."""
-    task = Task(task_dir)
+             run_policy: RunPolicy | None = None, allow_unsandboxed: bool = False,
+             task_options: TaskOptions | None = None) -> ProjectJob:
+    """A job for ``task_dir`` (with ``task_options.data_dir``: a competition id there).
+    The run policy is the operator's (``run_policy``); its sandbox, unless given, is
+    bubblewrap, or none where bubblewrap cannot run and either the operator allows it or
+    no model writes the code (``default_sandbox``). Raises ``InvalidTask``."""
+    task = open_task(task_dir, task_options)
     llm = llm or LLMConfig()
     project = project or f"{task.id}-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    config = OrchestratorConfig(project=project, task_kind=task.spec.kind, is_lower_better=task.is_lower_better,
+    config = OrchestratorConfig(project=project, task_kind=task.kind, is_lower_better=task.is_lower_better,
                                 target=target, budget_s=budget_s, bus_memory=bus_memory)
     if run_policy is None:
         run_policy = RunPolicy(sandbox=default_sandbox(llm.backend == "baseline", allow_unsandboxed))
-    return ProjectJob(task=str(task.root), orchestrator=config, llm=llm, agents=agents, run_policy=run_policy,
-                      hidden=(str(task.private_dir),))
+    return ProjectJob(task=str(task.root), task_options=task.options, orchestrator=config, llm=llm, agents=agents,
+                      run_policy=run_policy, hidden=tuple(str(p) for p in task.private_paths))
 
 
 def run_task(bus: Bus, task_dir: str, project: str | None = None, llm: LLMConfig | None = None,

@@ -237,7 +237,7 @@ def _finish(bus: Bus, job: ProjectJob, outcome: Outcome) -> ProjectOutcome:
     out = ProjectOutcome(project=job.project, **outcome.model_dump())
     out.kind = "paused" if out.kind == "moved" else out.kind
     if out.kind == "ended":
-        out.grade = finish_project(bus, job.project, job.task)
+        out.grade = finish_project(bus, job.project, job.task, job.task_options)
     console.print(f"  {out.kind:7} {job.project}: {untrusted(out.reason)}" +
-                  (f" -> {out.grade['medal']} ({out.grade['score']})" if out.grade else ""))
+                  (f" -> {out.grade.medal} ({out.grade.score})" if out.grade else ""))
     return out

@@ -1,8 +1,10 @@
 """Bringing a task onto the bus: its public part only.
 
-``description.md``, ``task.yaml`` and everything under ``prepared/public/`` are
-written into the project's ``task/`` folder (read-only to every agent); the answers
-(``prepared/private/``) never are, and no run can see them (``cluster.sandbox``).
+``description.md``, everything under ``prepared/public/``, and ``task.json`` (what
+the task asks, derived from its config and sample submission: metric, direction, id
+and target columns) are written into the project's ``task/`` folder (read-only to
+every agent); the answers (``prepared/private/``) never are, and no run can see them
+(``cluster.sandbox``).
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ def find_task(name_or_folder: str) -> Path:
 
 def public_files(task: Task) -> dict[str, Path]:
     """What a task shows its agents: bus path (``task/...``) -> source file. Everything
-    under ``prepared/public`` (folders too: images, audio), the statement and the task
-    spec; links are not followed (task files come from the internet)."""
-    files = {"task/description.md": task.root / "description.md", "task/task.yaml": task.root / "task.yaml"}
+    under ``prepared/public`` (folders too: images, audio) and the statement; links are
+    not followed (task files come from the internet)."""
+    files = {"task/description.md": task.description_path}
     for folder, dirs, names in os.walk(task.public_dir):  # os.walk does not follow links to folders
         dirs.sort()
         for name in sorted(names):
@@ -54,4 +56,7 @@ def import_task(bus: Bus, task: Task, project: str) -> Project:
     for path, src in public_files(task).items():
         if path not in have:
             system.write_from(path, src, summary=f"task input: {path[len('task/'):]}")
+    if "task/task.json" not in have:
+        system.write("task/task.json", task.summary_json(), summary=f"what {task.id} asks: {task.metric.name} "
+                     f"({'lower' if task.is_lower_better else 'higher'} is better), columns of sample_submission.csv")
     return proj

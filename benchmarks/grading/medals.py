@@ -26,7 +26,6 @@ from typing import Sequence
 
 from pydantic import BaseModel
 
-MEDALS = ("none", "bronze", "silver", "gold")  # worst to best: a medal's rank is its index
 
 
 class Rank(BaseModel):

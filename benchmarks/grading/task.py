@@ -1,22 +1,29 @@
-"""Tasks in MLE-bench's format, and grading a submission against the private answers.
+"""A task is an MLE-bench competition folder; grading a submission against its answers.
 
-A task folder (``benchmarks/tasks/<id>/``, or any prepared MLE-bench competition laid
-out the same way)::
+The folder (``benchmarks/tasks/<id>/``, any competition laid out as MLE-bench lays it
+out, or ``benchmarks.mlebench.layout.locate`` of MLE-bench's data dir)::
 
-    task.yaml              id, metric, id and target columns
-    description.md         the task statement an agent reads
+    config.yaml            MLE-bench's competition config: id, grader.name, dataset.answers,
+                           dataset.sample_submission (paths relative to the data dir: <id>/...)
+    description.md         the task statement an agent reads (or prepared/public/description.md,
+                           where MLE-bench's prepare puts a copy)
     leaderboard.csv        a `score` column (medals: benchmarks.grading.medals); optional:
                            without it a task is graded without medals
-    prepared/public/       train.csv, test.csv, sample_submission.csv (and any folders,
-                           e.g. images): what agents see
-    prepared/private/      answers.csv: never copied onto the bus, never seen by a run,
+    prepared/public/       what agents see: anything (CSVs, image folders, text)
+    prepared/private/      the answers: never copied onto the bus, never seen by a run,
                            never installed
 
-``Task(folder)`` checks the folder whole before anything runs (``InvalidTask``, one
-line that says what is missing). Grading compares values, not spellings: a
-submission's labels are read as the answers' type (``6.0`` is the class ``6``; ``6.5``
-is not a class), and a submission that cannot be scored is invalid with a reason that
-says what to change; NaN or infinite predictions are invalid.
+Everything the baseline and the grader need is derived, never written by hand: the
+metric and its direction from ``grader.name`` (``benchmarks.mlebench.metric_by_name``;
+for the 22 Lite competitions, that competition's own grader with its rules); the id
+column (the first) and the target columns (the rest) from ``sample_submission.csv``;
+the kind of prediction (labels, probabilities or values) from the metric. What cannot
+be derived is an ``InvalidTask`` saying which option to give (``metric=``,
+``id_column=``: ``--metric``, ``--id-column`` on ``aisci run``).
+
+``Task(folder)`` checks the folder whole before anything runs (one line that says what
+is missing). Grading follows MLE-bench's graders (``benchmarks.mlebench``): a
+submission that cannot be scored is invalid with a reason that says what to change.
 
 The shipped tasks' answers live in the checkout only (pyproject.toml installs
 ``prepared/public`` and nothing of ``prepared/private``): from a non-editable install a
@@ -25,194 +32,228 @@ shipped task is refused before it runs, with the reason.
 
 from __future__ import annotations
 
-import math
+import json
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
+
+from benchmarks.mlebench import COMPETITIONS, Competition, InvalidSubmission, UnknownMetric, metric_by_name, read_csv
+from benchmarks.mlebench.layout import CompetitionConfig, InvalidTask, locate
+from benchmarks.mlebench.report import CompetitionReport
 
 from . import medals
 
-METRICS = ("accuracy", "roc_auc", "rmse")
-LOWER_IS_BETTER = {"rmse"}  # the direction of each metric (MLE-bench's is_lower_better), from its definition
-
-
-class InvalidSubmission(Exception):
-    """The submission cannot be graded; the message says why."""
-
-
-class InvalidTask(ValueError):
-    """The task folder is incomplete or malformed; the message says what to fix."""
-
+__all__ = ["CompetitionReport", "InvalidSubmission", "InvalidTask", "Task", "TaskOptions", "shipped_tasks"]
 
 MAX_SUBMISSION_BYTES = 512 * 1024 * 1024  # bigger than any answers file we grade, by far
 
-class TaskSpec(BaseModel):
-    id: str
-    metric: Literal["accuracy", "roc_auc", "rmse"]
-    id_column: str = "id"
-    target_column: str = "target"
-    kind: Literal["classification", "regression"]
 
+class TaskOptions(BaseModel):
+    """What a user may give where the folder does not say it (``aisci run`` flags)."""
 
-class Grade(BaseModel):
-    task: str
-    score: float | None = Field(description="None when the submission is missing or invalid.")
-    valid: bool
-    reason: str = ""
-    medal: str = "none"
-    above_median: bool = False
-    gold_threshold: float | None = Field(default=None, description="None without a leaderboard (no medals).")
-    silver_threshold: float | None = None
-    bronze_threshold: float | None = None
-    median_threshold: float | None = None
-    lower_is_better: bool
-    leaderboard_size: int = 0
-
-
-def _metric(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    if name == "accuracy":
-        return float(np.mean(y_true == y_pred))
-    if name == "rmse":
-        return float(math.sqrt(np.mean((y_true.astype(float) - y_pred.astype(float)) ** 2)))
-    if name == "roc_auc":
-        from sklearn.metrics import roc_auc_score
-
-        return float(roc_auc_score(y_true, y_pred.astype(float)))
-    raise ValueError(f"unknown metric {name!r}; known: {METRICS}")
-
-
-def _as_answers(values: pd.Series, like: pd.Series, column: str) -> pd.Series:
-    """``values`` read as the type of ``like`` (the answers' column), so that ``6``,
-    ``6.0`` and ``"6"`` are one label. Raises ``InvalidSubmission`` naming a bad value."""
-    if pd.api.types.is_numeric_dtype(like):
-        numbers = pd.to_numeric(values, errors="coerce")
-        bad = values[numbers.isna() | ~np.isfinite(numbers.astype(float))]
-        if len(bad):
-            raise InvalidSubmission(f"column {column!r} must hold finite numbers; e.g. row {bad.index[0] + 1} "
-                                    f"holds {bad.iloc[0]!r}")
-        if pd.api.types.is_integer_dtype(like):
-            fractional = numbers[numbers != np.round(numbers)]
-            if len(fractional):
-                raise InvalidSubmission(f"column {column!r} holds whole numbers (like {like.iloc[0]}); e.g. row "
-                                        f"{fractional.index[0] + 1} holds {fractional.iloc[0]!r}")
-            return numbers.astype("int64")
-        return numbers.astype(float)
-    return values.astype(str).str.strip()
+    config: str | None = Field(default=None, description="--config: the competition's config.yaml, where the "
+                               "folder has none (MLE-bench keeps it in its package).")
+    leaderboard: str | None = Field(default=None, description="--leaderboard: its leaderboard.csv.")
+    metric: str | None = Field(default=None, description="--metric: the metric, where grader.name is not one "
+                               "we know (benchmarks.mlebench.METRICS or an alias).")
+    id_column: str | None = Field(default=None, description="--id-column: the sample submission's id column, "
+                                  "where it is not the first.")
+    data_dir: str | None = Field(default=None, description="--data-dir: MLE-bench's data dir; the task is then "
+                                 "a competition id.")
 
 
 class Task:
-    def __init__(self, root: str | Path):
-        """A task folder, checked whole (``InvalidTask`` names what is missing)."""
+    def __init__(self, root: str | Path, options: TaskOptions | None = None):
+        """A competition folder, checked whole.
+
+        Raises:
+            InvalidTask: a part is missing or malformed, or what the baseline and the
+                grader need cannot be derived (the message names the flag to give).
+        """
+        self.options = options or TaskOptions()
         self.root = Path(root).resolve()  # absolute: runs on other nodes and in other folders use it
-        if not (self.root / "task.yaml").is_file():
-            raise InvalidTask(f"{self.root} is not a task folder: it has no task.yaml (see benchmarks/grading/task.py)")
-        try:
-            self.spec = TaskSpec.model_validate(yaml.safe_load((self.root / "task.yaml").read_text()))
-        except (yaml.YAMLError, ValidationError) as e:
-            raise InvalidTask(f"{self.root / 'task.yaml'}: {str(e).splitlines()[0]}") from None
+        config = Path(self.options.config).expanduser() if self.options.config else None
+        if config is None and (self.root / "config.yaml").is_file():
+            config = self.root / "config.yaml"
+        if config is not None:
+            self.config = CompetitionConfig.load(config)
+        elif self.root.name in COMPETITIONS and (self.root / "prepared").is_dir():  # our registry stands in
+            self.config = CompetitionConfig.of_lite(self.root.name)
+        else:
+            raise InvalidTask(f"{self.root} is not a task folder: it has no config.yaml (MLE-bench's competition "
+                              "config; give it with --config, or see benchmarks/grading/task.py)")
         self.public_dir = self.root / "prepared" / "public"
         self.private_dir = self.root / "prepared" / "private"
-        needed = [self.root / "description.md", self.public_dir / "sample_submission.csv",
-                  self.private_dir / "answers.csv"]
-        missing = [str(p.relative_to(self.root)) for p in needed if not p.is_file()]
+        self.answers_path = self.config.in_folder(self.root, self.config.dataset.answers)
+        self.sample_path = self.config.in_folder(self.root, self.config.dataset.sample_submission)
+        home = config.parent if config is not None else self.root
+        self.description_path = next((p for p in (self.root / "description.md", self.public_dir / "description.md",
+                                                  home / "description.md") if p.is_file()), self.root / "description.md")
+        board = self.options.leaderboard or next(
+            (p for p in (self.root / "leaderboard.csv", home / "leaderboard.csv") if p.is_file()), None)
+        self.leaderboard_path = Path(board).expanduser() if board else None
+        needed = [self.description_path, self.sample_path, self.answers_path]
+        missing = [str(p.relative_to(self.root)) if p.is_relative_to(self.root) else str(p)
+                   for p in needed if not p.is_file()]
         if missing:
             installed = "site-packages" in self.root.parts or "dist-packages" in self.root.parts
             raise InvalidTask(f"task {self.root} lacks {', '.join(missing)}: a task needs its statement, a sample "
                               "submission and the private answers it is graded on" + (
                                   " (an installed aisci does not ship the shipped tasks' answers: run from a "
                                   "checkout, `pip install -e .`)" if installed else ""))
+        self.competition = self._grader()
         self._check_leaderboard()
+
+    @classmethod
+    def find(cls, competition_id: str, options: TaskOptions) -> Task:
+        """A competition in MLE-bench's data dir (``options.data_dir``), found as
+        ``benchmarks.mlebench.layout.locate`` finds it."""
+        where = locate(competition_id, Path(options.data_dir or "."), Path(options.config) if options.config else None,
+                       Path(options.leaderboard) if options.leaderboard else None)
+        return cls(where.root, options.model_copy(update={
+            "data_dir": None, "config": str(where.config) if where.config else None,
+            "leaderboard": str(where.leaderboard) if where.leaderboard else None}))
+
+    def _grader(self) -> Competition:
+        """The competition's grader: the registry's for a Lite competition (its own rules),
+        else one built from the metric's name and the sample submission's columns."""
+        name = self.options.metric or self.config.grader.name
+        known = COMPETITIONS.get(self.config.id)
+        if known and not self.options.metric and not self.options.id_column:
+            return known.model_copy(update={"answers": self.config.dataset.answers,
+                                            "sample_submission": self.config.dataset.sample_submission})
+        try:
+            metric = metric_by_name(name)
+        except UnknownMetric:
+            known_names = ", ".join(sorted({"accuracy", "auc-roc", "log-loss", "multi-class-log-loss",
+                                            "quadratic-weighted-kappa", "root-mean-squared-error",
+                                            "mean-column-wise-rmsle"}))
+            raise InvalidTask(f"{self.config.id}: grader {name!r} is not a metric we know; give --metric with one "
+                              f"of {known_names}") from None
+        columns = list(pd.read_csv(self.sample_path, nrows=0).columns)
+        id_column = self.options.id_column or (columns[0] if columns else "")
+        if id_column not in columns or len(columns) < 2:
+            raise InvalidTask(f"{self.sample_path}: cannot tell its id column (columns {columns[:6]}): give "
+                              "--id-column with the column that names each test row")
+        if not self.options.id_column and read_csv(self.sample_path)[id_column].duplicated().any():
+            raise InvalidTask(f"{self.sample_path}: its first column {id_column!r} repeats values, so it is not "
+                              "the id column: give --id-column")
+        targets = tuple(c for c in columns if c != id_column)
+        return Competition(id=self.config.id, grader_name=self.config.grader.name, metric_name=metric.name,
+                           id_column=id_column, target_columns=targets, n_targets=len(targets),
+                           answers=self.config.dataset.answers, sample_submission=self.config.dataset.sample_submission)
 
     @property
     def id(self) -> str:
-        return self.spec.id
+        return self.config.id
+
+    @property
+    def metric(self):
+        """The metric (``benchmarks.mlebench.Metric``), with its direction."""
+        return self.competition.metric
 
     @property
     def is_lower_better(self) -> bool:
         """The metric's direction, from the metric itself (not from the leaderboard)."""
-        return self.spec.metric in LOWER_IS_BETTER
+        return self.metric.is_lower_better
+
+    @property
+    def kind(self) -> str:
+        """``regression`` where the metric scores values, else ``classification``."""
+        return "regression" if self.metric.predicts == "value" else "classification"
 
     @property
     def has_answers(self) -> bool:
         """Whether the private answers are here (not in a non-editable install)."""
-        return (self.private_dir / "answers.csv").is_file()
+        return self.answers_path.is_file()
+
+    @property
+    def private_paths(self) -> tuple[Path, ...]:
+        """What no run may see: the private folder, and the answers wherever they are."""
+        return tuple(dict.fromkeys((self.private_dir, self.answers_path.parent)))
+
+    def summary(self) -> dict:
+        """What the task asks, derived (``task/task.json`` on the bus: what agents and the
+        baseline read; never an input)."""
+        answers = read_csv(self.sample_path)
+        return {"competition_id": self.id, "metric": self.metric.name, "is_lower_better": self.is_lower_better,
+                "predicts": self.metric.predicts, "kind": self.kind, "id_column": self.competition.id_column,
+                "target_columns": self.competition.targets(answers)}
+
+    def summary_json(self) -> str:
+        return json.dumps(self.summary(), indent=1)
 
     def _check_leaderboard(self) -> None:
-        path = self.root / "leaderboard.csv"
-        if not path.is_file():
+        path = self.leaderboard_path
+        if path is None:
             return
         try:
             scores = pd.read_csv(path)["score"].astype(float)
-        except (KeyError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        except (KeyError, ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
             raise InvalidTask(f"{path}: needs a numeric `score` column ({e})") from None
         if scores.empty or not np.isfinite(scores).all():
             raise InvalidTask(f"{path}: its `score` column must be finite numbers, one per team")
 
     def leaderboard(self) -> list[float] | None:
         """The leaderboard's scores, best first by the metric's direction; None without one."""
-        path = self.root / "leaderboard.csv"
-        if not path.is_file():
+        if self.leaderboard_path is None or not self.leaderboard_path.is_file():
             return None
-        return sorted(pd.read_csv(path)["score"].astype(float).tolist(), reverse=not self.is_lower_better)
+        return sorted(pd.read_csv(self.leaderboard_path)["score"].astype(float).tolist(),
+                      reverse=not self.is_lower_better)
 
     def score(self, submission: pd.DataFrame) -> float:
-        """The metric of ``submission`` against the answers; ``InvalidSubmission`` if it
-        cannot be graded (missing columns, wrong or duplicate ids, empty or mistyped
-        values, NaN or infinite predictions)."""
-        answers = pd.read_csv(self.private_dir / "answers.csv")
-        idc, target = self.spec.id_column, self.spec.target_column
-        missing = [c for c in (idc, target) if c not in submission.columns]
-        if missing:
-            raise InvalidSubmission(f"missing column(s) {missing}; expected the columns of sample_submission.csv")
-        if submission[target].isna().any():
-            raise InvalidSubmission(f"empty values in column {target!r}")
-        ids = _as_answers(submission[idc], answers[idc], idc)
-        if ids.duplicated().any():
-            raise InvalidSubmission(f"duplicate ids in column {idc!r}")
-        if len(submission) != len(answers) or set(ids) != set(answers[idc]):
-            raise InvalidSubmission(f"the ids must be exactly those of test.csv ({len(answers)} rows); got "
-                                    f"{len(submission)} rows, {len(set(ids) - set(answers[idc]))} unknown ids")
-        # Predictions are read as the answers' type, except probabilities (ROC AUC ranks scores).
-        like = pd.Series([0.5]) if self.spec.metric == "roc_auc" else answers[target]
-        predicted = pd.Series(_as_answers(submission[target], like, target).to_numpy(), index=ids)
-        y_pred = predicted.loc[answers[idc]].to_numpy()
-        try:
-            return round(_metric(self.spec.metric, answers[target].to_numpy(), y_pred), 5)
-        except (ValueError, TypeError) as e:
-            raise InvalidSubmission(f"cannot compute {self.spec.metric}: {e}") from None
+        """The metric of ``submission`` against the answers, rounded as MLE-bench rounds.
 
-    def grade(self, submission_csv: str | Path | None) -> Grade:
+        Raises:
+            InvalidSubmission: it cannot be graded (the reason says what to change).
+        """
+        try:
+            return self.competition.grade(submission, read_csv(self.answers_path))
+        except InvalidSubmission:
+            raise
+        except (ValueError, TypeError) as e:  # MLE-bench: any error while grading makes it invalid
+            raise InvalidSubmission(f"cannot compute {self.metric.name}: {str(e).splitlines()[0][:200]}") from None
+
+    def grade(self, submission_csv: str | Path | None) -> CompetitionReport:
+        """The ``CompetitionReport`` of a submission file (never raises for a bad file)."""
         score, reason = None, ""
         path = Path(submission_csv) if submission_csv is not None else None
+        exists = path is not None and path.is_file()
         if not self.has_answers:  # (checked when the task is opened; gone since)
-            reason = f"not graded: the task's answers are no longer at {self.private_dir / 'answers.csv'}"
-        elif path is None or not path.is_file():
+            reason = f"not graded: the task's answers are no longer at {self.answers_path}"
+        elif not exists:
             reason = "no submission file"
         elif path.stat().st_size > MAX_SUBMISSION_BYTES:
             reason = f"the submission is {path.stat().st_size // 2**20} MB: larger than any answers file"
         else:
             try:
-                score = self.score(pd.read_csv(path))
+                score = self.score(read_csv(path))
             except InvalidSubmission as e:
                 reason = str(e)
             except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
                 reason = f"not a readable CSV: {str(e).splitlines()[0][:200]}"
+        common = dict(competition_id=self.id, score=score, submission_exists=exists, valid_submission=score is not None,
+                      reason=reason, is_lower_better=self.is_lower_better, metric=self.metric.name)
         board = self.leaderboard()
         if board is None:
-            return Grade(task=self.id, score=score, valid=score is not None, reason=reason,
-                         lower_is_better=self.is_lower_better)
+            return CompetitionReport(**common)
         r = medals.rank(score, board, self.is_lower_better)
-        return Grade(task=self.id, score=score, valid=score is not None, reason=reason, medal=r.medal,
-                     above_median=r.above_median, gold_threshold=r.gold_threshold, silver_threshold=r.silver_threshold,
-                     bronze_threshold=r.bronze_threshold, median_threshold=r.median_threshold,
-                     lower_is_better=r.lower_is_better, leaderboard_size=len(board))
+        return CompetitionReport(**common, gold_medal=r.gold_medal, silver_medal=r.silver_medal,
+                                 bronze_medal=r.bronze_medal, above_median=r.above_median,
+                                 gold_threshold=r.gold_threshold, silver_threshold=r.silver_threshold,
+                                 bronze_threshold=r.bronze_threshold, median_threshold=r.median_threshold,
+                                 leaderboard_size=len(board))
+
+
+def open_task(name_or_folder: str | Path, options: TaskOptions | None = None) -> Task:
+    """A task folder, or with ``options.data_dir`` a competition id in MLE-bench's data dir."""
+    options = options or TaskOptions()
+    return Task.find(str(name_or_folder), options) if options.data_dir else Task(name_or_folder, options)
 
 
 def shipped_tasks() -> dict[str, Path]:
     """The tasks that ship with the package (benchmarks/tasks/<id>/)."""
     base = Path(__file__).resolve().parent.parent / "tasks"
-    return {p.name: p for p in sorted(base.iterdir()) if (p / "task.yaml").is_file()}
+    return {p.name: p for p in sorted(base.iterdir()) if (p / "config.yaml").is_file()}

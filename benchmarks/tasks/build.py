@@ -2,8 +2,10 @@
 
     python -m benchmarks.tasks.build        # rewrites benchmarks/tasks/<id>/
 
-Each task: a seeded 75/25 split; public train.csv (features + target), test.csv
-(features), sample_submission.csv; private answers.csv; and an honest leaderboard:
+Each task, in MLE-bench's layout (benchmarks/grading/task.py): config.yaml (the
+grader's name, dataset paths); a seeded 75/25 split; public train.csv (features +
+target), test.csv (features), sample_submission.csv; private answers.csv; and an
+honest leaderboard:
 the test scores of a spread of reasonable scikit-learn models (several families and
 hyperparameters, each trained on 25 %, 50 % and 100 % of the training set), best
 first, one row per model ("team"). Deterministic: the same files on every run.
@@ -23,7 +25,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from benchmarks.grading.task import _metric
+from benchmarks.mlebench import metric_by_name
 
 HERE = Path(__file__).resolve().parent
 SEED = 20261127
@@ -51,14 +53,14 @@ REGRESSORS = {
 }
 
 TASKS = {
-    "breast-cancer": dict(load=datasets.load_breast_cancer, metric="roc_auc", kind="classification",
+    "breast-cancer": dict(load=datasets.load_breast_cancer, metric="auc-roc", kind="classification",
                           what="whether a breast mass is malignant (1) or benign (0) from 30 measurements of cell "
                                "nuclei in a digitized image of a fine needle aspirate",
                           predict="the probability that the mass is malignant (target = 1)"),
     "digits": dict(load=datasets.load_digits, metric="accuracy", kind="classification",
                    what="which digit (0-9) an 8x8 grey-level image of a handwritten digit shows, from its 64 pixels",
                    predict="the digit"),
-    "diabetes": dict(load=datasets.load_diabetes, metric="rmse", kind="regression",
+    "diabetes": dict(load=datasets.load_diabetes, metric="root-mean-squared-error", kind="regression",
                      what="a quantitative measure of diabetes progression one year after baseline, from age, sex, "
                           "body mass index, blood pressure and six blood serum measurements (all standardized)",
                      predict="the progression measure"),
@@ -71,15 +73,15 @@ def _leaderboard(spec: dict, X: pd.DataFrame, y: np.ndarray, X_test: pd.DataFram
     for (name, make), frac in itertools.product(models.items(), (0.25, 0.5, 1.0)):
         n = max(int(len(X) * frac), 20)
         model = make().fit(X.iloc[:n], y[:n])
-        if spec["metric"] == "roc_auc":
+        if spec["metric"] == "auc-roc":
             scores = model.predict_proba if hasattr(model, "predict_proba") else model.decision_function
             pred = scores(X_test)
             pred = pred[:, 1] if pred.ndim == 2 else pred
         else:
             pred = model.predict(X_test)
-        rows.append({"team": f"{name}@{int(frac * 100)}%", "score": round(_metric(spec["metric"], y_test, pred), 5)})
+        rows.append({"team": f"{name}@{int(frac * 100)}%", "score": round(metric_by_name(spec["metric"]).score(y_test, pred), 5)})
     board = pd.DataFrame(rows)
-    return board.sort_values("score", ascending=spec["metric"] == "rmse", kind="stable").reset_index(drop=True)
+    return board.sort_values("score", ascending=metric_by_name(spec["metric"]).is_lower_better, kind="stable").reset_index(drop=True)
 
 
 def build(task_id: str, spec: dict) -> None:
@@ -97,14 +99,18 @@ def build(task_id: str, spec: dict) -> None:
     train.insert(0, "id", np.arange(len(train)) + 10_000)
     train.to_csv(out / "prepared" / "public" / "train.csv", index=False)
     X_te.reset_index(drop=True).assign(id=ids)[["id", *X.columns]].to_csv(out / "prepared" / "public" / "test.csv", index=False)
-    default = 0.5 if spec["metric"] == "roc_auc" else (float(np.mean(y_tr)) if spec["kind"] == "regression" else int(pd.Series(y_tr).mode()[0]))
+    default = 0.5 if spec["metric"] == "auc-roc" else (float(np.mean(y_tr)) if spec["kind"] == "regression" else int(pd.Series(y_tr).mode()[0]))
     pd.DataFrame({"id": ids, "target": default}).to_csv(out / "prepared" / "public" / "sample_submission.csv", index=False)
     pd.DataFrame({"id": ids, "target": y_te}).to_csv(out / "prepared" / "private" / "answers.csv", index=False)
     board = _leaderboard(spec, X_tr.reset_index(drop=True), y_tr, X_te, y_te)
     board.to_csv(out / "leaderboard.csv", index=False)
-    (out / "task.yaml").write_text(yaml.safe_dump({"id": task_id, "metric": spec["metric"], "kind": spec["kind"],
-                                                   "id_column": "id", "target_column": "target"}, sort_keys=False))
-    better = "lower" if spec["metric"] == "rmse" else "higher"
+    (out / "config.yaml").write_text(yaml.safe_dump({  # MLE-bench's competition config
+        "id": task_id, "name": task_id.replace("-", " ").title(), "competition_type": "simple", "awards_medals": False,
+        "prizes": None, "description": f"benchmarks/tasks/{task_id}/description.md",
+        "dataset": {"answers": f"{task_id}/prepared/private/answers.csv",
+                    "sample_submission": f"{task_id}/prepared/public/sample_submission.csv"},
+        "grader": {"name": spec["metric"]}}, sort_keys=False))
+    better = "lower" if metric_by_name(spec["metric"]).is_lower_better else "higher"
     (out / "description.md").write_text(
         f"# {task_id}\n\nPredict {spec['what']}.\n\n"
         f"- `train.csv`: {len(train)} rows: an `id`, {X.shape[1]} feature columns and `target`.\n"

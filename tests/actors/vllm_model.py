@@ -35,7 +35,7 @@ def assert_ended_cleanly(bus: Bus, project: str, backend: str) -> None:
     assert json.loads(view.read(view.list("logs/llm")[0]))["reply"]["backend"] == backend
     assert "report/report.md" in view.list("report")
     grade = json.loads(view.read("report/grade.json"))
-    assert grade["valid"] or grade["reason"], grade
+    assert grade["valid_submission"] or grade["reason"], grade
 
 
 def assert_replays(root, project: str, capsys) -> None:

@@ -48,19 +48,19 @@ def test_medals_on_each_size_class(n, lower):
 def test_the_shipped_tasks_grade_valid_and_perfect_submissions(tmp_path):
     tasks = shipped_tasks()
     assert set(tasks) == {"breast-cancer", "digits", "diabetes"}
-    kinds = {Task(p).spec.kind for p in tasks.values()}
+    kinds = {Task(p).kind for p in tasks.values()}
     assert kinds == {"classification", "regression"}
     for task_id, path in tasks.items():
         task = Task(path)
         sample = task.grade(task.public_dir / "sample_submission.csv")
-        assert sample.valid and sample.medal == "none" and not sample.above_median, task_id
+        assert sample.valid_submission and not sample.any_medal and not sample.above_median, task_id
         perfect = tmp_path / f"{task_id}.csv"
         shutil.copy(task.private_dir / "answers.csv", perfect)
         graded = task.grade(perfect)
-        assert graded.valid and graded.medal == "gold", (task_id, graded)
-        assert graded.lower_is_better == (task.spec.metric == "rmse")
+        assert graded.valid_submission and graded.gold_medal and graded.any_medal, (task_id, graded)
+        assert graded.competition_id == task_id and graded.is_lower_better == (task.metric.name == "root-mean-squared-error")
         board = pd.read_csv(path / "leaderboard.csv")
-        assert len(board) >= 40 and list(board.score) == sorted(board.score, reverse=not graded.lower_is_better)
+        assert len(board) >= 40 and list(board.score) == sorted(board.score, reverse=not graded.is_lower_better)
 
 
 def test_invalid_submissions_score_nothing(tmp_path):
@@ -68,18 +68,20 @@ def test_invalid_submissions_score_nothing(tmp_path):
     answers = pd.read_csv(task.private_dir / "answers.csv")
     cases = {
         "missing column": answers.rename(columns={"target": "label"}),
-        "ids must be exactly": answers.iloc[:-1],
-        "duplicate ids": pd.concat([answers.iloc[:-1], answers.iloc[:1]]),
-        "empty values": answers.assign(target=None),
+        "must be exactly": answers.iloc[:-1],
+        "appears more than once": pd.concat([answers.iloc[:-1], answers.iloc[:1]]),
+        "finite numbers": answers.assign(target=None),
     }
     for needle, frame in cases.items():
         path = tmp_path / "s.csv"
         frame.to_csv(path, index=False)
         grade = task.grade(path)
-        assert grade.score is None and not grade.valid and grade.medal == "none" and needle in grade.reason, needle
+        assert grade.score is None and not grade.valid_submission and not grade.any_medal, needle
+        assert needle in grade.reason, (needle, grade.reason)
     (tmp_path / "bad.csv").write_bytes(b"\xff\xfe\x00garbage")
-    assert not task.grade(tmp_path / "bad.csv").valid
-    assert task.grade(tmp_path / "missing.csv").reason == "no submission file"
+    assert not task.grade(tmp_path / "bad.csv").valid_submission
+    missing = task.grade(tmp_path / "missing.csv")
+    assert missing.reason == "no submission file" and not missing.submission_exists
     with pytest.raises(InvalidTask, match="not a task folder"):
         Task(tmp_path)
 
@@ -104,13 +106,13 @@ def test_labels_are_compared_as_values_not_spellings(tmp_path):
     task = Task(shipped_tasks()["digits"])
     answers = pd.read_csv(task.private_dir / "answers.csv")
     as_floats = _submit(tmp_path, task, answers.assign(target=answers.target.astype(float)))
-    assert as_floats.valid and as_floats.score == 1.0, as_floats
+    assert as_floats.valid_submission and as_floats.score == 1.0, as_floats
     as_text = _submit(tmp_path, task, answers.assign(target=answers.target.astype(str), id=answers.id.astype(float)))
-    assert as_text.valid and as_text.score == 1.0, as_text
+    assert as_text.valid_submission and as_text.score == 1.0, as_text
     half = _submit(tmp_path, task, answers.assign(target=answers.target + 0.5))
-    assert not half.valid and "whole numbers" in half.reason and half.score is None
+    assert not half.valid_submission and "whole-number labels" in half.reason and half.score is None
     words = _submit(tmp_path, task, answers.assign(target="six"))
-    assert not words.valid and "finite numbers" in words.reason
+    assert not words.valid_submission and "finite numbers" in words.reason
 
 
 def test_non_finite_predictions_are_invalid(tmp_path):
@@ -121,8 +123,8 @@ def test_non_finite_predictions_are_invalid(tmp_path):
             frame = answers.copy()
             frame.loc[3, "target"] = bad
             grade = _submit(tmp_path, task, frame)
-            assert not grade.valid and grade.score is None, (name, bad, grade)
-            assert "empty values" in grade.reason or "finite" in grade.reason, grade.reason
+            assert not grade.valid_submission and grade.score is None, (name, bad, grade)
+            assert "finite" in grade.reason, grade.reason
 
 
 def test_a_task_folder_is_checked_whole_before_anything_runs(tmp_path):
@@ -139,7 +141,8 @@ def test_a_task_folder_is_checked_whole_before_anything_runs(tmp_path):
     (no_board / "leaderboard.csv").unlink()
     task = Task(no_board)
     graded = task.grade(task.private_dir / "answers.csv")
-    assert graded.valid and graded.medal == "none" and graded.gold_threshold is None and graded.leaderboard_size == 0
+    assert graded.valid_submission and not graded.any_medal and graded.gold_threshold is None
+    assert graded.leaderboard_size == 0
     (no_board / "leaderboard.csv").write_text("team,score\na,high\n")
     with pytest.raises(InvalidTask, match="score"):
         Task(no_board)
@@ -164,7 +167,7 @@ def test_a_task_without_its_answers_is_refused_before_it_runs(tmp_path):
     task = Task(task_dir)
     shutil.rmtree(task_dir / "prepared" / "private")
     grade = task.grade(task.public_dir / "sample_submission.csv")
-    assert not task.has_answers and grade.score is None and not grade.valid and grade.medal == "none"
+    assert not task.has_answers and grade.score is None and not grade.valid_submission and not grade.any_medal
     assert grade.reason.startswith("not graded") and "answers" in grade.reason
     with pytest.raises(InvalidTask, match="answers.csv"):
         Task(task_dir)

@@ -49,9 +49,9 @@ def run_project(bus: Bus, task_dir: str, llm, project: str = "p", budget_s: floa
     task = Task(task_dir)
     import_task(bus, task, project)
     agent = Agent(bus, llm)
-    config = OrchestratorConfig(project=project, task_kind=task.spec.kind, is_lower_better=task.is_lower_better,
+    config = OrchestratorConfig(project=project, task_kind=task.kind, is_lower_better=task.is_lower_better,
                                 budget_s=budget_s, **settings)
     state = Orchestrator(bus, config, BaselinePolicy(), lambda subs: [agent.run(project, s) for s in subs],
                          run_here(bus.config, project), run_policy=policy or RunPolicy(sandbox=sandbox(), memory_mb=2048),
-                         hidden=(str(task.private_dir),)).run()
+                         hidden=tuple(str(p) for p in task.private_paths)).run()
     return state, task.grade(bus.project(project).dir / "submission" / "submission.csv")

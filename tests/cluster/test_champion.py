@@ -23,7 +23,7 @@ def test_a_step_budget_spent_before_the_submit_phase_still_submits_the_best_run(
     state, grade = run_project(bus, str(shipped_tasks()["digits"]), Hybrid({}), project="short", max_steps=4)
     reason = _stopped(bus, "short")
     assert reason.startswith("step budget spent") and f"best run {state.best_run.id}" in reason
-    assert grade.valid and grade.score is not None
+    assert grade.valid_submission and grade.score is not None
     row = bus.project("short").as_role("viewer").versions("submission/submission.csv").to_pylist()[-1]
     assert row["role"] == "system"  # the framework put it there, and the bus says so
 
@@ -34,7 +34,7 @@ def test_a_writer_that_submits_nothing_is_not_called_submitted(bus):
     state, grade = run_project(bus, str(shipped_tasks()["digits"]), lazy, project="lazy")
     reason = _stopped(bus, "lazy")
     assert reason.startswith("every phase is done; submission: the predictions of the best run")
-    assert grade.valid
+    assert grade.valid_submission
 
 
 def test_with_bus_memory_off_the_framework_does_not_submit_for_the_writer(bus):
@@ -59,4 +59,4 @@ def test_a_project_with_no_scored_run_says_no_submission(bus):
     state, grade = run_project(bus, str(shipped_tasks()["digits"]), broken, project="none", max_steps=6)
     reason = _stopped(bus, "none")
     assert "no submission: no run produced a finite cv score" in reason
-    assert not grade.valid
+    assert not grade.valid_submission

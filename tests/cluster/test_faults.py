@@ -77,7 +77,7 @@ def test_an_orchestrator_on_a_draining_node_moves_and_the_project_finishes(ray_c
         "pause_requested", "node drain: the orchestrator's node abc is being drained", status="moved")
     thread.join(timeout=300)
     [out] = box
-    assert not out.paused and out.grade["valid"], out
+    assert not out.paused and out.grade.valid_submission, out
     kinds = [e["kind"] for e in bus.project("drained").events().to_pylist()]
     assert kinds.index("pause_requested") < kinds.index("paused") < kinds.index("resumed"), [
         (e["kind"], e["instance"], e["summary"]) for e in bus.project("drained").events().to_pylist()

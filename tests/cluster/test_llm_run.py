@@ -58,7 +58,7 @@ def test_scripted_model_drives_the_whole_loop_to_a_graded_submission(ray_cluster
     out = run_task(bus, str(shipped_tasks()["digits"]), project="digits-llm",
                    llm=LLMConfig(backend="scripted", script=script), budget_s=600)
     assert out.reason == "submitted the best predictions; submission: submission/submission.csv is in place"
-    assert out.grade["valid"] and out.grade["score"] > 0.9, out.grade
+    assert out.grade.valid_submission and out.grade.score > 0.9, out.grade
     events = bus.project("digits-llm").events().to_pylist()
     decisions = [e["summary"] for e in events if e["kind"] == "decision"]
     assert decisions == ["no code yet", "the code exists", "lr scored well", "submitted the best predictions"]

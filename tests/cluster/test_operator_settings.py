@@ -42,7 +42,7 @@ def test_a_spec_written_by_hand_with_the_sandbox_off_is_never_run(bus):
     state, grade = run_project(bus, str(TASK.root), Hybrid(script))
     events = kinds(bus)
     assert not any(e["kind"] in ("experiment_start", "experiment") for e in events), "a hand-written spec ran"
-    assert state.runs == [] and not grade.valid and grade.medal == "none"
+    assert state.runs == [] and not grade.valid_submission and not grade.any_medal
     assert state.stop_reason == "no experiment produced a score: nothing to submit; no submission: no run produced a finite cv score"
 
 
@@ -62,7 +62,7 @@ def test_extra_arguments_to_launch_experiment_are_refused_not_dropped(bus):
     shown = [m["content"] for c in calls for m in c["request"]["messages"] if m["role"] == "tool"]
     assert any("has no argument(s) 'hide', 'network', 'sandbox'" in s for s in shown), shown
     assert any("timeout_s" in s and "greater than 0" in s for s in shown), shown
-    assert not grade.valid
+    assert not grade.valid_submission
 
 
 def test_a_rewritten_decision_file_changes_nothing(bus):
@@ -86,7 +86,7 @@ def test_a_rewritten_decision_file_changes_nothing(bus):
             return llm.complete(request)
 
     state, grade = run_project(bus, str(TASK.root), Forger())
-    assert "evil-1" not in state.dispatches and grade.valid
+    assert "evil-1" not in state.dispatches and grade.valid_submission
     decisions = bus.project("p").as_role("viewer").read("plan/decisions.md")
     assert "forged" not in decisions and "evil-1" not in decisions
 
@@ -94,8 +94,8 @@ def test_a_rewritten_decision_file_changes_nothing(bus):
 def test_a_grade_file_rewritten_by_the_writer_is_not_the_grade(bus):
     state, grade = run_project(bus, str(TASK.root), Hybrid({}))
     real = finish_project(bus, "p", str(TASK.root))
-    bus.project("p").as_role("writer", "writer-x").write("report/grade.json", json.dumps({**real, "score": 1.0,
-                                                                                           "medal": "gold"}))
+    bus.project("p").as_role("writer", "writer-x").write("report/grade.json", json.dumps({**real.model_dump(), "score": 1.0,
+                                                                                           "gold_medal": True}))
     assert grade_of(bus, "p") == real
 
 
@@ -103,7 +103,7 @@ def test_no_file_or_event_an_agent_can_read_names_where_the_answers_live(bus):
     job = make_job(str(TASK.root), "p")
     save_job(bus, job)  # the operator's job names the private folder (to hide it): it must stay out of reach
     state, grade = run_project(bus, str(TASK.root), Hybrid({}))
-    assert grade.valid
+    assert grade.valid_submission
     private = str(TASK.private_dir)
     project = bus.project("p")
     for role in ("analyst", "planner", "coder", "experimenter", "debugger", "writer", "orchestrator"):

@@ -3,6 +3,7 @@ stop reason, pauses and resumes, failed runs with their output, rounded scores, 
 plot drawn by a plotting library with each run labelled."""
 
 from actors.runs import RunResult, record_result
+from benchmarks.mlebench.report import CompetitionReport
 from cluster.report import best_so_far, fmt_score, write_report
 
 
@@ -29,12 +30,13 @@ def test_an_rmse_project_reports_its_lowest_score_as_best(bus):
 
 def test_a_higher_is_better_project_reports_its_highest(bus):
     proj, _ = _project_with_runs(bus, "acc", [("a", 0.91), ("b", 0.97333), ("c", 0.95)])
-    text = write_report(proj, {"score": 0.97333, "valid": True, "reason": "", "medal": "silver",
-                               "above_median": True, "gold_threshold": 0.99, "silver_threshold": 0.97,
-                               "bronze_threshold": 0.95, "median_threshold": 0.9, "lower_is_better": False,
-                               "leaderboard_size": 10})
+    grade = CompetitionReport(competition_id="digits", score=0.97333, submission_exists=True, valid_submission=True,
+                              silver_medal=True, above_median=True, gold_threshold=0.99, silver_threshold=0.97,
+                              bronze_threshold=0.95, median_threshold=0.9, is_lower_better=False,
+                              metric="accuracy", leaderboard_size=10)
+    text = write_report(proj, grade)
     assert "higher is better" in text and "| b | ok | 0.9733 (best) |" in text
-    assert "score: **0.9733**" in text and "silver" in text
+    assert "digits, accuracy: **0.9733**" in text and "medal: **silver**" in text
 
 
 def test_failed_runs_pauses_and_the_stop_reason_are_in_the_report(bus):

@@ -47,7 +47,7 @@ def test_a_nan_score_is_an_invalid_run_never_the_best(bus):
     runs = {r.id: r for r in state.runs}
     assert runs["a-nan"].status == runs["b-inf"].status == "invalid", runs
     assert runs["c-text"].status == "ok" and runs["c-text"].cv_score is None  # no number: no score
-    assert state.best_run.id == "d-good" and grade.valid and grade.score > 0.9, (state.best_run, grade)
+    assert state.best_run.id == "d-good" and grade.valid_submission and grade.score > 0.9, (state.best_run, grade)
     result = json.loads(bus.project("p").as_role("viewer").read("experiments/a-nan/result.json"))
     assert "non-finite" in result["reason"] and "cv_score" in result["reason"]
 
@@ -62,7 +62,7 @@ def test_a_second_run_under_a_taken_name_is_refused_and_the_first_stays_whole(bu
               "experiment-1": [call("launch_experiment", **_launch("lr", "good")[1]), call("finish", summary="asked")],
               "experiment-2": [call("finish", summary="-")]}
     state, grade = run_project(bus, str(TASK.root), Hybrid(script))
-    assert state.best_run.id == "lr" and grade.valid
+    assert state.best_run.id == "lr" and grade.valid_submission
     # After lr has scored, the experimenter of a later subtask launches "lr" again.
     again = Agent(bus, Hybrid({"experiment-9": [call("launch_experiment", name="lr", command=bad),
                                                 call("finish", summary="relaunched")]}))

@@ -5,16 +5,17 @@ import json
 import shutil
 
 import pytest
+import yaml
 
 from actors.agent import Agent
 from actors.baseline import BaselineLLM
 from actors.orchestrator import Orchestrator, OrchestratorConfig
 from actors.policy import BaselinePolicy
-from benchmarks.grading.task import Task, shipped_tasks
+from benchmarks.grading.task import Task, TaskOptions, shipped_tasks
 from actors.runs import RunPolicy
 from cluster.experiments import run_here
 from cluster.errors import UserError
-from cluster.run import parse_budget, run_task
+from cluster.run import make_job, parse_budget, run_job, run_task
 from cluster.tasks import import_task
 
 pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
@@ -26,17 +27,17 @@ needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewr
 def test_baseline_reaches_a_graded_submission_and_the_ablation_switch_works(ray_cluster, bus):
     task = shipped_tasks()["digits"]
     on = run_task(bus, str(task), project="digits-on", budget_s=600)
-    assert on.grade["valid"] and on.grade["medal"] in ("gold", "silver", "bronze"), on.grade
+    assert on.grade.valid_submission and on.grade.any_medal, on.grade
     viewer = bus.project("digits-on").as_role("viewer")
     assert [p["status"] for p in json.loads(viewer.read("plan/roadmap.json"))] == ["done"] * 4
-    assert "silver" in viewer.read("report/report.md") or on.grade["medal"] in viewer.read("report/report.md")
+    assert "silver" in viewer.read("report/report.md") or on.grade.medal in viewer.read("report/report.md")
     assert "<svg" in viewer.read("report/metric.svg")[:400]
     # The private answers never reached the bus.
     assert not any("answers" in p for p in viewer.list())
 
     off = run_task(bus, str(task), project="digits-off", budget_s=600, bus_memory=False)
     # Without bus memory the writer cannot re-read the experiments' predictions: no submission.
-    assert not off.grade["valid"] and off.grade["reason"] == "no submission file"
+    assert not off.grade.valid_submission and off.grade.reason == "no submission file"
     refused = [e for e in bus.project("digits-off").events().to_pylist() if e["kind"] == "refused"]
     assert any("experiments/" in (e["path"] or "") for e in refused)
 
@@ -69,7 +70,31 @@ def test_a_restarted_orchestrator_continues_from_the_bus(bus):
     assert state.stop_reason.startswith("every phase is done; submission: submission/submission.csv is in place") and state.best_run.cv_score > 0  # an RMSE: lowest is best
     assert state.best_run == min(state.scored_runs, key=lambda r: r.cv_score)
     grade = task.grade(bus.project("dia").dir / "submission" / "submission.csv")
-    assert grade.valid and grade.lower_is_better
+    assert grade.valid_submission and grade.is_lower_better
+
+
+@needs_bwrap
+def test_a_competition_in_mlebench_data_dir_runs_to_its_report(ray_cluster, bus, tmp_path):
+    """`aisci run ID --data-dir DIR --config FILE`: the data as `mlebench prepare` leaves
+    it (the answers at prepared/private/test.csv), the definition elsewhere."""
+    source = shipped_tasks()["breast-cancer"]
+    data, home = tmp_path / "data", tmp_path / "definitions" / "bc"
+    shutil.copytree(source / "prepared", data / "bc" / "prepared")
+    (data / "bc" / "prepared" / "private" / "answers.csv").rename(data / "bc" / "prepared" / "private" / "test.csv")
+    shutil.copy(source / "description.md", data / "bc" / "prepared" / "public" / "description.md")
+    home.mkdir(parents=True)
+    shutil.copy(source / "leaderboard.csv", home / "leaderboard.csv")
+    (home / "config.yaml").write_text(yaml.safe_dump({
+        "id": "bc", "name": "bc", "competition_type": "simple", "awards_medals": False,
+        "dataset": {"answers": "bc/prepared/private/test.csv", "sample_submission": "bc/prepared/public/sample_submission.csv"},
+        "grader": {"name": "auc-roc"}}))
+    job = make_job("bc", "bc-1", budget_s=600, task_options=TaskOptions(data_dir=str(data), config=str(home / "config.yaml")))
+    assert job.task_options.leaderboard == str(home / "leaderboard.csv") and str(data / "bc" / "prepared" / "private") in job.hidden
+    out = run_job(bus, job)
+    assert out.grade.competition_id == "bc" and out.grade.valid_submission and out.grade.leaderboard_size == 57, out.grade
+    view = bus.project("bc-1").as_role("viewer")
+    assert json.loads(view.read("task/task.json"))["metric"] == "auc-roc"
+    assert not any("test.csv" == p.rsplit("/", 1)[-1] and "private" in p for p in view.list())
 
 
 def test_budget_parsing():
