@@ -27,7 +27,6 @@ from typing import Sequence
 from pydantic import BaseModel
 
 
-
 class Rank(BaseModel):
     gold_medal: bool
     silver_medal: bool
