@@ -127,28 +127,26 @@ def test_a_dripping_endpoint_cannot_hold_a_call_past_its_deadline():
         drip.close()
 
 
-def test_a_project_whose_model_drips_ends_at_its_budget(bus):
+@pytest.fixture
+def dripping_model():
+    """A model behind a dripping endpoint, whose client would wait a minute per read."""
     drip = Drip()
-    try:
-        llm = make_llm(LLMConfig(backend="openai", base_url=drip.url, model="m", timeout_s=60, max_retries=0))
-        t0 = time.monotonic()
-        state = orchestrate(bus, llm, budget_s=3)
-        assert time.monotonic() - t0 < 30
-        assert state.stop_reason.startswith("wall-clock budget spent during the orchestrator's model call")
-    finally:
-        drip.close()
+    yield make_llm(LLMConfig(backend="openai", base_url=drip.url, model="m", timeout_s=60, max_retries=0))
+    drip.close()
 
 
-def test_an_agent_whose_model_drips_stops_at_the_deadline(bus):
-    drip = Drip()
-    try:
-        llm = make_llm(LLMConfig(backend="openai", base_url=drip.url, model="m", timeout_s=60, max_retries=0))
-        bus.create_project("p").as_role("system").write("task/description.md", "d", summary="t")
-        result = Agent(bus, llm).run("p", Subtask(id="analyst-1", role="analyst", goal="look",
-                                                  deadline=time.time() + 2))
-        assert result.status == "budget" and "wall-clock budget" in result.summary
-    finally:
-        drip.close()
+def test_a_project_whose_model_drips_ends_at_its_budget(bus, dripping_model):
+    t0 = time.monotonic()
+    state = orchestrate(bus, dripping_model, budget_s=3)
+    assert time.monotonic() - t0 < 30
+    assert state.stop_reason.startswith("wall-clock budget spent during the orchestrator's model call")
+
+
+def test_an_agent_whose_model_drips_stops_at_the_deadline(bus, dripping_model):
+    bus.create_project("p").as_role("system").write("task/description.md", "d", summary="t")
+    result = Agent(bus, dripping_model).run("p", Subtask(id="analyst-1", role="analyst", goal="look",
+                                                         deadline=time.time() + 2))
+    assert result.status == "budget" and "wall-clock budget" in result.summary
 
 
 def test_an_unreachable_endpoint_is_still_unavailable_not_a_deadline():
