@@ -78,7 +78,7 @@ def main(root: str, mode: str = "run") -> None:
               if e["kind"] in ("experiment_start", "experiment")]
     if mode == "project":
         result = out["result"]
-        out["result"] = {"stop_reason": result.reason, "paused": result.paused, "grade": result.grade}
+        out["result"] = {"stop_reason": result.reason, "paused": result.paused, "grade": result.grade.model_dump() if result.grade else None}
     print(json.dumps({"drain_accepted": accepted, "result": out.get("result"), "events": events,
                       "worker": worker.node_id, "seen_draining": seen_draining}), flush=True)
     ray.shutdown()

@@ -67,7 +67,7 @@ def test_ray_job_submit_runs_a_task_on_a_head_node(tmp_path):
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         assert "succeeded" in out.stdout + out.stderr
         grade = Bus(root).project("job-bc").as_role("viewer").read("report/grade.json")
-        assert '"valid": true' in grade
+        assert '"valid_submission": true' in grade
         # Without the token the job server refuses: authentication stayed on.
         refused = subprocess.run([str(BIN / "ray"), "job", "list", "--address", f"http://127.0.0.1:{dash}"],
                                  env={**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(tmp_path / "none")},

@@ -77,7 +77,7 @@ def test_killed_at_20_random_moments_each_resumes_to_the_uninterrupted_result(tm
     t0 = time.monotonic()
     out, err = proc.communicate(timeout=120)
     duration = time.monotonic() - t0  # the kill window: from the end of the imports to the end
-    assert json.loads(out.strip().splitlines()[-1])["stop_reason"].startswith("submitted"), err[-2000:]
+    assert json.loads(out.strip().splitlines()[-1])["stop_reason"].startswith("every phase is done; submission: submission/submission.csv is in place"), err[-2000:]
     expected = final_state(Bus(reference_root), "p")
     assert expected["completed"] == {"analyse-1": True, "implement-1": True, "experiment-1": True, "submit-1": True}
     assert expected["results"] == [("p0", "ok"), ("p1", "ok"), ("p2", "ok")]
@@ -95,7 +95,7 @@ def test_killed_at_20_random_moments_each_resumes_to_the_uninterrupted_result(tm
         bus = Bus(root)
         before = State.from_events(bus.project("p").events()) if "p" in bus.projects() else None
         outcome = _finish(root, "p")
-        assert outcome["stop_reason"].startswith("submitted"), (n, at, outcome)
+        assert outcome["stop_reason"].startswith("every phase is done; submission: submission/submission.csv is in place"), (n, at, outcome)
         got = final_state(bus, "p")
         diff = {p: (got["files"].get(p), expected["files"].get(p)) for p in set(got["files"]) | set(expected["files"])
                 if got["files"].get(p) != expected["files"].get(p)}
@@ -115,7 +115,7 @@ def test_killed_at_20_random_moments_each_resumes_to_the_uninterrupted_result(tm
 def test_a_stopped_project_is_left_as_it_is(tmp_path):
     _finish(tmp_path, "p")
     before = Bus(tmp_path).project("p").events().num_rows
-    assert _finish(tmp_path, "p")["stop_reason"].startswith("submitted")
+    assert _finish(tmp_path, "p")["stop_reason"].startswith("every phase is done; submission: submission/submission.csv is in place")
     # Nothing is decided, dispatched or written again.
     after = Bus(tmp_path).project("p").events().to_pylist()[before:]
     assert [e["kind"] for e in after] == [], after
@@ -129,4 +129,4 @@ def test_a_pause_request_stops_dispatching_and_resume_continues(tmp_path, signal
     kinds = [e["kind"] for e in bus.project("p").events().to_pylist()]
     assert "dispatch" not in kinds and kinds[-1] == "paused"
     bus.project("p").as_role("system", "resume").record("resumed", "by the test")
-    assert _finish(tmp_path, "p")["stop_reason"].startswith("submitted")
+    assert _finish(tmp_path, "p")["stop_reason"].startswith("every phase is done; submission: submission/submission.csv is in place")
