@@ -74,6 +74,26 @@ SCHEMAS = {
 }
 
 
+_JSON_TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,)}
+_LARGEST_INT = 2**53  # an integer a JSON reader anywhere keeps exactly; line numbers and seconds are far below
+
+
+def _typed(value: Any, schema: dict) -> tuple[Any, str | None]:
+    """``value`` as ``schema``'s JSON type wants it, and why not (None: it fits). A whole
+    float is an integer (models write 5.0); null is "not given" for numbers."""
+    kind = schema.get("type")
+    if kind not in _JSON_TYPES or value is None and kind in ("integer", "number"):
+        return value, None
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) and kind != "boolean" or not isinstance(value, _JSON_TYPES[kind]):
+        return value, f"must be {'an' if kind == 'integer' else 'a'} {kind}, not {type(value).__name__} " \
+                      f"{str(value)[:40]!r}"
+    if kind in ("integer", "number") and not -_LARGEST_INT <= value <= _LARGEST_INT:
+        return value, f"is out of range ({str(value)[:40]})"
+    return value, None
+
+
 class ToolBox:
     """Runs one agent's tool calls against its scoped view of the project."""
 
@@ -110,12 +130,16 @@ class ToolBox:
         if extra:  # refused, not dropped: a model must not believe an argument took effect
             raise FormatError(f"{name} has no argument(s) {', '.join(map(repr, extra))}; its arguments are: "
                               f"{', '.join(params['properties'])}")
+        for key in list(arguments):  # the schema's types, before any tool sees a value
+            arguments[key], why = _typed(arguments[key], params["properties"][key])
+            if why is not None:
+                raise FormatError(f"{name}: argument {key!r} {why}; see the tool's parameters")
         try:
             return getattr(self, f"_{name}")(**arguments)
         except BusRefusal as e:
             return f"ERROR (refused by the bus): {e}"
-        except TypeError as e:
-            raise FormatError(f"bad arguments for {name}: {e}") from None
+        except (TypeError, ValueError, OverflowError) as e:  # a value the types let through, that the tool cannot use
+            raise FormatError(f"bad arguments for {name}: {str(e)[:300]}") from None
 
     def _list_files(self, folder: str = "") -> str:
         return prompt_map(self.view.workspace_map(), self.max_read_chars, folder=str(folder),

@@ -68,7 +68,7 @@ class Bus:
     def project(self, name: str) -> "Project":
         check_project_name(name)
         if not (self.root / "projects" / name).is_dir():
-            raise NotFound(f"no project {name!r} under {self.root}: create it first (`Bus.create_project`)")
+            raise NotFound(f"no project {name!r} under {self.root}: `aisci status` lists the projects there")
         return Project(self, name)
 
 

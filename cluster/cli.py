@@ -156,7 +156,18 @@ def cmd_pause(bus: Bus, args: argparse.Namespace) -> None:
 
 def _cluster_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="a Ray cluster to join (default: $RAY_ADDRESS, else a new local one)")
-    p.add_argument("--grace", type=float, default=30.0, help="seconds work in flight gets after a preemption notice")
+    p.add_argument("--grace", type=_seconds, default=30.0, help="seconds work in flight gets after a preemption notice")
+
+
+def _seconds(text: str) -> float:
+    """A non-negative, finite number of seconds (argparse turns the error into one line)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} seconds: give a number from 0 up")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ import pyarrow as pa
 from rich.live import Live
 
 from actors.state import State
-from bus import Bus, NotFound, query
+from bus import Bus, BusError, NotFound, query
 
 from .cli_bus import console, print_table, rich_table
 from .display import clean, clean_document
@@ -40,7 +40,12 @@ def where_it_stands(bus: Bus, name: str, state: State) -> str:
 def status_table(bus: Bus, names: list[str]) -> pa.Table:
     rows, now = [], time.time()
     for name in names:
-        events = bus.project(name).events()
+        try:
+            events = bus.project(name).events()
+        except BusError as e:  # one damaged project does not hide the others
+            rows.append({"project": name, "state": f"damaged: {str(e)[:200]}", "steps": None, "in flight": "",
+                         "runs": None, "best cv": None, "tokens": None, "last event": "", "score": None, "medal": ""})
+            continue
         try:
             config = load_job(bus, name).orchestrator
         except NotFound:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import os
 from pathlib import Path
 import time
@@ -30,6 +31,7 @@ from actors.pool import AgentPool
 from actors.state import State
 from benchmarks.grading.task import Task, TaskOptions, open_task
 from bus import Bus, BusError
+from bus.paths import check_project_name
 from bus.repair import repair
 
 from .display import untrusted
@@ -235,6 +237,9 @@ def make_job(task_dir: str, project: str | None = None, llm: LLMConfig | None = 
     task = open_task(task_dir, task_options)
     llm = llm or LLMConfig()
     project = project or f"{task.id}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    check_project_name(project)  # before Ray starts or anything is written (a one-line error)
+    if target is not None and not math.isfinite(target):
+        raise UserError(f"--target {target}: give a finite score to stop at (e.g. 0.97), or leave it out")
     config = OrchestratorConfig(project=project, task_kind=task.kind, is_lower_better=task.is_lower_better,
                                 target=target, budget_s=budget_s, bus_memory=bus_memory)
     if run_policy is None:

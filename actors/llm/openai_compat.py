@@ -18,14 +18,20 @@ point the connection is closed under the waiting thread and the call abandoned.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import threading
 import time
 
+try:  # the HTTP library the openai client is built on: httpx2 from openai 3 on, httpx before
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover - older openai
+    import httpx
 import openai
 
 from .overflow import context_overflow
-from .protocol import LLMDeadline, LLMReply, LLMRequest, LLMUnavailable, ToolCall
+from .protocol import LLMDeadline, LLMReply, LLMRequest, LLMUnavailable
+from .wire import CappedTransport, ReplyTooLarge, read_completion
 
 
 class OpenAICompatLLM:
@@ -46,8 +52,9 @@ class OpenAICompatLLM:
         self._client = self._new_client()
 
     def _new_client(self) -> openai.OpenAI:
+        # Every reply body is capped while it is read (actors/llm/wire.py).
         return openai.OpenAI(base_url=self.base_url, api_key=self._api_key, timeout=self.timeout_s,
-                             max_retries=self.max_retries)
+                             max_retries=self.max_retries, http_client=httpx.Client(transport=CappedTransport()))
 
     def _create(self, kwargs: dict, deadline: float | None):
         """``chat.completions.create`` within a hard limit on its whole duration."""
@@ -57,7 +64,7 @@ class OpenAICompatLLM:
             raise LLMDeadline("the project's wall-clock budget had ended before the call")
         client = self._client
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-        future = pool.submit(client.chat.completions.create, **kwargs)
+        future = pool.submit(client.chat.completions.with_raw_response.create, **kwargs)
         pool.shutdown(wait=False)
         try:
             return future.result(timeout=limit)
@@ -82,7 +89,12 @@ class OpenAICompatLLM:
                                          "json_schema": {"name": "decision", "schema": request.response_schema}}
         t0 = time.perf_counter()
         try:
-            data = self._create(kwargs, request.deadline)
+            raw = self._create(kwargs, request.deadline)
+            body = json.loads(raw.http_response.content)
+        except ReplyTooLarge as e:
+            raise LLMUnavailable(f"{self.base_url}: {e}; a server that sends that much is misbehaving") from None
+        except ValueError as e:  # not JSON at all
+            raise LLMUnavailable(f"{self.base_url} sent a reply that is not JSON ({str(e)[:200]})") from None
         except openai.APIConnectionError as e:
             raise LLMUnavailable(f"could not reach {self.base_url} ({e}); is the server running, "
                                  "and is llm.base_url right?") from None
@@ -93,17 +105,4 @@ class OpenAICompatLLM:
                     raise overflow from None
             raise LLMUnavailable(f"{self.base_url} answered HTTP {e.status_code} after retries: "
                                  f"{str(e)[:300]}; check the model name and the key") from None
-        choice = data.choices[0]
-        message = choice.message
-        usage = data.usage
-        details = getattr(usage, "prompt_tokens_details", None)
-        return LLMReply(
-            text=message.content or "",
-            tool_calls=[ToolCall(id=c.id or f"call_{i}", name=c.function.name, arguments=c.function.arguments or "")
-                        for i, c in enumerate(message.tool_calls or [])],
-            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            cached_tokens=(getattr(details, "cached_tokens", 0) or 0) if details else 0,
-            model=data.model or self.model, backend=self.name, latency_s=time.perf_counter() - t0,
-            finish_reason=choice.finish_reason or "",
-        )
+        return read_completion(body, self.model, self.name, time.perf_counter() - t0)

@@ -105,3 +105,24 @@ def test_a_decision_cut_at_the_reply_cap_is_told_as_cut(bus):
     assert [s.id for s in d.subtasks] == ["analyst-1"]
     assert llm.requests[1].messages[-1]["content"].startswith(
         f"ERROR: your reply was cut at {LLMPolicy.MAX_REPLY_TOKENS} tokens")
+
+
+@pytest.mark.parametrize("arguments, says", [
+    ({"path": "task/description.md", "start": "abc"}, "argument 'start' must be an integer, not str"),
+    ({"path": "task/description.md", "start": float("inf")}, "argument 'start' must be an integer, not float"),
+    ({"path": "task/description.md", "end": 10**30}, "argument 'end' is out of range"),
+    ({"path": None}, "argument 'path' must be a string, not NoneType"),
+    ({"path": ["task"]}, "argument 'path' must be a string, not list"),
+    ({"path": "task/description.md", "start": True}, "argument 'start' must be an integer, not bool"),
+])
+def test_a_tool_argument_of_the_wrong_type_is_the_models_error_not_the_subtasks_end(bus, arguments, says):
+    """The breaker's example: `read_file` with `start: "abc"` ended the subtask with
+    "agent error: ValueError"; now the model is told, and gets its next step."""
+    from actors.tools import FormatError, ToolBox
+
+    project = bus.create_project("p")
+    project.as_role("system").write("task/description.md", "one\ntwo\n", summary="t")
+    tools = ToolBox(project.as_role("analyst", "analyst-1"), ("read_file",))
+    with pytest.raises(FormatError, match=says):
+        tools.call("read_file", arguments)
+    assert tools.call("read_file", {"path": "task/description.md", "start": 2.0}) == "two\n"  # a whole float is fine

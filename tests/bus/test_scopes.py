@@ -136,7 +136,7 @@ def test_bad_project_names(bus, name):
 
 
 def test_unknown_project_and_missing_file(bus, project):
-    with pytest.raises(NotFound, match="create it first"):
+    with pytest.raises(NotFound, match="no project"):
         bus.project("nope")
     with pytest.raises(NotFound, match="does not exist"):
         project.as_role("coder").read("code/missing.py")

@@ -71,3 +71,35 @@ def test_user_mistakes_are_one_line_before_anything_starts(tmp_path, capsys):
     capsys.readouterr()
     assert main(["--root", root, "bus", "log", "demo-iris", "--kind", "nonsense"]) == 2
     assert "no events of kind nonsense; its kinds:" in capsys.readouterr().err
+
+
+def test_status_shows_every_project_when_one_is_damaged(tmp_path, capsys):
+    """The breaker's example: garbage in one project's sequence counter made `aisci
+    status` print only that error, hiding every healthy project."""
+    from bus import Bus
+
+    bus = Bus(tmp_path / "root")
+    for name in ("z2", "z3"):
+        bus.create_project(name).as_role("system", "t").record("started", "the job started")
+    (tmp_path / "root" / "index" / "journal" / "z2" / "SEQ").write_bytes(b"garbage")
+    capsys.readouterr()
+    assert main(["--root", str(tmp_path / "root"), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "z3" in out and "damaged" in out and "bus repair z2" in out.replace("\n", " ").replace("│", " ")
+
+
+def test_numbers_and_names_a_user_gives_are_checked_before_anything_starts(tmp_path, capsys):
+    root = str(tmp_path / "root")
+    for argv, says in ((["run", "digits", "--target", "nan"], "--target nan: give a finite score"),
+                       (["run", "digits", "--project", "../x"], "invalid project name '../x'"),
+                       (["run", "digits", "--grace", "-1"], "-1 seconds: give a number from 0 up"),
+                       (["report", "nosuch"], "`aisci status` lists the projects")):
+        capsys.readouterr()
+        try:
+            code = main(["--root", root, *argv])
+        except SystemExit as e:  # argparse's own checks: usage and one error line, exit 2
+            code = e.code
+        assert code == 2, argv
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err and "Bus.create_project" not in err, (argv, err)
+    assert not (tmp_path / "root" / "projects").exists() or not os.listdir(tmp_path / "root" / "projects")

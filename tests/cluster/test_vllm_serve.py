@@ -41,7 +41,8 @@ def served(tmp_path_factory):
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", folder, "--host", "127.0.0.1",
            "--port", str(port),
            "--served-model-name", "smollm2", "--max-model-len", str(ENGINE["max_model_len"]),
-           "--gpu-memory-utilization", str(ENGINE["memory_fraction"]), "--enable-prefix-caching"]
+           "--gpu-memory-utilization", str(ENGINE["memory_fraction"]), "--enable-prefix-caching",
+           "--enable-prompt-tokens-details"]  # cached prompt tokens in each reply's usage
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"
