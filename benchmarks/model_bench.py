@@ -87,7 +87,8 @@ def start_serve(model: str, max_model_len: int, memory_fraction: float) -> tuple
     proc = subprocess.Popen([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
                              "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "bench",
                              "--max-model-len", str(max_model_len), "--gpu-memory-utilization", str(memory_fraction),
-                             "--enable-prefix-caching"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             "--enable-prefix-caching", "--enable-prompt-tokens-details"],  # cached tokens in usage
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"
     while True:
@@ -160,7 +161,10 @@ def main() -> None:
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=60)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
         ray.shutdown()
 
 
