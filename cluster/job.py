@@ -67,6 +67,7 @@ def load_job(bus: Bus, project: str) -> ProjectJob:
     if project not in bus.projects():
         raise NotFound(f"no project {project!r} on {bus.root}; `aisci status` lists them")
     if not bus.operator.exists(project, JOB_FILE):
-        raise NotFound(f"project {project!r} has no job (it was not started by this version of `aisci run`); "
-                       f"start it with `aisci run TASK --project {project}`")
+        raise NotFound(f"project {project!r} has no saved job: its first start was stopped before the job was "
+                       f"saved (or it was not made by `aisci run`); start it again with "
+                       f"`aisci run TASK --project {project}` (nothing it did is lost)")
     return ProjectJob.model_validate_json(bus.operator.read(project, JOB_FILE))
