@@ -219,6 +219,9 @@ def harvest(work: str, reserved: tuple[str, ...], max_file_bytes: int, max_files
                 continue
             if name in reserved:
                 out.skipped[name] = f"{name} is the framework's own file for the run; the run's copy is not taken"
+            elif any(ord(c) < 32 or ord(c) == 127 for c in name):
+                out.skipped[name] = ("its name holds a control character (a newline, a tab...): not taken; name "
+                                     "outputs with letters, digits, '.', '_' and '-'")
             elif not stat.S_ISREG(st.st_mode):
                 out.skipped[name] = _kind(st.st_mode) + (": it stays in the scratch folder"
                                                          if stat.S_ISDIR(st.st_mode) else ": not taken")

@@ -63,3 +63,16 @@ def test_metrics_no_float_can_hold_make_the_run_invalid(bus, writer, says):
     spec = make_spec("big", command, RunPolicy(sandbox=sandbox(), memory_mb=512))
     [result] = run_here(bus.config, "p")([spec])
     assert result.status == "invalid" and says in result.reason, result
+
+
+def test_an_output_whose_name_holds_a_control_character_is_skipped_with_that_reason(bus):
+    """The breaker's example: a file named with a newline was skipped with the bus's
+    scope message ("no write glob matches"), which sent the reader the wrong way."""
+    bus.create_project("p")
+    command = "printf x > \"$(printf 'a\\nb.txt')\"; printf y > \"$(printf 'tab\\tname')\"; printf z > ok.txt"
+    spec = make_spec("names", command, RunPolicy(sandbox=sandbox(), memory_mb=512))
+    [result] = run_here(bus.config, "p")([spec])
+    assert result.status == "ok", result
+    assert set(result.skipped) == {"a\nb.txt", "tab\tname"}, result.skipped
+    assert all("control character" in why for why in result.skipped.values())
+    assert bus.project("p").as_role("viewer").read("experiments/names/ok.txt") == "z"
