@@ -27,6 +27,8 @@ import shutil
 import stat
 from dataclasses import dataclass, field
 
+from actors.llm.untrusted import clean  # a metric name from run code: as any untrusted text
+
 __all__ = ["Harvest", "Usage", "harvest", "make", "read_metrics", "usage", "wipe", "MAX_DEPTH", "METRICS_MAX_BYTES"]
 
 MAX_DEPTH = 64  # folders deeper than this count as over quota (a walk holds one fd per level)
@@ -156,11 +158,6 @@ def _read_capped(dir_fd: int, name: str, cap: int) -> tuple[bytes | None, str]:
         os.close(fd)
 
 
-def untrusted_key(key: str) -> str:
-    """A metric's name as the index keeps it: lone surrogates replaced, 200 characters at most."""
-    return key.encode("utf-8", "replace").decode("utf-8")[:200]
-
-
 def read_metrics(work: str) -> tuple[dict[str, float], str]:
     """The finite numbers of the run's metrics.json, and what is wrong with it ("" if
     nothing): a link, a FIFO, more than 64 KB, not JSON, or a non-finite number (NaN,
@@ -184,9 +181,9 @@ def read_metrics(work: str) -> tuple[dict[str, float], str]:
     for k, v in parsed.items():
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             try:
-                numbers[untrusted_key(k)] = float(v)
+                numbers[clean(k)[:200]] = float(v)
             except OverflowError:  # an integer beyond any float (1 followed by 400 zeros)
-                numbers[untrusted_key(k)] = math.inf
+                numbers[clean(k)[:200]] = math.inf
     bad = sorted(k for k, v in numbers.items() if not math.isfinite(v))
     if bad:
         return {k: v for k, v in numbers.items() if math.isfinite(v)}, \

@@ -19,6 +19,7 @@ enter, so that nothing downstream has to:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 try:  # the HTTP library the openai client is built on: httpx2 from openai 3 on, httpx before
@@ -88,8 +89,6 @@ def _text(content: Any) -> str:
 
 
 def _calls(raw: Any) -> list[ToolCall]:
-    import json
-
     calls = []
     for i, c in enumerate(raw if isinstance(raw, list) else []):
         fn = c.get("function") if isinstance(c, dict) else None
