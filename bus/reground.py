@@ -2,7 +2,7 @@
 
 Both are computed from the event index with vectorized Arrow operations (no Python
 loop over files), so a 10,000-file project re-grounds in milliseconds
-(``python -m benchmarks.bus_bench`` measures it).
+(``python -m benchmarks.perf.bus_bench`` measures it).
 """
 
 from __future__ import annotations

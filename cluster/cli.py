@@ -59,7 +59,7 @@ def _operator_policy(args: argparse.Namespace):
 def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
     from actors.llm.config import parse_model
 
-    from benchmarks.grading.task import TaskOptions, open_task
+    from benchmarks.mlebench.task import TaskOptions, open_task
 
     from .run import connect, parse_budget, run_job, make_job
     from .tasks import find_task

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from actors.llm.config import ModelSpecError
 from actors.llm.protocol import LLMError
-from benchmarks.grading.task import InvalidTask
+from benchmarks.mlebench.task import InvalidTask
 from bus import BusError
 
 from .sandbox import SandboxUnavailable

@@ -13,7 +13,7 @@ import json
 
 import pyarrow.compute as pc
 
-from benchmarks.grading.task import CompetitionReport, Task, TaskOptions
+from benchmarks.mlebench.task import CompetitionReport, Task, TaskOptions
 from bus import Bus
 
 from .report import write_report

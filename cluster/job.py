@@ -17,7 +17,7 @@ from actors.llm.config import LLMConfig
 from actors.orchestrator import OrchestratorConfig
 from actors.outcome import Outcome
 from actors.runs import RunPolicy
-from benchmarks.grading.task import TaskOptions
+from benchmarks.mlebench.task import TaskOptions
 from benchmarks.mlebench.report import CompetitionReport
 from bus import Bus, NotFound
 

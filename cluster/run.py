@@ -29,7 +29,7 @@ from actors.orchestrator_actor import NAMESPACE, OrchestratorActor, orchestrator
 from actors.outcome import Outcome
 from actors.pool import AgentPool
 from actors.state import State
-from benchmarks.grading.task import Task, TaskOptions, open_task
+from benchmarks.mlebench.task import Task, TaskOptions, open_task
 from bus import Bus, BusError
 from bus.paths import check_project_name
 from bus.repair import repair

@@ -22,7 +22,7 @@ under an unprivileged host uid (``cluster.confine``).
 ``probe`` runs a trivial command through exactly these arguments once per process:
 a ``bwrap`` that exists but cannot sandbox (unprivileged user namespaces disabled, a
 broken install) is reported in one line instead of turning every run into "failed".
-Measured on a 2-core VM (``benchmarks/sandbox_bench.py``): a sandboxed ``true`` takes
+Measured on a 2-core VM (``benchmarks/perf/sandbox_bench.py``): a sandboxed ``true`` takes
 68-71 ms from spawn to exit as root, an unsandboxed one 64-65 ms (both through the
 supervisor; as a user 48 and 42 ms); the probe, once per process, 90-130 ms.
 """
@@ -143,7 +143,7 @@ def binds_for(project_dir: str, work_dir: str, run_id: str, policy: RunPolicy, g
 
 
 def _shipped_private() -> list[str]:
-    spec = importlib.util.find_spec("benchmarks.tasks")
+    spec = importlib.util.find_spec("benchmarks.mlebench.tasks")
     roots = list(spec.submodule_search_locations or []) if spec else []
     return [p for root in roots for p in glob.glob(os.path.join(root, "*", "prepared", "private"))]
 

@@ -20,7 +20,7 @@ We take both shapes:
 
 Example::
 
-    >>> cfg = CompetitionConfig.load(Path("benchmarks/tasks/digits/config.yaml"))
+    >>> cfg = CompetitionConfig.load(Path("benchmarks/mlebench/tasks/digits/config.yaml"))
     >>> cfg.id, cfg.grader.name
     ('digits', 'accuracy')
 """

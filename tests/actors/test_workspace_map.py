@@ -11,7 +11,7 @@ from actors.llm_policy import LLMPolicy
 from actors.orchestrator import OrchestratorConfig
 from actors.roles import ROLES
 from actors.state import State
-from benchmarks.grading.task import Task, shipped_tasks
+from benchmarks.mlebench.task import Task, shipped_tasks
 from cluster.tasks import import_task
 
 

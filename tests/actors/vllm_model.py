@@ -1,5 +1,5 @@
 """What the tests marked ``vllm`` share: the packaged SmolLM2 model as an HF folder
-(converted once, ``benchmarks.smollm2``) and the engine settings every one of them
+(converted once, ``benchmarks.perf.smollm2``) and the engine settings every one of them
 uses, so that the tests in one module share one engine (start-up: 2-4 min on 2 cores)."""
 
 import json
@@ -16,7 +16,7 @@ ENGINE = {"gpus": 0, "max_model_len": 4096, "memory_fraction": 0.3}
 def smollm2_dir() -> str:
     """The model folder, or the test is skipped where vLLM or the model is not installed."""
     pytest.importorskip("vllm", reason="the vllm extra is not installed")
-    from benchmarks.smollm2 import model_dir, packaged_gguf
+    from benchmarks.perf.smollm2 import model_dir, packaged_gguf
 
     try:
         packaged_gguf()

@@ -18,9 +18,8 @@ import pytest
 import yaml
 from sklearn.metrics import log_loss, mean_squared_log_error, roc_auc_score
 
-from benchmarks.grading.task import InvalidTask, Task, TaskOptions, open_task
+from benchmarks.mlebench.task import InvalidTask, Task, TaskOptions, open_task
 from benchmarks.mlebench.layout import locate
-from cluster.cli import main
 
 RNG = np.random.default_rng(12)
 N = 60
@@ -158,14 +157,3 @@ def test_a_lite_competition_needs_no_config_and_others_say_which_flag(mlebench, 
     sample.assign(id=1).to_csv(bare / cid / "prepared" / "public" / "sample_submission.csv", index=False)
     with pytest.raises(InvalidTask, match="--id-column"):
         Task(bare / cid, TaskOptions(metric="mean-column-wise-rmsle"))
-
-
-def test_the_command_line_says_which_flag_in_one_line(mlebench, tmp_path, capsys):
-    data, _ = mlebench
-    assert main(["--root", str(tmp_path / "bus"), "run", "no-such-competition", "--data-dir", str(data)]) == 2
-    err = capsys.readouterr().err
-    assert "prepared/" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    cid = "nomad2018-predict-transparent-conductors"
-    assert main(["--root", str(tmp_path / "bus"), "run", cid, "--data-dir", str(data), "--metric", "f1"]) == 2
-    err = capsys.readouterr().err
-    assert "give --metric" in err and "Traceback" not in err

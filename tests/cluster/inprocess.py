@@ -15,7 +15,7 @@ from actors.llm.scripted import ScriptedLLM, reply
 from actors.orchestrator import Orchestrator, OrchestratorConfig
 from actors.policy import BaselinePolicy
 from actors.runs import RunPolicy
-from benchmarks.grading.task import Task
+from benchmarks.mlebench.task import Task
 from bus import Bus
 from cluster.experiments import run_here
 from cluster.tasks import import_task

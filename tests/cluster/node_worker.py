@@ -23,7 +23,7 @@ from ray.cluster_utils import Cluster
 from ray.core.generated import autoscaler_pb2
 
 from actors.orchestrator_actor import draining_nodes
-from benchmarks.grading.task import shipped_tasks
+from benchmarks.mlebench.task import shipped_tasks
 from bus import Bus
 from actors.runs import make_spec
 from cluster.run import make_job, run_job

@@ -19,8 +19,8 @@ from actors.agent import Agent
 from actors.llm.scripted import ScriptedLLM
 from actors.orchestrator import Orchestrator, OrchestratorConfig
 from actors.policy import BaselinePolicy
-from benchmarks.grading.task import Task, shipped_tasks
-from benchmarks.scripted_project import script
+from benchmarks.mlebench.task import Task, shipped_tasks
+from benchmarks.perf.scripted_project import script
 from bus import Bus
 from bus.repair import repair
 from actors.runs import RunPolicy

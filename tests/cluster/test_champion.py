@@ -7,7 +7,7 @@ from actors.champion import settle_submission
 from actors.orchestrator import OrchestratorConfig
 from actors.runs import RunResult, record_result
 from actors.state import State
-from benchmarks.grading.task import shipped_tasks
+from benchmarks.mlebench.task import shipped_tasks
 
 from .inprocess import Hybrid, call, run_project
 

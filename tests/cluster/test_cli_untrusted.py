@@ -14,7 +14,7 @@ import time
 import pytest
 import yaml
 
-from benchmarks.grading.task import Task, shipped_tasks
+from benchmarks.mlebench.task import Task, shipped_tasks
 from bus import Bus
 from cluster.cli import main
 from cluster.display import clean, untrusted

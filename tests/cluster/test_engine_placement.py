@@ -16,7 +16,7 @@ import pytest
 import ray
 
 from actors.llm.config import LLMConfig, with_engine
-from benchmarks.grading.task import shipped_tasks
+from benchmarks.mlebench.task import shipped_tasks
 from bus import Bus
 from cluster.cli import main
 from cluster.engine import placement_refusal

@@ -10,7 +10,7 @@ import ray
 
 from actors.pool import AgentPool
 from actors.state import State
-from benchmarks.grading.task import shipped_tasks
+from benchmarks.mlebench.task import shipped_tasks
 from actors.runs import make_spec
 from cluster.run import make_job, prepare, run_job, start_orchestrator
 from cluster.scheduler import gpu_share, run_batch

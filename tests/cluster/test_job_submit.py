@@ -58,7 +58,7 @@ def test_ray_job_submit_runs_a_task_on_a_head_node(tmp_path):
         for _ in range(30):  # the head's job agent can come up seconds after its HTTP server
             out = subprocess.run(
                 [str(BIN / "ray"), "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir", ".",
-                 "--", "python", "-m", "cluster.cli", "--root", str(root), "run", "benchmarks/tasks/breast-cancer",
+                 "--", "python", "-m", "cluster.cli", "--root", str(root), "run", "benchmarks/mlebench/tasks/breast-cancer",
                  "--project", "job-bc"],
                 cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
             if "No available agent" not in out.stderr + out.stdout:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.grading.task import shipped_tasks
+from benchmarks.mlebench.task import shipped_tasks
 from bus import Bus
 from cluster.cli import main
 from cluster.lease import HEARTBEAT_FILE, DriverLease, Heartbeat, last_heartbeat

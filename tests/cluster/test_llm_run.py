@@ -9,7 +9,7 @@ import pytest
 
 from actors.llm.config import LLMConfig
 from actors.llm.scripted import reply
-from benchmarks.grading.task import shipped_tasks
+from benchmarks.mlebench.task import shipped_tasks
 from cluster.run import run_task
 
 pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it

@@ -10,7 +10,7 @@ import json
 
 import pyarrow.compute as pc
 
-from benchmarks.grading.task import Task, shipped_tasks
+from benchmarks.mlebench.task import Task, shipped_tasks
 from bus import Bus
 from cluster.grading import finish_project, grade_of
 from cluster.job import JOB_FILE

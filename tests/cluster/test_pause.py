@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from actors.state import State
-from benchmarks.grading.task import shipped_tasks
+from benchmarks.mlebench.task import shipped_tasks
 from bus import Bus
 
 pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it

@@ -10,7 +10,7 @@ import time
 
 from actors.llm.config import LLMConfig
 from actors.runs import RunPolicy
-from benchmarks.grading.task import Task, shipped_tasks
+from benchmarks.mlebench.task import Task, shipped_tasks
 from cluster.cli import EXIT_FAILED, EXIT_PAUSED, main
 from cluster.job import save_job
 from cluster.run import make_job, run_job

@@ -7,7 +7,7 @@ import time
 
 from actors.llm.config import LLMConfig
 from actors.llm.scripted import reply
-from benchmarks.grading.task import shipped_tasks
+from benchmarks.mlebench.task import shipped_tasks
 from cluster.cli import main
 from cluster.run import run_task
 

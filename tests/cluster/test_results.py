@@ -8,7 +8,7 @@ import json
 
 from actors.agent import Agent, Subtask
 from actors.llm.scripted import reply
-from benchmarks.grading.task import Task, shipped_tasks
+from benchmarks.mlebench.task import Task, shipped_tasks
 
 from .inprocess import Hybrid, call, run_project
 

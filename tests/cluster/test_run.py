@@ -11,7 +11,7 @@ from actors.agent import Agent
 from actors.baseline import BaselineLLM
 from actors.orchestrator import Orchestrator, OrchestratorConfig
 from actors.policy import BaselinePolicy
-from benchmarks.grading.task import Task, TaskOptions, shipped_tasks
+from benchmarks.mlebench.task import Task, TaskOptions, shipped_tasks
 from actors.runs import RunPolicy
 from cluster.experiments import run_here
 from cluster.errors import UserError

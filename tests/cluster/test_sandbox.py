@@ -56,7 +56,7 @@ def test_shipped_answers_are_out_of_reach_by_path_and_through_git(bus, proj):
     marker = "\n".join(answers.splitlines()[1:6])
     attempts = {
         "by-path": f"cat {SHIPPED_ANSWERS}",
-        "through-git": f"git -C {CHECKOUT} show HEAD:benchmarks/tasks/diabetes/prepared/private/answers.csv",
+        "through-git": f"git -C {CHECKOUT} show HEAD:benchmarks/mlebench/tasks/diabetes/prepared/private/answers.csv",
         "by-import": "python3 -c 'import benchmarks, os; print(open(os.path.join(benchmarks.__path__[0], "
                      "\"tasks/diabetes/prepared/private/answers.csv\")).read())'",
     }

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from actors.workspace import prompt_map
-from benchmarks.grading.task import Task, shipped_tasks
+from benchmarks.mlebench.task import Task, shipped_tasks
 from cluster.cli import main
 from cluster.tasks import import_task
 

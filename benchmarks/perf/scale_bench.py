@@ -1,10 +1,10 @@
 """How orchestration scales with concurrent projects, and how fast a big project resumes:
 
-    python -m benchmarks.scale_bench [--projects 1,10,100] [--resume-events 10000]
+    python -m benchmarks.perf.scale_bench [--projects 1,10,100] [--resume-events 10000]
 
 For each N: N projects at once on one embedded Ray (2 CPUs here), each with its own
 Orchestrator actor, all sharing one pool of 4 agent actors and one scripted model
-(``benchmarks.scripted_project``: 4 subtasks, 3 tiny runs per project). Figures:
+(``benchmarks.perf.scripted_project``: 4 subtasks, 3 tiny runs per project). Figures:
 orchestration overhead per step (an orchestrator tick outside agents and experiments;
 p50/p95 over all ticks of all projects), events/s through the bus (all rows the N
 projects wrote / wall time), and memory (PSS of every process of the Ray session,
@@ -31,13 +31,13 @@ from pathlib import Path
 import ray
 
 from actors.pool import AgentPool
-from benchmarks.grading.task import shipped_tasks
-from benchmarks.scripted_project import scripted_config
+from benchmarks.mlebench.task import shipped_tasks
+from benchmarks.perf.scripted_project import scripted_config
 from bus import Bus
 from cluster.job import load_job
 from cluster.run import make_job, prepare, run_job, start_orchestrator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 
 
 def session_pss_mb() -> float:

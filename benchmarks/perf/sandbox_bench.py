@@ -1,6 +1,6 @@
 """Figures for the experiment sandbox (docs/sandbox.md):
 
-    python -m benchmarks.sandbox_bench [--runs 20] [--quota-mb 256]
+    python -m benchmarks.perf.sandbox_bench [--runs 20] [--quota-mb 256]
 
 1. Start overhead: ``true`` through the whole runner (``run_experiment``), sandboxed
    and unsandboxed: the run's own duration (spawn to exit) and the runner's wall time

@@ -1,6 +1,6 @@
 """Figures for `aisci run` with the built-in baseline policy (no model):
 
-    python -m benchmarks.run_bench [--tasks digits,diabetes,breast-cancer]
+    python -m benchmarks.perf.run_bench [--tasks digits,diabetes,breast-cancer]
 
 For each shipped task: the grade, the medal and the wall time of a whole run on the
 embedded local Ray; the orchestrator's overhead per step (re-grounding, deciding,
@@ -16,7 +16,7 @@ import shutil
 import statistics
 import tempfile
 
-from benchmarks.grading.task import shipped_tasks
+from benchmarks.mlebench.task import shipped_tasks
 from bus import Bus
 from cluster.run import connect, run_task
 

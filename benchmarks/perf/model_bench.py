@@ -1,9 +1,9 @@
 """One bounded project driven by a real model through the vLLM actor, and where its time
 and tokens went.
 
-    python -m benchmarks.model_bench                      # SmolLM2 (packaged) on the CPU, digits, 5 min
-    python -m benchmarks.model_bench --serve              # the same through a plain `vllm serve` endpoint
-    python -m benchmarks.model_bench --model /models/qwen --gpus 1 --budget 20m --max-model-len 16384
+    python -m benchmarks.perf.model_bench                      # SmolLM2 (packaged) on the CPU, digits, 5 min
+    python -m benchmarks.perf.model_bench --serve              # the same through a plain `vllm serve` endpoint
+    python -m benchmarks.perf.model_bench --model /models/qwen --gpus 1 --budget 20m --max-model-len 16384
 
 Prints: the engine's start-up (apart), the project's wall time, model calls, tokens per
 role (prompt, cached, completion), the prefix-cache hit rate, the malformed-reply rate
@@ -33,7 +33,7 @@ import ray
 from actors.llm.capabilities import check_server
 from actors.llm.config import LLMConfig, with_engine
 from actors.llm.server import NAMESPACE, server_name
-from benchmarks.grading.task import shipped_tasks
+from benchmarks.mlebench.task import shipped_tasks
 from bus import Bus
 from cluster.engine import place_engine
 from cluster.replay import replay_job
@@ -114,7 +114,7 @@ def main() -> None:
     p.add_argument("--agents", type=int, default=2)
     args = p.parse_args()
     if args.model is None:
-        from benchmarks.smollm2 import model_dir
+        from benchmarks.perf.smollm2 import model_dir
 
         args.model = model_dir()
     ray.init(address="local", num_cpus=2 if not args.gpus else None, include_dashboard=False, log_to_driver=False,

@@ -1,7 +1,7 @@
 """Agent-step overhead, excluding the model: the cost of re-grounding, keeping the
 context, running tool calls and recording the step, against the scripted model.
 
-    python -m benchmarks.agent_bench [--steps 200] [--files 1000]
+    python -m benchmarks.perf.agent_bench [--steps 200] [--files 1000]
 
 The project holds ``--files`` files (the workspace map the agent re-grounds on) and
 each step reads a file and writes one. Last line:

@@ -1,8 +1,8 @@
 """Build the shipped tasks from data that ships with scikit-learn (no downloads).
 
-    python -m benchmarks.tasks.build        # rewrites benchmarks/tasks/<id>/
+    python -m benchmarks.mlebench.tasks.build        # rewrites benchmarks/mlebench/tasks/<id>/
 
-Each task, in MLE-bench's layout (benchmarks/grading/task.py): config.yaml (the
+Each task, in MLE-bench's layout (benchmarks/mlebench/task.py): config.yaml (the
 grader's name, dataset paths); a seeded 75/25 split; public train.csv (features +
 target), test.csv (features), sample_submission.csv; private answers.csv; and an
 honest leaderboard:
@@ -106,7 +106,7 @@ def build(task_id: str, spec: dict) -> None:
     board.to_csv(out / "leaderboard.csv", index=False)
     (out / "config.yaml").write_text(yaml.safe_dump({  # MLE-bench's competition config
         "id": task_id, "name": task_id.replace("-", " ").title(), "competition_type": "simple", "awards_medals": False,
-        "prizes": None, "description": f"benchmarks/tasks/{task_id}/description.md",
+        "prizes": None, "description": f"benchmarks/mlebench/tasks/{task_id}/description.md",
         "dataset": {"answers": f"{task_id}/prepared/private/answers.csv",
                     "sample_submission": f"{task_id}/prepared/public/sample_submission.csv"},
         "grader": {"name": spec["metric"]}}, sort_keys=False))
@@ -120,7 +120,7 @@ def build(task_id: str, spec: dict) -> None:
         f"Metric: {spec['metric']} ({better} is better).\n\n"
         f"Data: scikit-learn's bundled `{spec['load'].__name__}` dataset, split 75/25 (seed {SEED}).\n")
     (out / "LEADERBOARD.md").write_text(
-        f"# How leaderboard.csv of {task_id} was made\n\n`python -m benchmarks.tasks.build`: {len(board)} 'teams', "
+        f"# How leaderboard.csv of {task_id} was made\n\n`python -m benchmarks.mlebench.tasks.build`: {len(board)} 'teams', "
         f"each a scikit-learn model ({', '.join(sorted({t.split('@')[0] for t in board.team}))}) trained on the first "
         f"25 %, 50 % or 100 % of train.csv and scored ({spec['metric']}) on the private answers. Best first.\n\n"
         f"Best {board.score.iloc[0]}, median {board.score.median()}, worst {board.score.iloc[-1]}.\n")

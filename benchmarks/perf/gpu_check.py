@@ -1,6 +1,6 @@
 """The GPU paths on a machine that has GPUs (run it on a GPU node of your cluster):
 
-    python -m benchmarks.gpu_check
+    python -m benchmarks.perf.gpu_check
 
 1. Ray sees the GPUs; an experiment that asks for ``gpus: 1`` is placed on one: Ray sets
    ``CUDA_VISIBLE_DEVICES`` for it, and the run's code (PyTorch, where installed) uses
@@ -22,7 +22,7 @@ import time
 
 import ray
 
-from benchmarks.grading.task import shipped_tasks
+from benchmarks.mlebench.task import shipped_tasks
 from bus import Bus
 from actors.runs import RunPolicy, make_spec
 from cluster.run import run_task
