@@ -16,7 +16,7 @@ from actors.llm_policy import LLMPolicy
 from actors.orchestrator import Orchestrator, OrchestratorConfig
 from actors.state import State
 
-DIGITS = Path(__file__).parents[2] / "benchmarks" / "tasks" / "digits" / "description.md"
+DIGITS = Path(__file__).parents[2] / "benchmarks" / "mlebench" / "tasks" / "digits" / "description.md"
 
 
 def decide(action, reason, role=None, goal=""):

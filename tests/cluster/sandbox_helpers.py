@@ -17,7 +17,7 @@ needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewr
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="escapes as root need root (CI runs as root)")
 
 CHECKOUT = Path(cluster.__file__).resolve().parents[1]
-SHIPPED_ANSWERS = CHECKOUT / "benchmarks" / "tasks" / "diabetes" / "prepared" / "private" / "answers.csv"
+SHIPPED_ANSWERS = CHECKOUT / "benchmarks" / "mlebench" / "tasks" / "diabetes" / "prepared" / "private" / "answers.csv"
 
 
 def run(bus, name, command, hide=(), project="exp", **settings):
