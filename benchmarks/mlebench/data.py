@@ -161,12 +161,14 @@ def derive_data(public: Path, sample_submission: Path, id_column: str, target_co
     ``predicts``: the metric's ``label``, ``probability`` or ``value``.
 
     Raises:
-        InvalidTask: no training table, no labels in it, no test rows, or neither
+        InvalidTask: no training table (or an empty one), no labels in it, no test rows, or neither
             features, text nor images to learn from (the message says what is missing).
     """
     public, sample_submission = Path(public), Path(sample_submission)
     train_path = _train_table(public, sample_submission.name)
     train = _head(train_path)
+    if train.empty:
+        raise InvalidTask(f"{train_path}: the training table has no rows")
     label = _labels(train, train_path, target_columns, predicts)
     train_id = id_column if id_column in train.columns else str(train.columns[0])
     test_path = public / "test.csv"
