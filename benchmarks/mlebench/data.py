@@ -112,7 +112,7 @@ def _labels(train: pd.DataFrame, where: Path, targets: Sequence[str], predicts: 
         names = set(targets)
         for c in train.columns:
             values = set(train[c].dropna().astype(str))
-            if len(values) > 1 and values <= names:
+            if values and values <= names:  # one name is enough: a table sorted by class starts with one
                 return c
     missing = [t for t in targets if t not in train.columns]
     raise InvalidTask(f"{where}: cannot find the labels: it lacks the target column(s) {missing[:5]} of the sample "

@@ -56,7 +56,6 @@ def test_the_pipeline_submits_a_valid_scored_submission_on_each_shape(tmp_path, 
     assert good(grade.score) and good(metrics["cv_score"]), (grade.score, metrics)
 
 
-@pytest.mark.slow  # trains on a whole shipped task (30 s for docstrings on a loaded 2-core machine)
 @pytest.mark.parametrize("name, model, params", [("docstrings", "tfidf-logreg", {"C": 10.0}),
                                                   ("glyphs", "knn", {"n_neighbors": 25, "size": 14})])
 def test_the_pipeline_beats_the_prior_on_the_new_shipped_tasks(tmp_path, name, model, params):

@@ -7,8 +7,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from benchmarks.mlebench.task import InvalidTask, Task, shipped_tasks
+from benchmarks.mlebench.task import InvalidTask, Task, TaskOptions, open_task, shipped_tasks
 from tests.benchmarks import folders
+from tests.benchmarks.test_mlebench_layout import mlebench  # noqa: F401  (the fixture: a prepared data dir)
 
 
 def test_each_shape_is_derived(tmp_path):
@@ -80,3 +81,11 @@ def test_test_ids_without_images_are_refused(tmp_path):
     shutil.rmtree(folder / "prepared" / "public" / "test")
     with pytest.raises(InvalidTask, match="no folder holds a file per test id of sample_submission.csv"):
         Task(folder).data
+
+
+def test_competitions_as_mlebench_prepares_them(mlebench):  # noqa: F811
+    data, _ = mlebench
+    spooky = open_task("spooky-author-identification", TaskOptions(data_dir=str(data))).data
+    assert (spooky.kind, spooky.text_columns, spooky.label_column) == ("text", ["text"], "author")
+    nomad = open_task("nomad2018-predict-transparent-conductors", TaskOptions(data_dir=str(data))).data
+    assert nomad.kind == "tabular" and "spacegroup" in nomad.feature_columns and nomad.label_column is None
