@@ -176,11 +176,16 @@ class Task:
 
     def summary(self) -> dict:
         """What the task asks, derived (``task/task.json`` on the bus: what agents and the
-        baseline read; never an input)."""
+        baseline read; never an input). ``sample_submission``: the sample's path under
+        ``prepared/public`` (so ``task/<it>`` on the bus), or None where it is not public."""
         answers = read_csv(self.sample_path)
+        # Where the sample lies among the public files (None: MLE-bench keeps it private),
+        # for the agents' own validity check (actors.submission).
+        public = self.sample_path.relative_to(self.public_dir).as_posix() \
+            if self.sample_path.is_relative_to(self.public_dir) else None
         return {"competition_id": self.id, "metric": self.metric.name, "is_lower_better": self.is_lower_better,
                 "predicts": self.metric.predicts, "kind": self.kind, "id_column": self.competition.id_column,
-                "target_columns": self.competition.targets(answers)}
+                "target_columns": self.competition.targets(answers), "sample_submission": public}
 
     def summary_json(self) -> str:
         return json.dumps(self.summary(), indent=1)
