@@ -54,6 +54,14 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
         return text + (" (default: off)" if action.default is False else " (default: %(default)s)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A mistake in the command line is one line, as every other mistake (argparse
+    printed the whole usage above it), naming the help that lists the options."""
+
+    def error(self, message: str):
+        self.exit(2, f"aisci: {message} (`{self.prog} --help` says more)\n")
+
+
 def _seconds(text: str) -> float:
     """A non-negative, finite number of seconds (argparse turns the error into one line)."""
     try:
@@ -62,6 +70,25 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text} seconds: give a number from 0 up")
+    return value
+
+
+def _interval(text: str) -> float:
+    """Seconds between two refreshes: more than 0."""
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} seconds: give a number above 0")
+    return value
+
+
+def _count(text: str) -> int:
+    """A whole number from 1 up (argparse turns the error into one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: give 1 or more")
     return value
 
 
@@ -123,7 +150,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                    "this (default: none, work until the budget or the plan ends)")
     r.add_argument("--no-bus-memory", action="store_true", help="the paper's ablation: agents see only the task, "
                    "not what the others wrote")
-    r.add_argument("--agents", type=int, default=2, help="agent actors in the pool")
+    r.add_argument("--agents", type=_count, default=2, help="agent actors in the pool")
     r.add_argument("--policy", help="the operator's run policy for every experiment run: a YAML file of sandbox "
                    "(bwrap or none), network, memory_mb, disk_mb, max_timeout_s, env and other limits (default: "
                    "bubblewrap where it runs, no network, 4096 MB)")
@@ -135,7 +162,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aisci", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_Help)
+    parser = _Parser(prog="aisci", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_Help)
     parser.add_argument("--root", help="the bus's root folder (default: $AISCI_ROOT, else ~/.aisci)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and Ray's own log lines")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
@@ -161,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = _command(sub, "status", "cli_projects:cmd_status", "where each project stands")
     s.add_argument("project", nargs="?", help="one project (default: every project but sweeps' own)")
     s.add_argument("--sweep", help="only the projects of this sweep, started or waiting (default: none)")
-    s.add_argument("--watch", type=_seconds, nargs="?", const=2.0, metavar="SECONDS",
+    s.add_argument("--watch", type=_interval, nargs="?", const=2.0, metavar="SECONDS",
                    help="keep the table live, refreshed every SECONDS (2 if none given), until Ctrl-C "
                    "(default: print it once)")
     b = _command(sub, "leaderboard", "cli_projects:cmd_leaderboard", "a sweep's best grade per task, setting and "
@@ -170,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = _command(sub, "events", "cli_projects:cmd_events", "a project's events (as `aisci bus log`)")
     _project_arg(e)
     e.add_argument("--since", type=int, default=0, help="only events after this sequence number")
-    e.add_argument("--limit", type=int, default=200, help="show at most the last N events")
+    e.add_argument("--limit", type=_count, default=200, help="show at most the last N events")
     r = _command(sub, "report", "cli_projects:cmd_report", "print a project's report")
     _project_arg(r)
     _command(sub, "demo", "cli_bus:cmd_demo", "a short tour of the bus: demo projects written and queried")
@@ -188,7 +215,7 @@ def _bus_parser(sub: argparse._SubParsersAction) -> None:
     log.add_argument("--since", type=int, default=0, help="only events after this sequence number")
     log.add_argument("--kind", action="append", help="only events of this kind, e.g. write, experiment, decision "
                      "(repeatable; default: every kind)")
-    log.add_argument("--limit", type=int, default=200, help="show at most the last N events")
+    log.add_argument("--limit", type=_count, default=200, help="show at most the last N events")
     q = bus_sub.add_parser("query", help="queries over the event index", formatter_class=_Help,
                            description="Queries over the event index.")
     qs = q.add_subparsers(dest="what", required=True, metavar="QUERY")
@@ -217,7 +244,10 @@ def _function(command: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0), or a mistake argparse found (2, its one line printed)
+        return e.code if isinstance(e.code, int) else 2
     try:
         with hidden_ray_noise(args.uses_ray and not args.debug):
             from .cli_bus import open_bus  # the bus (pyarrow, pandas): imported after parsing, not for --help

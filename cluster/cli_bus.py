@@ -112,7 +112,7 @@ def cmd_query(bus: Bus, args: argparse.Namespace) -> None:
 
 
 def cmd_compact(bus: Bus, args: argparse.Namespace) -> None:
-    for name in [args.project] if args.project else bus.index.projects():
+    for name in [bus.project(args.project).name] if args.project else bus.index.projects():  # unknown: NotFound
         rows = bus.index.compact(name)
         console.print(f"{name}: compacted {rows} journal rows")
 

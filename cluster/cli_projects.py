@@ -83,8 +83,10 @@ def cmd_status(bus: Bus, args: argparse.Namespace) -> None:
         names = [m["project"] for m in members(bus, args.sweep)]
         waiting = [n for n in names if n not in set(bus.projects())]  # the sweep has not started them yet
         names = [n for n in names if n not in waiting]
+    elif args.project:
+        names = [bus.project(args.project).name]  # an unknown project: one line (NotFound)
     else:
-        names = [args.project] if args.project else [p for p in bus.projects() if not p.startswith("sweep-")]
+        names = [p for p in bus.projects() if not p.startswith("sweep-")]
     title = f"projects on {bus.root}" + (f" (sweep {args.sweep})" if args.sweep else "")
     if not args.watch:
         print_table(status_table(bus, names, waiting), title=title)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 
-from actors.llm.capabilities import check_server
-from actors.llm.config import parse_model, with_engine
 from pathlib import Path
 
+from actors.llm.capabilities import check_server
+from actors.llm.config import parse_model, with_engine
 from actors.runs import RunPolicy
 from actors.state import State
 from benchmarks.mlebench.task import InvalidTask, Task, TaskOptions, open_task
@@ -57,7 +57,16 @@ def _operator_policy(args: argparse.Namespace):
     return base.model_copy(update={"network": True}) if args.allow_network else base
 
 
+def _check_files(args: argparse.Namespace) -> None:
+    """The task's files the user named are there (--policy and --llm-config are read
+    at once, and say so themselves). Raises ``UserError`` (before anything starts)."""
+    for flag, path in (("--config", args.config), ("--leaderboard", args.leaderboard)):
+        if path and not Path(path).expanduser().is_file():
+            raise UserError(f"{flag} {path}: no such file")
+
+
 def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
+    _check_files(args)
     options = TaskOptions(config=args.config, leaderboard=args.leaderboard, metric=args.metric,
                           id_column=args.id_column, data_dir=args.data_dir)
     if args.data_dir:  # a competition id in MLE-bench's data dir: its folder, config and leaderboard found

@@ -56,9 +56,7 @@ def test_every_option_is_described_with_its_default_and_no_source_markup(capsys)
             if action.option_strings or action.nargs == "?":
                 assert "default" in text or "required" in text, f"{' '.join(path)} {action.dest}: {text!r}"
             seen += 1
-        with pytest.raises(SystemExit) as done:
-            main([*path[1:], "--help"])
-        assert done.value.code == 0
+        assert main([*path[1:], "--help"]) == 0
         shown = capsys.readouterr().out
         assert "``" not in shown and ".py" not in shown, (path, shown)
         assert not re.search(r"\b(?:actors|benchmarks|bus|cluster)[./][a-z_]", shown), (path, shown)
@@ -201,3 +199,18 @@ def test_status_shows_runs_waiting_for_a_cpu_as_queued_and_a_sweeps_waiting_memb
             for line in capsys.readouterr().out.splitlines() if line.startswith("│")}
     assert rows["q1"][2:4] == ["forest-3", "knn-5"], rows  # running, queued
     assert rows["grid-later"][0].startswith("waiting: the sweep starts it"), rows
+
+
+def test_mistakes_argparse_and_aisci_find_are_one_line_and_write_nothing(tmp_path, capsys):
+    """Each was a table of nothing, a "compacted 0 rows", a FileNotFoundError traceback,
+    or argparse's usage block above its error."""
+    root = tmp_path / "root"
+    for argv, says in ((["status", "nosuch"], "no project 'nosuch'"),
+                       (["bus", "compact", "nosuch"], "no project 'nosuch'"),
+                       (["run", "digits", "--config", str(tmp_path / "none.yaml")], "none.yaml: no such file"),
+                       (["run", "digits", "--leaderboard", str(tmp_path / "lb.csv")], "lb.csv: no such file"),
+                       (["run", "digits", "--agents", "-3"], "--agents: -3: give 1 or more (`aisci run --help`"),
+                       (["status", "--watch", "0"], "give a number above 0"),
+                       (["bogus"], "invalid choice: 'bogus'")):
+        _one_line(capsys, argv, root, says)
+    assert not (root / "projects").exists() or not os.listdir(root / "projects")
