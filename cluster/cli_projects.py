@@ -53,8 +53,8 @@ def status_table(bus: Bus, names: list[str], waiting: list[str] = ()) -> pa.Tabl
             events = bus.project(name).events()
         except BusError as e:  # one damaged project does not hide the others
             rows.append({"project": name, "state": f"damaged: {str(e)[:200]}", "steps": None, "running": "",
-                         "queued": "",
-                         "runs": None, "best cv": None, "tokens": None, "last event": "", "score": None, "medal": ""})
+                         "queued": "", "runs": None, "best cv": None, "tokens": None, "last event": "", "score": None,
+                         "medal": ""})
             continue
         try:
             config = load_job(bus, name).orchestrator
@@ -71,18 +71,18 @@ def status_table(bus: Bus, names: list[str], waiting: list[str] = ()) -> pa.Tabl
                      "last event": f"{now - last:.0f} s ago", "score": grade.score if grade else None,
                      "medal": grade.medal if grade else ""})
     for name in waiting:
-        rows.append({"project": name, "state": "waiting: the sweep starts it when a slot frees (max_concurrent)"})
+        rows.append({"project": name, "state": "waiting: not started yet (a sweep runs max_concurrent at once)"})
     return pa.Table.from_pylist(rows) if rows else pa.table({"project": pa.array([], pa.string())})
 
 
 def cmd_status(bus: Bus, args: argparse.Namespace) -> None:
-    from .sweep import members
-
     waiting: list[str] = []
     if args.sweep:
-        names = [m["project"] for m in members(bus, args.sweep)]
-        waiting = [n for n in names if n not in set(bus.projects())]  # the sweep has not started them yet
-        names = [n for n in names if n not in waiting]
+        from .sweep import members  # Ray and the models: only for a sweep's status
+
+        names, started = [m["project"] for m in members(bus, args.sweep)], set(bus.projects())
+        waiting = [n for n in names if n not in started]  # no project yet: the sweep has not started them
+        names = [n for n in names if n in started]
     elif args.project:
         names = [bus.project(args.project).name]  # an unknown project: one line (NotFound)
     else:

@@ -198,7 +198,7 @@ def test_status_shows_runs_waiting_for_a_cpu_as_queued_and_a_sweeps_waiting_memb
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:]]
             for line in capsys.readouterr().out.splitlines() if line.startswith("│")}
     assert rows["q1"][2:4] == ["forest-3", "knn-5"], rows  # running, queued
-    assert rows["grid-later"][0].startswith("waiting: the sweep starts it"), rows
+    assert rows["grid-later"][0].startswith("waiting: not started yet"), rows
 
 
 def test_mistakes_argparse_and_aisci_find_are_one_line_and_write_nothing(tmp_path, capsys):
