@@ -107,7 +107,7 @@ def _project_arg(p: argparse.ArgumentParser, text: str = "the project's name (`a
 def _cluster_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="a Ray cluster to join: HOST:PORT of its head, or auto (default: $RAY_ADDRESS "
                    "if set, else a new local cluster of this machine)")
-    p.add_argument("--grace", type=_seconds, default=30.0,
+    p.add_argument("--grace", type=_seconds, default=30.0, metavar="SECONDS",
                    help="seconds the work in flight gets to finish after a pause is asked (SIGTERM, Ctrl-C)")
 
 
@@ -196,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("sweep", help="the sweep's name (its file's `name:`)")
     e = _command(sub, "events", "cli_projects:cmd_events", "a project's events (as `aisci bus log`)")
     _project_arg(e)
-    e.add_argument("--since", type=int, default=0, help="only events after this sequence number")
-    e.add_argument("--limit", type=_count, default=200, help="show at most the last N events")
+    e.add_argument("--since", type=int, default=0, metavar="SEQ", help="only events after this sequence number")
+    e.add_argument("--limit", type=_count, default=200, metavar="N", help="show at most the last N events")
     r = _command(sub, "report", "cli_projects:cmd_report", "print a project's report")
     _project_arg(r)
     _command(sub, "demo", "cli_bus:cmd_demo", "a short tour of the bus: demo projects written and queried")
@@ -212,10 +212,10 @@ def _bus_parser(sub: argparse._SubParsersAction) -> None:
     _command(bus_sub, "ls", "cli_bus:cmd_ls", "list the projects, their events and last activity")
     log = _command(bus_sub, "log", "cli_bus:cmd_log", "a project's events")
     _project_arg(log)
-    log.add_argument("--since", type=int, default=0, help="only events after this sequence number")
+    log.add_argument("--since", type=int, default=0, metavar="SEQ", help="only events after this sequence number")
     log.add_argument("--kind", action="append", help="only events of this kind, e.g. write, experiment, decision "
                      "(repeatable; default: every kind)")
-    log.add_argument("--limit", type=_count, default=200, help="show at most the last N events")
+    log.add_argument("--limit", type=_count, default=200, metavar="N", help="show at most the last N events")
     q = bus_sub.add_parser("query", help="queries over the event index", formatter_class=_Help,
                            description="Queries over the event index.")
     qs = q.add_subparsers(dest="what", required=True, metavar="QUERY")

@@ -10,8 +10,10 @@ is one line and 2 (``cluster.cli.main``).
 from __future__ import annotations
 
 import argparse
-
+import os
 from pathlib import Path
+
+import ray
 
 from actors.llm.capabilities import check_server
 from actors.llm.config import parse_model, with_engine
@@ -84,8 +86,20 @@ def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
         _check_same_task(bus, job)
         if said_ended(bus, job.project):
             return
-    connect(args.address)
+    _connect(args.address)
     finish([run_job(bus, job, grace_s=args.grace)])
+
+
+def _connect(address: str | None) -> None:
+    """Start or join Ray (``cluster.run.connect``) and say which cluster this is: Ray's
+    own start-up lines are not shown (``cluster.ray_noise``)."""
+    connect(address)
+    joined = address or os.environ.get("RAY_ADDRESS")
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    have = ray.cluster_resources()
+    console.print(f"Ray: {f'joined {untrusted(joined)}' if joined else 'a new local cluster'} at "
+                  f"{ray.get_runtime_context().gcs_address} ({nodes} node{'s' if nodes != 1 else ''}, "
+                  f"{have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs)", highlight=False)
 
 
 def check_model(llm):
@@ -116,19 +130,20 @@ def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
     job = load_job(bus, args.project)  # an unknown project is one line, before Ray starts
     if said_ended(bus, job.project):
         return
-    connect(args.address)
+    _connect(args.address)
     finish([run_job(bus, job, grace_s=args.grace)])
 
 
 def cmd_sweep(bus: Bus, args: argparse.Namespace) -> None:
     spec = SweepSpec.load(args.file)
     spec.jobs()  # every grid point checked before anything starts
+    _connect(args.address)
     finish(run_sweep(bus, spec, args.grace, address=args.address))
 
 
 def cmd_replay(bus: Bus, args: argparse.Namespace) -> None:
     job = replay_job(bus, args.project, args.into, args.realtime)  # checked before Ray starts
-    connect(args.address)
+    _connect(args.address)
     finish([run_job(bus, job, grace_s=args.grace)])
 
 
