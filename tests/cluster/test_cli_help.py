@@ -214,3 +214,12 @@ def test_mistakes_argparse_and_aisci_find_are_one_line_and_write_nothing(tmp_pat
                        (["bogus"], "invalid choice: 'bogus'")):
         _one_line(capsys, argv, root, says)
     assert not (root / "projects").exists() or not os.listdir(root / "projects")
+
+
+def test_debug_adds_the_traceback_to_the_line(tmp_path, capsys):
+    root = str(tmp_path / "root")
+    assert main(["--root", root, "events", "nosuch"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["--debug", "--root", root, "events", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.splitlines()[-1].startswith("aisci: no project 'nosuch'"), err
