@@ -19,7 +19,7 @@ from .errors import UserError
 from .grading import grade_of
 from .job import load_job
 from .lease import driver_gone_since
-from .progress import in_flight
+from .progress import InFlight, in_flight
 
 
 def where_it_stands(bus: Bus, name: str, state: State) -> str:
@@ -52,7 +52,7 @@ def status_table(bus: Bus, names: list[str], waiting: list[str] = ()) -> pa.Tabl
         try:
             events = bus.project(name).events()
         except BusError as e:  # one damaged project does not hide the others
-            rows.append({"project": name, "state": f"damaged: {str(e)[:200]}", "steps": None, "running": "",
+            rows.append({"project": name, "state": f"damaged: {str(e)[:200]}", "steps": None, "under way": "",
                          "queued": "", "runs": None, "best cv": None, "tokens": None, "last event": "", "score": None,
                          "medal": ""})
             continue
@@ -63,9 +63,12 @@ def status_table(bus: Bus, names: list[str], waiting: list[str] = ()) -> pa.Tabl
         state = State.from_events(events, config)
         last = events.column("time")[-1].as_py().timestamp() if events.num_rows else now
         grade = grade_of(bus, name)
-        work = in_flight(events, state)
-        rows.append({"project": name, "state": where_it_stands(bus, name, state), "steps": state.steps,
-                     "running": _ids(work.running), "queued": _ids(work.queued),
+        stands = where_it_stands(bus, name, state)
+        # Work in flight is under way or queued only while a driver runs the project: an
+        # interrupted, paused or ended one has none (what was in flight is redone on resume).
+        work = in_flight(events, state) if stands.startswith(("running", "pausing")) else InFlight([], [])
+        rows.append({"project": name, "state": stands, "steps": state.steps,
+                     "under way": _ids(work.running), "queued": _ids(work.queued),
                      "runs": len(state.scored_runs),
                      "best cv": round(state.best_run.cv_score, 5) if state.best_run else None, "tokens": state.tokens,
                      "last event": f"{now - last:.0f} s ago", "score": grade.score if grade else None,

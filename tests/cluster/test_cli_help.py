@@ -189,6 +189,7 @@ def test_status_shows_runs_waiting_for_a_cpu_as_queued_and_a_sweeps_waiting_memb
     bus = Bus(tmp_path / "root")
     _job(bus, "q1")
     view = bus.project("q1").as_role("system", "orchestrator")
+    view.record("decision", "experiment: next", path="plan/steps/0001.json")
     _run_dispatched(view, "forest-3", started=True)
     _run_dispatched(view, "knn-5", started=False)
     sweep = bus.create_project("sweep-grid").as_role("system", "sweep")
@@ -198,7 +199,10 @@ def test_status_shows_runs_waiting_for_a_cpu_as_queued_and_a_sweeps_waiting_memb
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:]]
             for line in capsys.readouterr().out.splitlines() if line.startswith("│")}
     assert rows["q1"][2:4] == ["forest-3", "knn-5"], rows  # running, queued
-    assert rows["grid-later"][0].startswith("waiting: not started yet"), rows
+    assert rows["q1"][0] == "running" and rows["grid-later"][0].startswith("waiting: not started yet"), rows
+    bus.project("q1").as_role("system", "driver").record("paused", "Ctrl-C")  # nothing runs: nothing under way
+    assert main(["--root", str(tmp_path / "root"), "status", "q1"]) == 0
+    assert "forest-3" not in capsys.readouterr().out
 
 
 def test_mistakes_argparse_and_aisci_find_are_one_line_and_write_nothing(tmp_path, capsys):
