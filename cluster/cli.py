@@ -11,9 +11,10 @@
 
 This module imports nothing but the standard library: a command names its function
 as ``"module:function"`` (``cli_run``, ``cli_projects``, ``cli_bus``), imported only
-when it runs. The bus (pyarrow, pandas), Ray and the models took 1.3-1.9 s to import,
-which every ``aisci --help`` paid; now it answers in ~0.1 s
-(docs/cli-startup.md has the measurements; tests/cluster/test_cli_help.py holds it).
+when it runs. The bus (pyarrow, pandas, scipy) and the models took 1.2-1.6 s to
+import, which every ``aisci --help`` paid; it now answers in 0.06-0.09 s on the same
+machine (docs/cli-startup.md has the measurements; tests/cluster/test_cli_help.py
+holds the imports, not the time).
 
 A user's mistake is one line and exit code 2 (``--debug``: the traceback too); Ctrl-C
 outside a running project is exit 130 without a traceback.
@@ -28,7 +29,7 @@ import traceback
 
 from .ray_noise import hidden_ray_noise
 
-__all__ = ["DEFAULT_TASK", "build_parser", "main"]
+__all__ = ["DEFAULT_TASK", "EXIT_INTERRUPTED", "build_parser", "main"]
 
 DEFAULT_TASK = "digits"  # the shipped task `aisci run` works on when given none
 EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C (128 + SIGINT)
