@@ -1,7 +1,9 @@
 """The specialist agent: a pure function of (role, subtask, current workspace).
 
 ``Agent.run(project, subtask)`` re-grounds on the bus, asks the model, runs its tool
-calls, records the step, and repeats until the model calls ``finish``, a budget is
+calls, records the step, and repeats until the model calls ``finish`` (a role that
+submits, the writer, is refused while its submission would not be graded: the refusal
+is the call's result and the loop goes on; ``ToolBox._finish``), a budget is
 spent, the model keeps sending calls nobody can run or the same call 3 times in a row
 (``actors.repeats``), or the prompt is over the model's context window even cut down (``LLMContextOverflow``: the subtask ends with that reason,
 the project goes on). It keeps nothing between invocations: one agent (and one pool of
@@ -79,7 +81,7 @@ class Agent:
         if not self.bus_memory:
             view = proj.as_role(role.name, instance, Scope(read=("task/**",), write=view.scope.write))
         llm = RecordingLLM(self.llm, view, proj.as_role("system", instance))
-        tools = ToolBox(view, role.tools, subtask.id)
+        tools = ToolBox(view, role.tools, subtask.id, submits=role.submits)
         repeats = RepeatGuard()
         result = AgentResult(project=project, subtask_id=subtask.id, role=role.name, instance=instance, status="failed")
         cursor = view.record("agent_start", f"{role.name}: {subtask.goal[:160]}")["seq"]

@@ -25,6 +25,11 @@ class Role(BaseModel):
         description="Cap on one reply, in tokens (the request's max_tokens). A write_file carries the whole file: "
         "a 20 KB script is ~6,000 tokens. A reply cut at the cap is told to the model as cut.",
     )
+    submits: bool = Field(
+        default=False,
+        description="Its finish is refused while submission/submission.csv would not be graded, or is missing "
+        "though a run wrote one (actors.tools.ToolBox._finish).",
+    )
     context_chars: int = Field(
         default=48_000, gt=1000,
         description="Size of the in-invocation message list; older tool output is cut to fit (it stays on the bus).",
@@ -36,7 +41,8 @@ ROLES: dict[str, Role] = {
     "planner": Role(name="planner", tools=_BASE),
     # They write whole code files in one call.
     "coder": Role(name="coder", tools=_BASE, max_reply_tokens=8192),
-    "experimenter": Role(name="experimenter", tools=_BASE + ("launch_experiment",)),
-    "debugger": Role(name="debugger", tools=_BASE, max_reply_tokens=8192),
-    "writer": Role(name="writer", tools=_BASE),
+    # The roles that make or fix predictions can check them as the grader will.
+    "experimenter": Role(name="experimenter", tools=_BASE + ("launch_experiment", "check_submission")),
+    "debugger": Role(name="debugger", tools=_BASE + ("check_submission",), max_reply_tokens=8192),
+    "writer": Role(name="writer", tools=_BASE + ("check_submission",), submits=True),
 }

@@ -27,6 +27,7 @@ from bus.paths import normalize
 
 from .llm import untrusted
 from .runs import RunRequest
+from .submission import SUBMISSION, check_on_bus, run_submissions
 from .text_protocol import parse_text_calls
 from .workspace import prompt_map
 
@@ -69,6 +70,11 @@ SCHEMAS = {
         {"name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,47}$"}, "command": _S,
          "gpus": {"type": "number"}, "cpus": {"type": "number"}, "memory_mb": _I, "timeout_s": _I},
         ["name", "command"]),
+    "check_submission": _schema(
+        "check_submission", "Check a submission CSV as the grader will, against the task's sample submission: "
+        "the same ids (each once, none missing), its columns, finite numbers where it scores numbers. Answers "
+        "'valid: N rows, columns ...' or 'invalid: <what to change>'.",
+        {"path": {"type": "string", "description": f"bus path of the CSV (default {SUBMISSION})"}}, []),
     "finish": _schema("finish", "End the subtask with a short summary of what you did and what you found.",
                       {"summary": _S}, ["summary"]),
 }
@@ -97,11 +103,15 @@ def _typed(value: Any, schema: dict) -> tuple[Any, str | None]:
 class ToolBox:
     """Runs one agent's tool calls against its scoped view of the project."""
 
-    def __init__(self, view: RoleView, allowed: tuple[str, ...], subtask_id: str = "", max_read_chars: int = 20_000):
+    def __init__(self, view: RoleView, allowed: tuple[str, ...], subtask_id: str = "", max_read_chars: int = 20_000,
+                 submits: bool = False):
+        """``submits``: ``finish`` is refused while the project's submission is invalid,
+        or missing when a run wrote one to copy (``Role.submits``; see ``_finish``)."""
         unknown = set(allowed) - set(SCHEMAS)
         if unknown:
             raise ValueError(f"unknown tools {sorted(unknown)}; known: {sorted(SCHEMAS)}")
         self.view, self.allowed, self.subtask_id, self.max_read_chars = view, allowed, subtask_id, max_read_chars
+        self.submits = submits
         self.written: list[str] = []
         # The seq of this attempt's agent_start: appends identical to one an earlier
         # attempt of the same subtask made are not made again (see _append_log).
@@ -224,8 +234,34 @@ class ToolBox:
         runs = events.filter(mask).column("run").to_pylist()
         return runs[0] if runs else None
 
+    def _check_submission(self, path: str = SUBMISSION) -> str:
+        return check_on_bus(self.view, path or SUBMISSION).text()
+
     def _finish(self, summary: str) -> str:
-        raise Finished(str(summary))
+        """Ends the subtask (raises ``Finished``); a role that submits cannot end it with
+        a submission the grader would refuse (the AiScientist release blocks its submit
+        the same way), and the refusal is the call's result, so the model can fix it:
+
+        - invalid: refused, with the check's reason;
+        - missing while a run wrote a submission.csv: refused (copy one into place);
+        - missing and no run wrote one (nothing was ever run, or bus memory is off):
+          accepted, the summary starting ``no submission:``;
+        - valid, or not checkable (the task's sample submission is not public): accepted.
+        """
+        summary = str(summary)
+        if self.submits:
+            check = check_on_bus(self.view, SUBMISSION)
+            if check.kind == "invalid":
+                return (f"ERROR: finish refused: {SUBMISSION} would not be graded: {check.reason}. Fix it "
+                        "(check_submission says when it is valid), then call finish again")
+            if check.kind == "missing":
+                runs = run_submissions(self.view)
+                if runs:
+                    return (f"ERROR: finish refused: there is no {SUBMISSION}; copy the best run's predictions "
+                            f"there (copy_file, e.g. from {runs[0]}; {len(runs)} runs wrote one), check it with "
+                            "check_submission, then call finish again")
+                summary = f"no submission: no run wrote a submission.csv to put in place. {summary}"
+        raise Finished(summary)
 
 
 def parse_text_call(text: str) -> tuple[str, Any] | None:

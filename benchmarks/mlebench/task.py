@@ -197,14 +197,20 @@ class Task:
     def summary(self) -> dict:
         """What the task asks, derived (``task/task.json`` on the bus: what agents and the
         baseline read; never an input): the metric and its direction, what the
-        submission predicts, its id and target columns, and ``data`` (the kind:
-        ``tabular``, ``text``, ``images``) with ``inputs`` (``DataSpec``'s fields:
-        paths relative to ``task/``). Where the data cannot be derived, ``data`` and
-        ``inputs`` are None and ``data_unknown`` says why (an agent may still make
-        sense of it; the baseline refuses such a task before it starts)."""
+        submission predicts, its id and target columns, ``sample_submission`` (the
+        sample's path under ``prepared/public``, so ``task/<it>`` on the bus, or None
+        where it is not public), and ``data`` (the kind: ``tabular``, ``text``,
+        ``images``) with ``inputs`` (``DataSpec``'s fields: paths relative to
+        ``task/``). Where the data cannot be derived, ``data`` and ``inputs`` are None
+        and ``data_unknown`` says why (an agent may still make sense of it; the
+        baseline refuses such a task before it starts)."""
+        # Where the sample lies among the public files (None: MLE-bench keeps it private),
+        # for the agents' own validity check (actors.submission).
+        public = self.sample_path.relative_to(self.public_dir).as_posix() \
+            if self.sample_path.is_relative_to(self.public_dir) else None
         out = {"competition_id": self.id, "metric": self.metric.name, "is_lower_better": self.is_lower_better,
                "predicts": self.metric.predicts, "kind": self.kind, "id_column": self.competition.id_column,
-               "target_columns": self.target_columns}
+               "target_columns": self.target_columns, "sample_submission": public}
         try:
             out.update(data=self.data.kind, inputs=self.data.model_dump(exclude={"kind"}))
         except InvalidTask as e:
