@@ -136,3 +136,18 @@ def test_unsandboxed_when_the_operator_says_so(bus, proj):
                        policy=RunPolicy(sandbox="none"))
     assert out.startswith("exit code 0") and "trained" in out and "task" in out and "submission" not in out
     assert proj.as_role("viewer").read("code/out.txt") == "y\n"
+
+
+def test_the_pools_agent_actors_get_the_executor_and_answer_run(ray_cluster, bus, proj):
+    from actors.llm.config import LLMConfig
+    from actors.pool import AgentPool
+
+    script = [reply(calls=[("run", {"command": "python3 train.py"})]).model_dump(),
+              reply(calls=[("finish", {"summary": "ok"})]).model_dump()]
+    pool = AgentPool(1, bus.config, LLMConfig(backend="scripted", script={"q1": script}),
+                     executor=SandboxExecutor(bus.config, RunPolicy(sandbox="none")))
+    result = pool.run("iris", Subtask(id="q1", role="coder", goal="check"))
+    assert result.status == "finished"
+    viewer = proj.as_role("viewer")
+    transcripts = [viewer.read(p) for p in viewer.list("logs/llm/coder-q1")]
+    assert any("exit code 0" in t and "trained" in t for t in transcripts)
