@@ -8,6 +8,10 @@ unknown argument, a value out of range) raises ``FormatError``, which the agent 
 returns to the model; nothing a model writes can crash the actor, and no argument a
 tool does not define is passed on.
 
+``run`` (a quick command in the sandbox, ``actors.quick_run``), ``edit_file`` and
+``search_files`` (``actors.file_tools``) and ``wait_for_runs`` (``actors.run_status``)
+live in modules of their own; here they are schemas and argument checks.
+
 ``launch_experiment`` only records what the agent asks for (a ``RunRequest``, kept in
 the version store, and a ``run_requested`` event that gives the run its id); the
 orchestrator runs it under the operator's policy (``actors.runs``).
