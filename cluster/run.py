@@ -41,6 +41,7 @@ from .driver import PreemptionNotice, console, watch
 from .engine import place_engine
 from .job import ProjectJob, ProjectOutcome, load_job, save_job
 from .lease import DriverLease
+from .quick_run import SandboxExecutor
 from .sandbox import default_sandbox, probe
 from .scheduler import run_batch
 from .tasks import import_task
@@ -187,7 +188,7 @@ def _run_prepared(bus: Bus, job: ProjectJob, pool: AgentPool | None, grace_s: fl
         console.print(f"[bold]aisci[/bold] {Task(job.task, job.task_options).id} -> project [bold]{job.project}[/bold] on {bus.root} "
                       f"(model: {job.llm.backend}{'' if job.orchestrator.bus_memory else ', bus memory OFF'})")
     pool = pool or AgentPool(job.agents, bus.config, job.llm, bus_memory=job.orchestrator.bus_memory,
-                             env=actor_env(job.llm))
+                             env=actor_env(job.llm), executor=SandboxExecutor(bus.config))  # the run tool
     notice = PreemptionNotice()
     try:
         while True:

@@ -56,6 +56,7 @@ from .errors import UserError
 from .grading import finish_project, grade_of
 from .job import ProjectJob, ProjectOutcome
 from .lease import DriverLease
+from .quick_run import SandboxExecutor
 from .tasks import find_task
 from .driver import PreemptionNotice, console, pause_now, result_of
 from .engine import place_engine
@@ -248,7 +249,7 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                 key = job.llm.model_dump_json() + str(job.orchestrator.bus_memory)
                 if key not in pools:
                     pools[key] = AgentPool(spec.agents, bus.config, job.llm, bus_memory=job.orchestrator.bus_memory,
-                                           env=actor_env(job.llm))
+                                           env=actor_env(job.llm), executor=SandboxExecutor(bus.config))  # run tool
                 pool = pools[key]
                 prepare(bus, job)
                 lease.hold(job.project)
