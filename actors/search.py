@@ -41,6 +41,7 @@ SPACES: dict[str, dict[str, tuple[list, object]]] = {
     "tfidf-ridge": {"alpha": _ALPHA}, "char-ridge": {"alpha": _ALPHA},
 }
 _SIZE_PARAMS = {"n_estimators": 50, "max_iter": 50}  # what a smaller model halves, and its floor
+_DEFAULT_SIZE = {("forest", "n_estimators"): 100, ("hgb", "max_iter"): 100}  # scikit-learn's, where absent
 _REFUSED_PARAM = re.compile(r"unexpected keyword argument '(\w+)'|The '(\w+)' parameter of \w+ must be")
 _CHOICES = re.compile(r"no model '[^']*' for .*choose from \[([^\]]*)\]")
 
@@ -74,9 +75,9 @@ def known_fix(model: str, params: dict, failure: str) -> tuple[str, dict, str] |
     """A fix for a failure the baseline recognises: (model, params, why), or None."""
     low = failure.lower()
     if low.startswith(("timeout", "oom")) or "memoryerror" in low or "out of memory" in low:
-        smaller = {k: max(v // 2, floor) for k, floor in _SIZE_PARAMS.items()
-                   if isinstance(v := params.get(k, 100 if k == "n_estimators" and model == "forest" else None), int)
-                   and v > floor}
+        sizes = {k: params.get(k, _DEFAULT_SIZE.get((model, k))) for k in _SIZE_PARAMS}
+        smaller = {k: max(v // 2, _SIZE_PARAMS[k]) for k, v in sizes.items()
+                   if isinstance(v, int) and v > _SIZE_PARAMS[k]}
         if "size" in params or "images" in low:
             smaller["size"] = 16 if int(params.get("size", 28)) > 16 else 12
         if model == "knn":
@@ -140,6 +141,8 @@ def _debug_depth(tree: Tree, node_id: str) -> int:
 
 
 def _stalled(tree: Tree, best_id: str, patience: int) -> bool:
-    """No better score in the last ``patience`` nodes made after the best one."""
+    """``patience`` improves and fixes made after the best node did not beat it (drafts
+    of other families do not count: they are not tries to beat it)."""
     order = list(tree.nodes)
-    return len(order) - 1 - order.index(best_id) >= patience
+    later = order[order.index(best_id) + 1:]
+    return sum(1 for i in later if tree.nodes[i].node.operator != "draft") >= patience
