@@ -57,9 +57,11 @@ class OrchestratorConfig(BaseModel):
         "replay of a project (tests, benchmarks).")
     bus_memory: bool = Field(default=True, description="Off (the paper's ablation): agents read only task/ and "
                              "what the orchestrator's prompt tells them, never other agents' files.")
-    search: Literal["tree", "grid"] = Field(default="tree", description="The baseline's experiments: a search over "
+    search: Literal["tree", "grid"] = Field(default="grid", description="The baseline's experiments: a search over "
                                             "the solution tree (drafts, improve the best, debug the buggy), or one "
-                                            "flat grid of runs (the baseline before the tree, for comparison).")
+                                            "flat grid of runs (the baseline before the tree, for comparison). "
+                                            "`aisci run` makes tree jobs; the default keeps a job saved before the "
+                                            "tree existed (no field) resuming as it started.")
     branches: int = Field(default=2, ge=1, le=64, description="Nodes of the solution tree grown at once (their "
                           "subtasks and runs in parallel, the runs placed by Ray).")
     max_nodes: int = Field(default=24, ge=1, description="The most nodes the baseline's search makes.")
