@@ -22,7 +22,11 @@ SUBMISSION = "submission/submission.csv"
 
 def settle_submission(system: RoleView, state: State, bus_memory: bool = True) -> str:
     """Make sure the project ends with a submission if it can; returns what to add to
-    the stop reason (``"submission: ..."``). ``system``: a system view of the project."""
+    the stop reason (``"submission: ..."``). ``system``: a system view of the project.
+    Writes the candidate registry (``plan/candidates.json``) on the way."""
+    candidates = registry(system, state)
+    system.write_if_changed(REGISTRY, json.dumps([c.model_dump() for c in candidates], indent=1),
+                            f"{len(candidates)} candidate submissions, best cv first")
     if system.exists(SUBMISSION):
         return f"submission: {SUBMISSION} is in place"
     best = state.best_run
@@ -30,9 +34,9 @@ def settle_submission(system: RoleView, state: State, bus_memory: bool = True) -
         return "no submission: no run produced a finite cv score"
     if not bus_memory:
         return "no submission: the writer did not put one in place (bus memory off: no fallback to the best run)"
-    source = f"experiments/{best.id}/submission.csv"
-    if not system.exists(source):
-        return f"no submission: the best run {best.id} wrote no submission.csv"
+    if not candidates:
+        return f"no submission: no scored run wrote predictions the grader would take (the best run {best.id} neither)"
+    best, source = state.run_records[candidates[0].run], candidates[0].path
     system.write(SUBMISSION, system.read_bytes(source),
                  summary=f"the predictions of {best.id} (best cv score {best.cv_score:.6g}), put in place at the end")
     return f"submission: the predictions of the best run {best.id} (cv {best.cv_score:.4g}), put in place at the end"

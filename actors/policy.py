@@ -97,7 +97,13 @@ class BaselinePolicy:
         for phase, role, goal in PHASES:
             attempts = [s for s in state.completed if s.startswith(f"{phase}-")]
             status = "done" if any(state.completed[s] for s in attempts) else "failed" if attempts else "todo"
-            out.append({"phase": phase, "role": role, "goal": goal, "status": status, "attempts": len(attempts)})
+            entry = {"phase": phase, "role": role, "goal": goal, "status": status, "attempts": len(attempts)}
+            if phase == "experiment" and _search(state) == "tree":  # the search's nodes, not experiment-<n>
+                tree = state.tree or Tree()
+                ended = any(s.startswith("submit-") for s in state.dispatched | set(state.completed))
+                entry.update(status="done" if ended and tree.best else "searching" if tree.nodes else "todo",
+                             attempts=len(tree.nodes), best=tree.best.id if tree.best else None)
+            out.append(entry)
         return out
 
 
