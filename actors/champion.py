@@ -9,15 +9,52 @@ ablation) it does not: the writer could not reuse experiments, and neither does 
 framework on its behalf.
 
 The stop reason says which it was, so "submitted" is said only when a file exists.
+
+The candidate registry (``registry``, written as ``plan/candidates.json`` when the
+project stops): every scored run whose predictions the grader would take (checked as
+``check_submission`` does, against the public sample; never the private answers),
+best cross-validation score first, each with its node of the solution tree and the
+content hash of its predictions (every version stays on the bus). The champion is its
+first entry: a run whose predictions are invalid is passed over, never submitted.
 """
 
 from __future__ import annotations
 
+import json
+
+from pydantic import BaseModel
+
 from bus import RoleView
 
 from .state import State
+from .submission import check_on_bus
 
 SUBMISSION = "submission/submission.csv"
+REGISTRY = "plan/candidates.json"
+
+
+class Candidate(BaseModel):
+    """A run whose predictions could be submitted."""
+
+    run: str
+    node: str | None = None
+    cv_score: float
+    path: str
+    hash: str | None = None
+    check: str
+
+
+def registry(system: RoleView, state: State) -> list[Candidate]:
+    """The scored runs with predictions the grader would take, best first."""
+    out = []
+    for run in state.scored_runs:
+        path = f"experiments/{run.id}/submission.csv"
+        checked = check_on_bus(system, path)
+        if checked.kind in ("valid", "unchecked"):  # unchecked: the task gives no sample to check against
+            versions = system.versions(path).to_pylist()
+            out.append(Candidate(run=run.id, node=run.subtask, cv_score=run.cv_score, path=path,
+                                 hash=versions[-1]["hash"] if versions else None, check=checked.text()[:200]))
+    return out
 
 
 def settle_submission(system: RoleView, state: State, bus_memory: bool = True) -> str:
