@@ -26,6 +26,8 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bus import BusError
+
 from .score import Score
 from .state import RunRecord, State
 
@@ -173,9 +175,7 @@ def read_node(project, digest: str) -> TreeNode | None:
     """A node's content from the version store, validated; None where it is not a node."""
     try:
         return TreeNode.model_validate_json(project.read_object(digest))
-    except (ValidationError, ValueError, OSError):
-        return None
-    except Exception:  # noqa: BLE001 - NotFound/BusFault: a missing or damaged object is not a node
+    except (ValidationError, ValueError, BusError):  # not JSON, not a node, not stored, damaged
         return None
 
 
@@ -192,22 +192,22 @@ def record_node(view, project, node: TreeNode, parent_seq: int | None) -> dict:
 
 def tree_rows(bus, projects: list[str] | None = None) -> list[dict]:
     """One row per node of each project (all by default), from the index alone: project,
-    node, operator, parent, run, status (ok, failed..., pending) and score (cv_score)."""
+    node, operator, parent, and its last run: run, status (ok, failed..., pending), score (cv_score)."""
     out = []
     for name in projects or bus.projects():
         events = bus.project(name).events().to_pylist()
-        seq_to_node, results = {}, {}
+        results = {e["run"]: e for e in events if e["kind"] == "experiment" and e["run"]}
+        asked: dict[str, list[str]] = {}  # subtask -> the runs it asked for, in order
         for e in events:
-            if e["kind"] == "experiment" and e["run"]:
-                results[e["run"]] = e
+            if e["kind"] == "run_requested" and e["subtask"] and e["run"]:
+                asked.setdefault(e["subtask"], []).append(e["run"])
+        seq_to_node = {}
         for e in events:
             if e["kind"] != NODE_EVENT or not e["subtask"]:
                 continue
             seq_to_node[e["seq"]] = e["subtask"]
-            runs = [r for r in results.values() if r["run"] == e["run"]] or [
-                results[r["run"]] for r in events if r["kind"] == "run_requested" and r["subtask"] == e["subtask"]
-                and r["run"] in results]
-            result = runs[-1] if runs else None
+            runs = [r for r in [e["run"], *asked.get(e["subtask"], [])] if r in results]
+            result = results[runs[-1]] if runs else None
             out.append({"project": name, "node": e["subtask"], "operator": e["status"],
                         "parent": seq_to_node.get((e["derived_from"] or [None])[0]),
                         "run": result["run"] if result else e["run"],
