@@ -213,7 +213,9 @@ def plot_tree(rows: list[dict], lower_is_better: bool, started: float | None = N
         ax.legend(loc="lower right", fontsize=7)
     for node, (x, y) in pos.items():
         ax.annotate(node, (x, y), textcoords="offset points", xytext=(3, 5), fontsize=6)
+    ax.set_yticks(range(max((d for _, d in pos.values()), default=0) + 1))
     ax.invert_yaxis()
+    ax.margins(x=0.15, y=0.15)
     ax.set_xticks([])
     ax.set_ylabel("depth (drafts at the top)")
     ax.set_title(f"solution tree: {len(rows)} nodes, champion {champion['node'] if champion else '-'} "
