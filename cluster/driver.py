@@ -60,9 +60,9 @@ class PreemptionNotice:
         self._previous.clear()
 
 
-def progress_line(bus: Bus, job: ProjectJob, t0: float) -> str:
+def progress_line(bus: Bus, job: ProjectJob, t0: float, state: State | None = None) -> str:
     """One line of progress, as rich markup (the ids in flight are the model's: escaped, cut)."""
-    state = State.from_events(bus.project(job.project).events(), job.orchestrator)
+    state = state or State.from_events(bus.project(job.project).events(), job.orchestrator)
     best = f"{state.best_run.cv_score:.4f}" if state.best_run else "-"
     running = ", ".join(untrusted(i, 60) for i in sorted(state.in_flight)[:4]) or "-"
     return (f"\\[{time.time() - t0:6.1f} s] step {state.steps} | running: {running} | runs {len(state.scored_runs)} | "
@@ -72,11 +72,14 @@ def progress_line(bus: Bus, job: ProjectJob, t0: float) -> str:
 def watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNotice, grace_s: float,
           quiet: bool) -> Outcome:
     """Wait for the orchestrator, showing progress; on a preemption notice ask it to
-    pause and give the work in flight ``grace_s``, then stop it."""
-    last, asked = "", None
+    pause and give the work in flight ``grace_s``, then stop it. A pause asked on the bus
+    (``aisci pause``) gets the same grace (not the orchestrator leaving its drained node:
+    it ends by itself, and the caller starts it elsewhere)."""
+    last, asked, reason = "", None, ""
     while True:
         ready, _ = ray.wait([ref], timeout=0.5)
-        line = progress_line(bus, job, t0)
+        state = State.from_events(bus.project(job.project).events(), job.orchestrator)
+        line = progress_line(bus, job, t0, state)
         if not quiet and (line.split("]", 1)[1] != last or ready):  # print when something changed
             console.print(line)
             last = line.split("]", 1)[1]
@@ -86,9 +89,11 @@ def watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNo
         if why and asked is None:
             bus.project(job.project).as_role("system", "driver").record("pause_requested", why)
             console.print(f"[yellow]pausing[/yellow] {job.project}: {why}; work in flight has {grace_s:.0f} s")
-            asked = time.monotonic()
+            asked, reason = time.monotonic(), why
+        elif state.pause_requested and not state.pause_moves and asked is None:
+            asked, reason = time.monotonic(), state.pause_requested
         if asked is not None and time.monotonic() - asked > grace_s:
-            return pause_now(bus, job, actor, why)
+            return pause_now(bus, job, actor, reason)
 
 
 def result_of(bus: Bus, job: ProjectJob, ref) -> Outcome:

@@ -13,7 +13,7 @@ from actors.state import State
 from benchmarks.mlebench.task import shipped_tasks
 from actors.runs import make_spec
 from cluster.run import make_job, prepare, run_job, start_orchestrator
-from cluster.scheduler import gpu_share, run_batch
+from cluster.scheduler import run_batch, run_queue
 
 pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
 
@@ -48,7 +48,7 @@ def test_gpu_runs_are_shared_fairly_between_projects(ray_cluster, bus):
     for p in ("fair-a", "fair-b"):
         bus.create_project(p)
     spec = lambda i: make_spec(f"g{i}", "sleep 1", gpus=1, cpus=0.1, memory_mb=512)  # noqa: E731
-    before = len(ray.get(gpu_share().snapshot.remote())["granted"])
+    before = len(ray.get(run_queue().snapshot.remote())["granted"])
     a = threading.Thread(target=run_batch, args=(bus.config, "fair-a", [spec(i) for i in range(4)]))
     a.start()
     while sum(e["kind"] == "experiment_start" for e in bus.project("fair-a").events().to_pylist()) < 2:
@@ -57,7 +57,7 @@ def test_gpu_runs_are_shared_fairly_between_projects(ray_cluster, bus):
     b.start()
     a.join(timeout=60)
     b.join(timeout=60)
-    granted = [p for p in ray.get(gpu_share().snapshot.remote())["granted"][before:] if p.startswith("fair-")]
+    granted = [p for p in ray.get(run_queue().snapshot.remote())["granted"][before:] if p.startswith("fair-")]
     # Arriving after a's four runs, b still gets the first GPU that frees up (first come
     # first served would make it wait for all four).
     assert granted[:2] == ["fair-a", "fair-a"] and granted[2] == "fair-b", granted
