@@ -36,6 +36,7 @@ from ray.autoscaler.sdk import request_resources
 RESOURCES = ("CPU", "GPU", "memory")
 QUEUE_NAME = "run-queue"
 _TICK_S = 1.0  # re-check what is free (Ray's figures lag), and for orchestrators that died
+_SAMPLES = 3  # of what other actors hold: the least of the last 3 (Ray's figures lag by ~1 s)
 
 __all__ = ["FairQueue", "RunQueue", "Waiting", "demand_of", "QUEUE_NAME", "RESOURCES"]
 
@@ -151,6 +152,7 @@ class RunQueue:
         self.futures: dict[tuple[str, str], asyncio.Future] = {}
         self.ticker: asyncio.Task | None = None
         self.asked: list[dict] = []  # what the autoscaler was last told
+        self.others: list[dict[str, float]] = []  # the last samples of what other actors hold
 
     async def enqueue(self, project: str, runs: list[tuple[str, dict[str, float]]], holder: str | None = None) -> None:
         """Put a batch's runs in the queue, in its order (one call: calls to an async
@@ -197,17 +199,22 @@ class RunQueue:
 
     def _admit(self) -> None:
         total = {k: ray.cluster_resources().get(k, 0.0) for k in RESOURCES}
-        available = ray.available_resources()
-        used = self.queue.used()
-        # What other actors hold (an LLM engine's GPU): Ray's used less ours. Ray's figures
-        # lag by up to a second; the tick corrects an estimate that was too high.
-        others = {k: max(total[k] - available.get(k, 0.0) - used[k], 0.0) for k in RESOURCES}
-        for item in self.queue.admit({k: total[k] - others[k] for k in RESOURCES}, total):
+        capacity = {k: total[k] - min((sample[k] for sample in self.others), default=0.0) for k in RESOURCES}
+        for item in self.queue.admit(capacity, total):
             self._resolve(item, True)
+
+    def _sample_others(self) -> None:
+        """What other actors hold (an LLM engine's GPU): Ray's used less ours. Ray's figures
+        lag (a run that just ended still looks held): the least of the last few samples
+        counts, so a lag never holds a free slot back, at worst a run waits in Ray a moment."""
+        total, available, used = ray.cluster_resources(), ray.available_resources(), self.queue.used()
+        self.others = (self.others + [{k: max(total.get(k, 0.0) - available.get(k, 0.0) - used[k], 0.0)
+                                       for k in RESOURCES}])[-_SAMPLES:]
 
     async def _tick(self) -> None:
         while self.queue.waiting or self.queue.held:
             await asyncio.sleep(_TICK_S)
+            self._sample_others()
             for holder in {h for _, h in self.queue.held.values()} | {w.holder for w in self.queue.waiting}:
                 if holder and not _alive(holder):
                     for item in self.queue.drop_holder(holder):
