@@ -135,7 +135,9 @@ def record_model(proj, llm: LLMConfig) -> None:
         metrics={"context_tokens": float(window.tokens)} if window else None)
 
 
-def start_orchestrator(bus: Bus, job: ProjectJob, pool: AgentPool):
+def start_orchestrator(bus: Bus, job: ProjectJob, pool: AgentPool, queue: bool = True):
+    """The project's orchestrator actor. ``queue=False``: its runs skip the cluster's run
+    queue (the old way, for benchmarks/perf/sweep_bench.py only)."""
     name = orchestrator_name(job.project)
     for _ in range(100):  # a killed predecessor's name is released within moments
         try:
@@ -146,7 +148,7 @@ def start_orchestrator(bus: Bus, job: ProjectJob, pool: AgentPool):
     return OrchestratorActor.options(name=name, namespace=NAMESPACE,
                                      runtime_env={"env_vars": actor_env(job.llm)}).remote(
         bus.config.model_dump(mode="json"), job.orchestrator.model_dump(), pool, job.llm.model_dump(),
-        functools.partial(run_batch, bus.config, job.project), job.run_policy.model_dump(), job.hidden)
+        functools.partial(run_batch, bus.config, job.project, queue=queue), job.run_policy.model_dump(), job.hidden)
 
 
 def moves_off_drained_node(bus: Bus, project: str, outcome: Outcome, notice: PreemptionNotice) -> bool:
