@@ -161,3 +161,21 @@ def test_runs_waiting_at_a_pause_never_start_and_run_once_after_resume(ray_clust
     finished = [e["run"] for e in proj.events().to_pylist() if e["kind"] == "experiment"]
     assert sorted(finished) == ["pz-1", "pz-2", "pz-3"]  # each run once: nothing lost, nothing twice
     assert sorted(_started(bus, "pz")) == ["pz-1", "pz-2", "pz-3"]
+
+
+def test_a_run_that_waited_past_the_budget_gets_only_what_is_left(bus):
+    """--budget 10s ended at 20 s: runs given 8 s at dispatch started 10 s later. A run's
+    time limit is now cut, when it starts, to the budget's end (the spec's deadline)."""
+    from actors.runs import RunRequest, resolve
+    from cluster.experiments import run_here
+
+    spec = resolve(RunRequest(name="late", command="sleep 30", timeout_s=3600), POLICY, time_left_s=8.0)
+    assert spec.timeout_s == 8 and spec.time_limit_s(spec.deadline - 3) == 3 and spec.time_limit_s(0) == 8
+    bus.create_project("late")
+    late = spec.model_copy(update={"deadline": time.time() - 1})  # it waited until the budget was spent
+    [result] = run_here(bus.config, "late")([late])
+    assert result.status == "refused" and "budget was spent while the run waited" in result.reason, result
+    assert "experiment_start" not in [e["kind"] for e in bus.project("late").events().to_pylist()]
+    cut = spec.model_copy(update={"deadline": time.time() + 2})  # 2 s left when it starts
+    [result] = run_here(bus.config, "late")([cut])
+    assert result.status == "timeout" and "what was left of the project's budget" in result.reason, result
