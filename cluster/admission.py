@@ -54,7 +54,7 @@ class Waiting:
     project: str
     run: str
     demand: dict[str, float]
-    holder: str | None  # the orchestrator (actor id) that will own the run, or None (a driver)
+    holder: str | None  # the orchestrator that will own the run (actor_id:restarts), or None (a driver)
 
 
 @dataclass
@@ -69,6 +69,10 @@ class FairQueue:
     _round: int = 0  # the tag of the last run admitted
 
     def add(self, project: str, run: str, demand: dict[str, float], holder: str | None = None) -> Waiting:
+        """Queue a run; one queued again (dispatched again by a restarted orchestrator)
+        replaces its earlier entry."""
+        self.waiting = [w for w in self.waiting if (w.project, w.run) != (project, run)]
+        self.held.pop((project, run), None)
         tag = max(self._last_tag.get(project, 0), self._round) + 1
         self._last_tag[project] = tag
         item = Waiting(next(self._seq), tag, project, run, dict(demand), holder)
@@ -128,17 +132,25 @@ class FairQueue:
         return waiting
 
 
-def _alive(holder: str) -> bool:
-    """Whether the orchestrator that asked (``actor_id:worker_id``) still runs in the same
-    process (a restarted actor has a new worker: what the old one held is gone)."""
-    actor_id, _, worker_id = holder.partition(":")
+def _actor_info(actor_id: str) -> dict | None:
     try:
-        info = ray._private.state.state.actor_table(actor_id)
-    except Exception:  # noqa: BLE001 - unknown: keep it (never take back what may be held)
-        return True
-    if not info:
-        return True
-    return info.get("State") != "DEAD" and info.get("Address", {}).get("WorkerID", worker_id) == worker_id
+        return ray._private.state.state.actor_table(actor_id) or None
+    except Exception:  # noqa: BLE001 - unknown: treated as alive (never take back what may be held)
+        return None
+
+
+def _incarnation(actor_id: str | None) -> str | None:
+    """``actor_id:restarts``: the orchestrator as it is now (a restarted one is a new holder)."""
+    info = _actor_info(actor_id) if actor_id else None
+    return f"{actor_id}:{info.get('NumRestarts', 0)}" if info else actor_id
+
+
+def _alive(holder: str) -> bool:
+    """Whether that incarnation of the orchestrator still runs (not dead, not restarted:
+    a restarted actor's runs died with its process, and it asks again for what it owes)."""
+    actor_id, _, restarts = holder.partition(":")
+    info = _actor_info(actor_id)
+    return info is None or (info.get("State") != "DEAD" and str(info.get("NumRestarts", 0)) == (restarts or "0"))
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -156,21 +168,31 @@ class RunQueue:
 
     async def enqueue(self, project: str, runs: list[tuple[str, dict[str, float]]], holder: str | None = None) -> None:
         """Put a batch's runs in the queue, in its order (one call: calls to an async
-        actor do not keep their order)."""
+        actor do not keep their order). ``holder``: the orchestrator's actor id."""
+        holder = _incarnation(holder)
         for run, demand in runs:
+            stale = self.futures.pop((project, run), None)
+            if stale is not None and not stale.done():  # its caller died: the run is asked for again
+                stale.set_result(False)
             self._future(project, run)
             self.queue.add(project, run, demand, holder)
         if self.ticker is None or self.ticker.done():
             self.ticker = asyncio.get_running_loop().create_task(self._tick())
         self._admit()
 
-    async def admitted(self, project: str, run: str) -> bool:
+    async def admitted(self, project: str, run: str, demand: dict[str, float] | None = None,
+                       holder: str | None = None) -> bool:
         """True once the run is admitted (launch it, then ``release`` it when it ends),
-        False if it was withdrawn first."""
+        False if it was withdrawn first. ``demand`` and ``holder`` as given to
+        ``enqueue``: a queue restarted since (its node lost) has forgotten the run, and
+        queues it again rather than leave its caller waiting forever."""
+        key = (project, run)
+        if key not in self.futures and demand is not None:
+            await self.enqueue(project, [(run, demand)], holder)
         try:
             return await self._future(project, run)
         finally:
-            self.futures.pop((project, run), None)
+            self.futures.pop(key, None)
 
     def _future(self, project: str, run: str) -> asyncio.Future:
         return self.futures.setdefault((project, run), asyncio.get_running_loop().create_future())

@@ -41,10 +41,9 @@ def run_queue():
 
 
 def _holder() -> str | None:
-    """Who will own the runs: the calling actor (``actor_id:worker_id``), None for a driver."""
-    context = ray.get_runtime_context()
-    actor = context.get_actor_id()
-    return f"{actor}:{context.get_worker_id()}" if actor else None
+    """Who will own the runs: the calling actor's id (the queue takes back what it held if
+    it dies or restarts), None for a driver."""
+    return ray.get_runtime_context().get_actor_id()
 
 
 def unplaceable(spec: RunSpec, nodes: list[dict] | None = None) -> str | None:
@@ -89,13 +88,14 @@ def run_batch(bus_config: BusConfig, project: str, specs: list[RunSpec], queue: 
     pause = _PauseWatch(Bus(config=bus_config).project(project))
     runs = run_queue() if specs else None
     pending: dict[ray.ObjectRef, tuple[str, RunSpec]] = {}
-    queued = [s for s in specs if queue or s.gpus > 0]
+    queued = {s.id: demand_of(s.gpus, s.cpus, (s.memory_mb + s.policy.tmp_mb) * 2**20)
+              for s in specs if queue or s.gpus > 0}
+    holder = _holder()
     if queued:
-        ray.get(runs.enqueue.remote(project, [(s.id, demand_of(s.gpus, s.cpus, (s.memory_mb + s.policy.tmp_mb) * 2**20))
-                                              for s in queued], _holder()))
+        ray.get(runs.enqueue.remote(project, list(queued.items()), holder))
     for spec in specs:
-        if spec in queued:
-            pending[runs.admitted.remote(project, spec.id)] = ("grant", spec)
+        if spec.id in queued:
+            pending[runs.admitted.remote(project, spec.id, queued[spec.id], holder)] = ("grant", spec)
         elif (ref := _launch(bus_config, project, spec, results)) is not None:
             pending[ref] = ("run", spec)
     while pending:
