@@ -36,6 +36,7 @@ from ray.autoscaler.sdk import request_resources
 RESOURCES = ("CPU", "GPU", "memory")
 QUEUE_NAME = "run-queue"
 _TICK_S = 1.0  # re-check what is free (Ray's figures lag), and for orchestrators that died
+_HOLDERS_EVERY = 5  # ticks between checks for orchestrators that died (one GCS call each)
 _SAMPLES = 3  # of what other actors hold: the least of the last 3 (Ray's figures lag by ~1 s)
 
 __all__ = ["FairQueue", "RunQueue", "Waiting", "demand_of", "QUEUE_NAME", "RESOURCES"]
@@ -234,10 +235,13 @@ class RunQueue:
                                        for k in RESOURCES}])[-_SAMPLES:]
 
     async def _tick(self) -> None:
-        while self.queue.waiting or self.queue.held:
+        for n in itertools.count(1):
+            if not (self.queue.waiting or self.queue.held):
+                break
             await asyncio.sleep(_TICK_S)
             self._sample_others()
-            for holder in {h for _, h in self.queue.held.values()} | {w.holder for w in self.queue.waiting}:
+            holders = {h for _, h in self.queue.held.values()} | {w.holder for w in self.queue.waiting}
+            for holder in holders if n % _HOLDERS_EVERY == 0 else ():  # one GCS call per orchestrator
                 if holder and not _alive(holder):
                     for item in self.queue.drop_holder(holder):
                         self._resolve(item, False)

@@ -179,3 +179,21 @@ def test_a_run_that_waited_past_the_budget_gets_only_what_is_left(bus):
     cut = spec.model_copy(update={"deadline": time.time() + 2})  # 2 s left when it starts
     [result] = run_here(bus.config, "late")([cut])
     assert result.status == "timeout" and "what was left of the project's budget" in result.reason, result
+
+
+@ray.remote(num_cpus=0)
+class _Holder:
+    """Stands in for an orchestrator: takes both CPUs in the queue, then is killed."""
+
+    def take(self) -> bool:
+        queue, me = run_queue(), ray.get_runtime_context().get_actor_id()
+        ray.get(queue.enqueue.remote("dead", [("r", demand_of(0, 2, 1))], me))
+        return ray.get(queue.admitted.remote("dead", "r"))
+
+
+def test_what_a_dead_orchestrator_held_is_taken_back(ray_cluster):
+    holder = _Holder.remote()
+    assert ray.get(holder.take.remote())
+    assert ray.get(run_queue().snapshot.remote())["in_use"].get("dead") == 1
+    ray.kill(holder)
+    _wait(lambda: "dead" not in ray.get(run_queue().snapshot.remote())["in_use"], "the dead holder's CPUs back")
