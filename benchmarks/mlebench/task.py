@@ -86,7 +86,7 @@ class Task:
             self.config = CompetitionConfig.of_lite(self.root.name)
         else:
             raise InvalidTask(f"{self.root} is not a task folder: it has no config.yaml (MLE-bench's competition "
-                              "config; give it with --config, or see benchmarks/mlebench/task.py)")
+                              "config; give it with --config; the README's 'Task folders' shows the layout)")
         self.public_dir = self.root / "prepared" / "public"
         self.private_dir = self.root / "prepared" / "private"
         self.answers_path = self.config.in_folder(self.root, self.config.dataset.answers)
