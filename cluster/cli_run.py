@@ -175,6 +175,6 @@ def said_ended(bus: Bus, project: str) -> bool:
         return False
     verdict = "valid" if grade.valid_submission else f"invalid: {untrusted(grade.reason)}"
     console.print(f"{project} ended already ({untrusted(state.stopped)}); nothing more to do")
-    console.print(f"grade: score {grade.score} ({verdict}), medal [bold]{grade.medal}[/bold], above median "
-                  f"{grade.above_median}; report: `aisci report {project}`")
+    console.print(f"grade: score {grade.score} ({verdict}), [bold]{grade.standing}[/bold]; "
+                  f"report: `aisci report {project}`")
     return True

@@ -213,7 +213,7 @@ def _run_prepared(bus: Bus, job: ProjectJob, pool: AgentPool | None, grace_s: fl
         grade = out.grade
         console.print(f"[bold]{untrusted(out.reason)}[/bold] after {out.steps} steps, {out.wall_s:.1f} s")
         console.print(f"grade: score {grade.score} ({'valid' if grade.valid_submission else untrusted(grade.reason)}), "
-                      f"medal [bold]{grade.medal}[/bold], above median {grade.above_median}; "
+                      f"[bold]{grade.standing}[/bold]; "
                       f"report: {untrusted(proj.dir / 'report' / 'report.md', 1000)}")
     return out
 
