@@ -1,7 +1,9 @@
 """The specialist agent: a pure function of (role, subtask, current workspace).
 
 ``Agent.run(project, subtask)`` re-grounds on the bus, asks the model, runs its tool
-calls, records the step, and repeats until the model calls ``finish``, a budget is
+calls, records the step, and repeats until the model calls ``finish`` (a role that
+submits, the writer, is refused while its submission would not be graded: the refusal
+is the call's result and the loop goes on; ``ToolBox._finish``), a budget is
 spent, the model keeps sending calls nobody can run or the same call 3 times in a row
 (``actors.repeats``), or the prompt is over the model's context window even cut down (``LLMContextOverflow``: the subtask ends with that reason,
 the project goes on). It keeps nothing between invocations: one agent (and one pool of
@@ -22,6 +24,7 @@ from . import context, prompts
 from .llm.failures import cause_of
 from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMDeadline, LLMError, LLMReply, LLMRequest
 from .llm.record import RecordingLLM
+from .quick_run import Executor
 from .repeats import RepeatedCall, RepeatGuard
 from .roles import ROLES, Role
 from .text_protocol import cut_error, no_call_error, parse_text_calls, tool_listing
@@ -59,11 +62,14 @@ class AgentResult(BaseModel):
 
 class Agent:
     def __init__(self, bus: Bus, llm: LLM, roles: dict[str, Role] | None = None, max_format_errors: int = 3,
-                 bus_memory: bool = True, window: ContextWindow | None = None, text_tools: bool = False):
+                 bus_memory: bool = True, window: ContextWindow | None = None, text_tools: bool = False,
+                 executor: Executor | None = None):
         """``window``: the model's context window (``LLMConfig.window()``); None if unknown.
         ``text_tools``: the server takes no tools (``LLMConfig.tool_calling`` "text"): none
-        are sent; the system prompt lists them and the model writes its calls as JSON."""
-        self.bus, self.llm, self.roles = bus, llm, roles or ROLES
+        are sent; the system prompt lists them and the model writes its calls as JSON.
+        ``executor``: where the ``run`` tool's commands execute (``actors.quick_run``;
+        ``cluster.quick_run.SandboxExecutor``); None: roles get no ``run`` tool."""
+        self.bus, self.llm, self.roles, self.executor = bus, llm, roles or ROLES, executor
         self.max_format_errors, self.window, self.text_tools = max_format_errors, window, text_tools
         # Off is the paper's ablation: an agent reads only task/ and what it writes itself;
         # all it learns of other agents' work is what the orchestrator's prompt says.
@@ -79,7 +85,8 @@ class Agent:
         if not self.bus_memory:
             view = proj.as_role(role.name, instance, Scope(read=("task/**",), write=view.scope.write))
         llm = RecordingLLM(self.llm, view, proj.as_role("system", instance))
-        tools = ToolBox(view, role.tools, subtask.id)
+        tools = ToolBox(view, role.tools, subtask.id, submits=role.submits, executor=self.executor,
+                        deadline=subtask.deadline)
         repeats = RepeatGuard()
         result = AgentResult(project=project, subtask_id=subtask.id, role=role.name, instance=instance, status="failed")
         cursor = view.record("agent_start", f"{role.name}: {subtask.goal[:160]}")["seq"]

@@ -41,6 +41,9 @@ class OrchestratorConfig(BaseModel):
 
     project: str
     task_kind: Literal["classification", "regression"] = "classification"
+    data_kind: Literal["tabular", "text", "images"] | None = Field(
+        default=None, description="What the task's inputs are (task/task.json's `data`), for the baseline's "
+        "grid of models; None: not derived (read as tabular).")
     is_lower_better: bool = Field(default=False, description="The direction of the task's metric (from the task, "
                                   "never from a run): which cv_score is the best.")
     target: float | None = Field(default=None, description="Stop when the best CV score reaches this.")

@@ -52,7 +52,7 @@ class BaselinePolicy:
                 continue
             if len(attempts) >= 2:
                 return Decision(stop=True, reason=f"phase {phase} failed twice: stopping")
-            params: dict = {"kind": state.config.task_kind}
+            params: dict = {"kind": state.config.task_kind, "data": state.config.data_kind}
             if phase == "submit":
                 best = state.best_run
                 if best is None:

@@ -17,17 +17,18 @@ from bus import Bus, BusConfig
 from .agent import Agent, AgentResult, Subtask
 from .llm.config import LLMConfig, make_llm
 from .llm.server import RemoteLLM
+from .quick_run import Executor
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0)
 class AgentActor:
-    def __init__(self, bus_config: dict, llm_config: dict, bus_memory: bool = True):
+    def __init__(self, bus_config: dict, llm_config: dict, bus_memory: bool = True, executor: Executor | None = None):
         config = LLMConfig.model_validate(llm_config)
         # The baseline and OpenAI backends are stateless clients: one per actor. The
         # others (a script, a vLLM engine) are one shared actor for the whole cluster.
         llm = make_llm(config) if config.backend in ("baseline", "openai") else RemoteLLM(config)
         self.agent = Agent(Bus(config=BusConfig.model_validate(bus_config)), llm, bus_memory=bus_memory,
-                           window=config.window(), text_tools=config.tool_calling == "text")
+                           window=config.window(), text_tools=config.tool_calling == "text", executor=executor)
 
     def run(self, project: str, subtask: dict) -> dict:
         return self.agent.run(project, Subtask.model_validate(subtask)).model_dump()
@@ -44,12 +45,14 @@ class AgentPool:
     """
 
     def __init__(self, size: int, bus_config: BusConfig, llm_config: LLMConfig, num_cpus: float = 0.0,
-                 max_retries: int = 2, bus_memory: bool = True, env: dict[str, str] | None = None):
-        """``env``: environment variables the actors need from the driver (the model's key)."""
+                 max_retries: int = 2, bus_memory: bool = True, env: dict[str, str] | None = None,
+                 executor: Executor | None = None):
+        """``env``: environment variables the actors need from the driver (the model's key).
+        ``executor``: where the ``run`` tool executes (``actors.quick_run``); None: no ``run``."""
         if size < 1:
             raise ValueError("an agent pool needs at least one actor")
         self._env = dict(env or {})
-        self._args = (bus_config.model_dump(mode="json"), llm_config.model_dump(), bus_memory)
+        self._args = (bus_config.model_dump(mode="json"), llm_config.model_dump(), bus_memory, executor)
         # No CPU reserved by default: an agent mostly waits (for the model, the bus), and
         # pools that held CPUs while idle starved the experiments of a sweep (measured:
         # two pools of 2 x 0.5 CPU on 2 cores left no CPU for any run, and nothing moved).

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-_READ = ("list_files", "read_file")
-_BASE = _READ + ("write_file", "copy_file", "append_log", "finish")
+_READ = ("list_files", "read_file", "search_files")
+_BASE = _READ + ("write_file", "edit_file", "copy_file", "append_log", "finish")
+_RUN = ("run",)  # a quick command in the sandbox (offered where the agent has an executor: actors.quick_run)
 
 
 class Role(BaseModel):
@@ -25,6 +26,11 @@ class Role(BaseModel):
         description="Cap on one reply, in tokens (the request's max_tokens). A write_file carries the whole file: "
         "a 20 KB script is ~6,000 tokens. A reply cut at the cap is told to the model as cut.",
     )
+    submits: bool = Field(
+        default=False,
+        description="Its finish is refused while submission/submission.csv would not be graded, or is missing "
+        "though a run wrote one (actors.tools.ToolBox._finish).",
+    )
     context_chars: int = Field(
         default=48_000, gt=1000,
         description="Size of the in-invocation message list; older tool output is cut to fit (it stays on the bus).",
@@ -32,11 +38,17 @@ class Role(BaseModel):
 
 
 ROLES: dict[str, Role] = {
-    "analyst": Role(name="analyst", tools=_BASE),
+    # Every role can search and edit what it may read and write; the ones that look at
+    # data or code can run a quick command (its changes under code/ land only where the
+    # role may write: the coder's and the debugger's).
+    "analyst": Role(name="analyst", tools=_BASE + _RUN),
     "planner": Role(name="planner", tools=_BASE),
     # They write whole code files in one call.
-    "coder": Role(name="coder", tools=_BASE, max_reply_tokens=8192),
-    "experimenter": Role(name="experimenter", tools=_BASE + ("launch_experiment",)),
-    "debugger": Role(name="debugger", tools=_BASE, max_reply_tokens=8192),
-    "writer": Role(name="writer", tools=_BASE),
+    "coder": Role(name="coder", tools=_BASE + _RUN, max_reply_tokens=8192),
+    # The roles that make or fix predictions can check them as the grader will; the
+    # experimenter can see how its runs went (wait_for_runs).
+    "experimenter": Role(name="experimenter", tools=_BASE + _RUN + ("launch_experiment", "wait_for_runs",
+                                                                    "check_submission")),
+    "debugger": Role(name="debugger", tools=_BASE + _RUN + ("check_submission",), max_reply_tokens=8192),
+    "writer": Role(name="writer", tools=_BASE + ("check_submission",), submits=True),
 }

@@ -8,6 +8,10 @@ unknown argument, a value out of range) raises ``FormatError``, which the agent 
 returns to the model; nothing a model writes can crash the actor, and no argument a
 tool does not define is passed on.
 
+``run`` (a quick command in the sandbox, ``actors.quick_run``), ``edit_file`` and
+``search_files`` (``actors.file_tools``) and ``wait_for_runs`` (``actors.run_status``)
+live in modules of their own; here they are schemas and argument checks.
+
 ``launch_experiment`` only records what the agent asks for (a ``RunRequest``, kept in
 the version store, and a ``run_requested`` event that gives the run its id); the
 orchestrator runs it under the operator's policy (``actors.runs``).
@@ -16,6 +20,7 @@ orchestrator runs it under the operator's policy (``actors.runs``).
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pyarrow.compute as pc
@@ -24,9 +29,12 @@ from pydantic import ValidationError
 from bus import BusError, BusRefusal, RoleView
 from bus.objects import sha256
 from bus.paths import normalize
+from bus.scopes import WORKSPACE_FOLDERS
 
+from . import file_tools, quick_run, run_status
 from .llm import untrusted
 from .runs import RunRequest
+from .submission import SUBMISSION, check_on_bus, run_submissions
 from .text_protocol import parse_text_calls
 from .workspace import prompt_map
 
@@ -48,7 +56,7 @@ def _schema(name: str, description: str, properties: dict, required: list[str]) 
             "parameters": {"type": "object", "properties": properties, "required": required}}}
 
 
-_S, _I = {"type": "string"}, {"type": "integer"}
+_S, _I, _B = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
 SCHEMAS = {
     "list_files": _schema("list_files", "List the files you may read under a folder (default: all), "
                           "with version, size, author and summary.", {"folder": _S}, []),
@@ -69,6 +77,30 @@ SCHEMAS = {
         {"name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,47}$"}, "command": _S,
          "gpus": {"type": "number"}, "cpus": {"type": "number"}, "memory_mb": _I, "timeout_s": _I},
         ["name", "command"]),
+    "check_submission": _schema(
+        "check_submission", "Check a submission CSV as the grader will, against the task's sample submission: "
+        "the same ids (each once, none missing), its columns, finite numbers where it scores numbers. Answers "
+        "'valid: N rows, columns ...' or 'invalid: <what to change>'.",
+        {"path": {"type": "string", "description": f"bus path of the CSV (default {SUBMISSION})"}}, []),
+    "run": _schema(
+        "run", "Run a shell command for a quick check (60 s by default, timeout_s at most 300): its working folder "
+        "is a copy of code/, beside the project's folders you may read (../task/...), read-only; sandboxed, no "
+        "network. Answers the exit code, the time and the output (its head and tail when long). Files it makes or "
+        "changes under code/ are written back as your new versions, where you may write. Long work: "
+        "launch_experiment.", {"command": _S, "timeout_s": _I}, ["command"]),
+    "edit_file": _schema(
+        "edit_file", "Replace one exact snippet of a text file with another (a new version; the old one is kept). "
+        "`old` must occur exactly once: copy it from read_file, with a line around it when it is short.",
+        {"path": _S, "old": _S, "new": _S, "summary": _S}, ["path", "old", "new"]),
+    "search_files": _schema(
+        "search_files", "Find the lines that hold `pattern` (a fixed string; a Python regular expression with "
+        "regex true) in the files you may read under `folder` (default: all). Answers path:line: text lines.",
+        {"pattern": _S, "regex": _B, "folder": _S, "ignore_case": _B, "max_matches": _I}, ["pattern"]),
+    "wait_for_runs": _schema(
+        "wait_for_runs", "The status of runs (launch_experiment): queued, running, or ended with its status, metrics "
+        "and, when it failed, the end of its output. Waits up to timeout_s (default 120, at most 900) for the runs "
+        "under way to end; never for queued ones. `runs`: names (default: the runs your role asked for).",
+        {"runs": {"type": "array", "items": _S}, "timeout_s": _I}, []),
     "finish": _schema("finish", "End the subtask with a short summary of what you did and what you found.",
                       {"summary": _S}, ["summary"]),
 }
@@ -97,11 +129,20 @@ def _typed(value: Any, schema: dict) -> tuple[Any, str | None]:
 class ToolBox:
     """Runs one agent's tool calls against its scoped view of the project."""
 
-    def __init__(self, view: RoleView, allowed: tuple[str, ...], subtask_id: str = "", max_read_chars: int = 20_000):
+    def __init__(self, view: RoleView, allowed: tuple[str, ...], subtask_id: str = "", max_read_chars: int = 20_000,
+                 submits: bool = False, executor: quick_run.Executor | None = None, deadline: float | None = None):
+        """``submits``: ``finish`` is refused while the project's submission is invalid,
+        or missing when a run wrote one to copy (``Role.submits``; see ``_finish``).
+        ``executor``: where ``run`` executes (``actors.quick_run``); without one the
+        tool is not offered. ``deadline``: the subtask's (epoch seconds): ``run`` and
+        ``wait_for_runs`` are cut to it."""
         unknown = set(allowed) - set(SCHEMAS)
         if unknown:
             raise ValueError(f"unknown tools {sorted(unknown)}; known: {sorted(SCHEMAS)}")
+        allowed = tuple(t for t in allowed if t != "run" or executor is not None)
         self.view, self.allowed, self.subtask_id, self.max_read_chars = view, allowed, subtask_id, max_read_chars
+        self.executor, self.deadline = executor, deadline
+        self.submits = submits
         self.written: list[str] = []
         # The seq of this attempt's agent_start: appends identical to one an earlier
         # attempt of the same subtask made are not made again (see _append_log).
@@ -138,6 +179,8 @@ class ToolBox:
             return getattr(self, f"_{name}")(**arguments)
         except BusRefusal as e:
             return f"ERROR (refused by the bus): {e}"
+        except file_tools.ToolInputError as e:  # a value the tool cannot use: said to the model, which carries on
+            return f"ERROR: {name}: {e}"
         except (TypeError, ValueError, OverflowError) as e:  # a value the types let through, that the tool cannot use
             raise FormatError(f"bad arguments for {name}: {str(e)[:300]}") from None
 
@@ -162,6 +205,50 @@ class ToolBox:
         row = self.view.write(dst, self.view.read_bytes(src), summary=str(summary or f"copy of {src}")[:200])
         self.written.append(row["path"])
         return f"copied {src} to {row['path']} (version {row['version']}, {row['size']} bytes)"
+
+    def _edit_file(self, path: str, old: str, new: str, summary: str = "") -> str:
+        row = file_tools.edit_file(self.view, path, old, new, summary)
+        self.written.append(row["path"])
+        return f"edited {row['path']} at line {row['line']} (version {row['version']}, {row['size']} bytes)"
+
+    def _search_files(self, pattern: str, regex: bool = False, folder: str = "", ignore_case: bool = False,
+                      max_matches: int | None = None) -> str:
+        return file_tools.search_files(self.view, pattern, bool(regex), folder or "", bool(ignore_case),
+                                       50 if max_matches is None else max_matches, self.max_read_chars)
+
+    def _time_left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.time()
+
+    def _run(self, command: str, timeout_s: int | None = None) -> str:
+        timeout = quick_run.DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
+        if not 1 <= timeout <= quick_run.MAX_TIMEOUT_S:
+            raise FormatError(f"run: timeout_s must be 1 to {quick_run.MAX_TIMEOUT_S:.0f} seconds; longer work is "
+                              "an experiment (launch_experiment)")
+        left = self._time_left()
+        if left is not None and left < 1:
+            return "ERROR: run refused: the project's wall-clock budget is spent"
+        scope = self.view.scope.read + self.view.scope.write
+        folders = tuple(f for f in WORKSPACE_FOLDERS if any(g == "**" or g.split("/")[0] == f for g in scope))
+        try:
+            request = quick_run.QuickRequest(project=self.view.project.name, instance=self.view.instance,
+                                             command=command, timeout_s=min(timeout, left or timeout),
+                                             folders=folders)
+        except ValidationError as e:
+            raise FormatError(f"run: {'; '.join(err['msg'] for err in e.errors())}") from None
+        result = self.executor(request)
+        files = quick_run.write_back(self.view, result, command)
+        self.written += [line.split()[1] for line in files if line.startswith("wrote ")]
+        return quick_run.render(result, files)
+
+    def _wait_for_runs(self, runs: list | None = None, timeout_s: int | None = None) -> str:
+        if runs is not None and (not isinstance(runs, list) or not all(isinstance(r, str) for r in runs)
+                                 or not 1 <= len(runs) <= 50):
+            raise FormatError("wait_for_runs: `runs` must be a list of 1 to 50 run names")
+        timeout = run_status.DEFAULT_WAIT_S if timeout_s is None else timeout_s
+        if not 0 <= timeout <= run_status.MAX_WAIT_S:
+            raise FormatError(f"wait_for_runs: timeout_s must be 0 to {run_status.MAX_WAIT_S:.0f} seconds")
+        names = None if runs is None else list(dict.fromkeys(r[:48] for r in runs))
+        return run_status.wait_for_runs(self.view, names, timeout, self.deadline, self.subtask_id)
 
     def _append_log(self, path: str, text: str) -> str:
         text = str(text) if str(text).endswith("\n") else f"{text}\n"
@@ -224,8 +311,34 @@ class ToolBox:
         runs = events.filter(mask).column("run").to_pylist()
         return runs[0] if runs else None
 
+    def _check_submission(self, path: str = SUBMISSION) -> str:
+        return check_on_bus(self.view, path or SUBMISSION).text()
+
     def _finish(self, summary: str) -> str:
-        raise Finished(str(summary))
+        """Ends the subtask (raises ``Finished``); a role that submits cannot end it with
+        a submission the grader would refuse (the AiScientist release blocks its submit
+        the same way), and the refusal is the call's result, so the model can fix it:
+
+        - invalid: refused, with the check's reason;
+        - missing while a run wrote a submission.csv: refused (copy one into place);
+        - missing and no run wrote one (nothing was ever run, or bus memory is off):
+          accepted, the summary starting ``no submission:``;
+        - valid, or not checkable (the task's sample submission is not public): accepted.
+        """
+        summary = str(summary)
+        if self.submits:
+            check = check_on_bus(self.view, SUBMISSION)
+            if check.kind == "invalid":
+                return (f"ERROR: finish refused: {SUBMISSION} would not be graded: {check.reason}. Fix it "
+                        "(check_submission says when it is valid), then call finish again")
+            if check.kind == "missing":
+                runs = run_submissions(self.view)
+                if runs:
+                    return (f"ERROR: finish refused: there is no {SUBMISSION}; copy the best run's predictions "
+                            f"there (copy_file, e.g. from {runs[0]}; {len(runs)} runs wrote one), check it with "
+                            "check_submission, then call finish again")
+                summary = f"no submission: no run wrote a submission.csv to put in place. {summary}"
+        raise Finished(summary)
 
 
 def parse_text_call(text: str) -> tuple[str, Any] | None:

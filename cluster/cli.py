@@ -1,4 +1,4 @@
-"""The ``aisci`` command line.
+"""The ``aisci`` command line: the parser, and ``main``, which runs one command.
 
     aisci run [TASK]                # the main job: a task until target or budget, then the grade
     aisci resume PROJECT            # continue a paused or interrupted project from the bus
@@ -9,154 +9,58 @@
     aisci demo                      # a short tour of the bus on the local root
     aisci bus ls | log P | query ... | compact | repair
 
-``--root`` (or ``AISCI_ROOT``) picks the bus root; default ``~/.aisci``. Ray: a new
-local cluster unless ``--address`` (or ``RAY_ADDRESS``, as under ``ray job submit``)
-names one to join. A user's mistake is one line and exit code 2 (``--debug``: the
-traceback too); a paused project exits 75, a failed one 70 (``finish``).
+This module imports nothing but the standard library: a command names its function
+as ``"module:function"`` (``cli_run``, ``cli_projects``, ``cli_bus``), imported only
+when it runs. The bus (pyarrow, pandas, scipy) and the models took 1.2-1.6 s to
+import, which every ``aisci --help`` paid; it now answers in 0.06-0.09 s on the same
+machine (docs/cli-startup.md has the measurements; tests/cluster/test_cli_help.py
+holds the imports, not the time).
+
+A user's mistake is one line and exit code 2 (``--debug``: the traceback too); Ctrl-C
+outside a running project is exit 130 without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import traceback
 
-from bus import Bus
+from .ray_noise import hidden_ray_noise
 
-from . import cli_bus, cli_projects, demo
-from .display import clean, untrusted
-from .errors import UserError, one_line
-from .tasks import DEFAULT_TASK
+__all__ = ["DEFAULT_TASK", "EXIT_INTERRUPTED", "build_parser", "main"]
 
-EXIT_PAUSED = 75  # EX_TEMPFAIL: not done, try again (`aisci resume`): a loop may re-submit on it
-EXIT_FAILED = 70  # EX_SOFTWARE: the orchestrator raised; trying again repeats it until the cause is fixed
+DEFAULT_TASK = "digits"  # the shipped task `aisci run` works on when given none
+EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C (128 + SIGINT)
 
-
-def finish(outcomes) -> None:
-    """Exit with the code of how the projects of this command ended: 0 when all ended,
-    70 when one failed (even if others paused: a job re-submitted on 75 would otherwise
-    repeat the failure forever), 75 when one paused."""
-    outcomes = list(outcomes)
-    if any(o.failed for o in outcomes):
-        raise SystemExit(EXIT_FAILED)
-    if any(o.paused for o in outcomes):
-        raise SystemExit(EXIT_PAUSED)
+_DESCRIPTION = ("aisci: autonomous ML research on Ray. An orchestrator and LLM agents work on a task through a "
+                "File-as-Bus workspace of versioned files, run experiments in a sandbox, and end with a grade "
+                "(MLE-bench medals) and a report.")
+_EPILOG = ("Exit codes of run, resume, replay and sweep: 0 ended and graded; 2 a mistake in the command (one line "
+           "says which; --debug adds the traceback); 70 failed (fix the cause, then `aisci resume P`); 75 paused "
+           "(`aisci resume P` continues).")
 
 
-def _operator_policy(args: argparse.Namespace):
-    """The run policy from --policy FILE (YAML, RunPolicy's fields) and the switches."""
-    from actors.runs import RunPolicy
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help: its value, or "off" for a switch. An option
+    whose default is no value says in its own words what happens without it."""
 
-    from .run import load_policy
-
-    base = load_policy(args.policy) if args.policy else None
-    if base is None and not args.allow_network:
-        return None  # make_job picks the sandbox (it needs to know whether a model writes code)
-    base = base or RunPolicy()
-    return base.model_copy(update={"network": True}) if args.allow_network else base
-
-
-def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
-    from actors.llm.config import parse_model
-
-    from benchmarks.mlebench.task import TaskOptions, open_task
-
-    from .run import connect, parse_budget, run_job, make_job
-    from .tasks import find_task
-
-    options = TaskOptions(config=args.config, leaderboard=args.leaderboard, metric=args.metric,
-                          id_column=args.id_column, data_dir=args.data_dir)
-    if args.data_dir:  # a competition id in MLE-bench's data dir: its folder, config and leaderboard found
-        found = open_task(args.task, options)
-        task, options = found.root, found.options
-    else:
-        task = find_task(args.task)
-    llm = parse_model(args.model, base_url=args.base_url, api_key_env=args.api_key_env)
-    llm = check_model(llm.model_copy(update={"tool_calling": args.tool_calling}))  # before Ray or any state
-    llm = _engine_settings(llm, args)
-    job = make_job(str(task), args.project, llm, parse_budget(args.budget), args.target, not args.no_bus_memory,
-                   args.agents, _operator_policy(args), args.allow_unsandboxed,
-                   options)
-    connect(args.address)
-    finish([run_job(bus, job, grace_s=args.grace)])
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is argparse.SUPPRESS:
+            return text
+        if not action.option_strings and action.nargs not in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return text
+        return text + (" (default: off)" if action.default is False else " (default: %(default)s)")
 
 
-def check_model(llm):
-    """An OpenAI-compatible server asked what it can do (``actors.llm.capabilities``):
-    the config with the tool-calling mode and the window it found, said on screen.
-    Raises ``ServerCheckFailed`` (one line: what to change)."""
-    if llm.backend != "openai":
-        return llm
-    from actors.llm.capabilities import check_server
+class _Parser(argparse.ArgumentParser):
+    """A mistake in the command line is one line, as every other mistake (argparse
+    printed the whole usage above it), naming the help that lists the options."""
 
-    from .driver import console
-
-    asked = llm.tool_calling
-    llm, caps = check_server(llm)
-    why = ("as asked; " if asked != "auto" else "") + (
-        "the server takes tools" if caps.tools else f"the server refuses tools: {caps.tools_error}")
-    console.print(f"model {untrusted(llm.model)} at {untrusted(llm.base_url)}: tool calls [bold]{llm.tool_calling}"
-                  f"[/bold] ({untrusted(why)}), context window {llm.context_tokens or 'unknown'} tokens",
-                  markup=True, highlight=False)  # the server's error message is the server's: escaped
-    return llm
-
-
-def _engine_settings(llm, args: argparse.Namespace):
-    """--llm-config FILE, then the --llm-* flags over it, into the vllm engine's settings."""
-    from actors.llm.config import with_engine
-
-    from .run import load_yaml_mapping
-
-    base = load_yaml_mapping(args.llm_config, "--llm-config", "vLLM engine settings (gpus, max_model_len, "
-                             "memory_fraction, any vLLM engine arg)") if args.llm_config else {}
-    return with_engine(llm, base, {"gpus": args.llm_gpus, "max_model_len": args.llm_max_model_len,
-                                   "memory_fraction": args.llm_memory_fraction})  # the flags' names in errors
-
-
-def _llm_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--llm-gpus", type=float, help="vllm: GPUs for the engine (default: 1 if the cluster has a GPU, "
-                   "else 0: the CPU engine)")
-    p.add_argument("--llm-max-model-len", type=int, help="vllm: the context window in tokens (default: the model's)")
-    p.add_argument("--llm-memory-fraction", type=float, help="vllm: share of GPU memory (CPU: host memory) the "
-                   "engine takes (default: vLLM's; 0.3 on the CPU)")
-    p.add_argument("--llm-config", help="vllm: a YAML file of engine settings (the keys above, any vLLM engine arg)")
-
-
-def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
-    from .job import load_job
-    from .run import connect, run_job
-
-    job = load_job(bus, args.project)  # an unknown project is one line, before Ray starts
-    connect(args.address)
-    finish([run_job(bus, job, grace_s=args.grace)])
-
-
-def cmd_sweep(bus: Bus, args: argparse.Namespace) -> None:
-    from .sweep import SweepSpec, run_sweep
-
-    spec = SweepSpec.load(args.file)
-    spec.jobs()  # every grid point checked before anything starts
-    finish(run_sweep(bus, spec, args.grace, address=args.address))
-
-
-def cmd_replay(bus: Bus, args: argparse.Namespace) -> None:
-    from .replay import replay_job
-    from .run import connect, run_job
-
-    job = replay_job(bus, args.project, args.into, args.realtime)  # checked before Ray starts
-    connect(args.address)
-    finish([run_job(bus, job, grace_s=args.grace)])
-
-
-def cmd_pause(bus: Bus, args: argparse.Namespace) -> None:
-    bus.project(args.project).as_role("system", "cli").record("pause_requested", args.reason)
-    print(f"asked {args.project} to pause; its orchestrator stops dispatching at its next step "
-          f"(`aisci resume {args.project}` continues)")
-
-
-def _cluster_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--address", help="a Ray cluster to join (default: $RAY_ADDRESS, else a new local one)")
-    p.add_argument("--grace", type=_seconds, default=30.0, help="seconds work in flight gets after a preemption notice")
+    def error(self, message: str):
+        self.exit(2, f"aisci: {message} (`{self.prog} --help` says more)\n")
 
 
 def _seconds(text: str) -> float:
@@ -170,76 +74,195 @@ def _seconds(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aisci", description=__doc__.split("\n")[0])
-    parser.add_argument("--root", help="bus root folder (default: $AISCI_ROOT or ~/.aisci)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks (and Ray's own output)")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("demo", help="create demo projects on the bus, write and query them")
-    d.set_defaults(func=lambda bus, args: demo.run(bus))
-    r = sub.add_parser("run", help="work on a task until the target or the budget is reached")
-    r.add_argument("task", nargs="?", default=DEFAULT_TASK, help="a shipped task's name, a competition folder in "
-                   f"MLE-bench's layout, or with --data-dir a competition id (default: {DEFAULT_TASK})")
-    r.add_argument("--data-dir", help="MLE-bench's data dir (<dir>/<id>/prepared/...): TASK is a competition id")
-    r.add_argument("--config", help="the competition's config.yaml, where its folder has none")
-    r.add_argument("--leaderboard", help="the competition's leaderboard.csv (medals), where its folder has none")
-    r.add_argument("--metric", help="the metric, where the config's grader.name is not one aisci knows")
-    r.add_argument("--id-column", help="the sample submission's id column, where it is not the first")
-    r.add_argument("--project", help="project name (default: <task>-<time>); an existing one is resumed")
-    r.add_argument("--model", default="baseline", help="baseline (no model), openai:<model>, vllm:<path>")
-    r.add_argument("--base-url", help="openai: the endpoint, e.g. http://localhost:8000/v1 "
+def _interval(text: str) -> float:
+    """Seconds between two refreshes: more than 0."""
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} seconds: give a number above 0")
+    return value
+
+
+def _count(text: str) -> int:
+    """A whole number from 1 up (argparse turns the error into one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: give 1 or more")
+    return value
+
+
+def _command(sub: argparse._SubParsersAction, name: str, command: str, text: str, *,
+             uses_ray: bool = False) -> argparse.ArgumentParser:
+    """A subcommand whose function is ``command`` ("module:function" in this package)."""
+    p = sub.add_parser(name, help=text, description=text[:1].upper() + text[1:] + ".", formatter_class=_Help)
+    p.set_defaults(command=command, uses_ray=uses_ray)
+    return p
+
+
+def _project_arg(p: argparse.ArgumentParser, text: str = "the project's name (`aisci status` lists them)") -> None:
+    p.add_argument("project", help=text)
+
+
+def _cluster_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", help="a Ray cluster to join: HOST:PORT of its head, or auto (default: $RAY_ADDRESS "
+                   "if set, else a new local cluster of this machine)")
+    p.add_argument("--grace", type=_seconds, default=30.0, metavar="SECONDS",
+                   help="seconds the work in flight gets to finish after a pause is asked (SIGTERM, Ctrl-C)")
+
+
+def _run_parser(sub: argparse._SubParsersAction) -> None:
+    r = _command(sub, "run", "cli_run:cmd_run", "work on a task until the target or the budget is reached, "
+                 "then grade it", uses_ray=True)
+    r.add_argument("task", nargs="?", default=DEFAULT_TASK, help="a shipped task's name (digits, breast-cancer, "
+                   "diabetes), a competition folder in MLE-bench's layout, or with --data-dir a competition id")
+    r.add_argument("--data-dir", help="MLE-bench's data dir (DIR/<id>/prepared/...): TASK is then a competition id "
+                   "(default: none, TASK is a name or a folder)")
+    r.add_argument("--config", help="the competition's config.yaml, where its folder has none (default: the "
+                   "folder's, else an installed mlebench package's)")
+    r.add_argument("--leaderboard", help="the competition's leaderboard.csv, for medals (default: the folder's; "
+                   "without one, no medals)")
+    r.add_argument("--metric", help="the metric, where the config's grader is not one aisci knows (default: the "
+                   "config's grader)")
+    r.add_argument("--id-column", help="the sample submission's id column (default: its first column)")
+    r.add_argument("--project", help="the project's name; an existing project of the same task is resumed "
+                   "(default: <task>-<date>-<time>)")
+    r.add_argument("--model", default="baseline", help="who decides and writes the code: baseline (aisci's own "
+                   "templates, no model), openai:<model> (an OpenAI-compatible server), vllm:<path> (a vLLM engine "
+                   "in the cluster)")
+    r.add_argument("--base-url", help="openai: the server's endpoint, e.g. http://localhost:8000/v1 "
                    "(default: $AISCI_LLM_BASE_URL)")
-    r.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: the variable holding the key")
+    r.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: the environment variable holding "
+                   "the key")
     r.add_argument("--tool-calling", choices=["auto", "native", "text"], default="auto",
                    help="openai: native tool calls, JSON calls in the text, or auto: what the server takes "
-                   "(probed at start)")
-    _llm_flags(r)
-    r.add_argument("--budget", default="1h", help="wall-clock budget: 90s, 30m, 2h, 1d")
-    r.add_argument("--target", type=float, help="stop experimenting once the best CV score reaches this")
-    r.add_argument("--no-bus-memory", action="store_true", help="the paper's ablation: agents see only task/")
-    r.add_argument("--agents", type=int, default=2, help="agent actors in the pool")
-    r.add_argument("--policy", help="the operator's run policy: a YAML file of RunPolicy fields (actors/runs.py)")
+                   "(asked at start)")
+    r.add_argument("--llm-gpus", type=float, help="vllm: GPUs for the engine (default: 1 if the cluster has a "
+                   "GPU, else 0: the CPU engine)")
+    r.add_argument("--llm-max-model-len", type=int, help="vllm: the context window in tokens (default: the "
+                   "model's)")
+    r.add_argument("--llm-memory-fraction", type=float, help="vllm: the share of GPU memory (CPU: host memory) "
+                   "the engine takes (default: vLLM's; 0.3 on the CPU)")
+    r.add_argument("--llm-config", help="vllm: a YAML file of engine settings: gpus, max_model_len, "
+                   "memory_fraction, any vLLM engine argument (default: none; the --llm-* flags win over it)")
+    r.add_argument("--budget", default="1h", help="wall-clock budget, pauses not counted: 90s, 30m, 2h, 1d")
+    r.add_argument("--target", type=float, help="stop experimenting once the best cross-validation score reaches "
+                   "this (default: none, work until the budget or the plan ends)")
+    r.add_argument("--no-bus-memory", action="store_true", help="the paper's ablation: agents see only the task, "
+                   "not what the others wrote")
+    r.add_argument("--agents", type=_count, default=2, help="agent actors in the pool")
+    r.add_argument("--policy", help="the operator's run policy for every experiment run: a YAML file of sandbox "
+                   "(bwrap or none), network, memory_mb, disk_mb, max_timeout_s, env and other limits (default: "
+                   "bubblewrap where it runs, no network, 4096 MB)")
     r.add_argument("--allow-network", action="store_true", help="let experiment runs reach the network")
     r.add_argument("--allow-unsandboxed", action="store_true",
-                   help="run a model's code without bubblewrap where it cannot run (only on machines you trust)")
+                   help="run a model's code without bubblewrap where bubblewrap cannot run (only on machines you "
+                   "trust)")
     _cluster_flags(r)
-    r.set_defaults(func=cmd_run)
-    c = sub.add_parser("resume", help="continue a paused or interrupted project from the bus")
-    c.add_argument("project")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="aisci", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_Help)
+    parser.add_argument("--root", help="the bus's root folder (default: $AISCI_ROOT, else ~/.aisci)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and Ray's own log lines")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    _run_parser(sub)
+    c = _command(sub, "resume", "cli_run:cmd_resume", "continue a paused or interrupted project from the bus",
+                 uses_ray=True)
+    _project_arg(c)
     _cluster_flags(c)
-    c.set_defaults(func=cmd_resume)
-    w = sub.add_parser("sweep", help="run a grid of tasks x settings x seeds x models as concurrent projects")
-    w.add_argument("file", help="the sweep's YAML file (see cluster/sweep.py)")
-    _cluster_flags(w)
-    w.set_defaults(func=cmd_sweep)
-    y = sub.add_parser("replay", help="run a recorded project again with no model (its recorded calls)")
-    y.add_argument("project")
+    p = _command(sub, "pause", "cli_projects:cmd_pause", "ask a running project to pause (as SIGTERM does)")
+    _project_arg(p)
+    p.add_argument("--reason", default="paused by `aisci pause`", help="why, recorded on the bus")
+    y = _command(sub, "replay", "cli_run:cmd_replay", "run a recorded project again with no model: its recorded "
+                 "model calls, at full speed", uses_ray=True)
+    _project_arg(y, "the recorded project")
     y.add_argument("--project", dest="into", help="the new project's name (default: <project>-replay-<time>)")
-    y.add_argument("--realtime", action="store_true", help="keep each call's recorded latency (default: full speed)")
+    y.add_argument("--realtime", action="store_true", help="keep each model call's recorded latency")
     _cluster_flags(y)
-    y.set_defaults(func=cmd_replay)
-    p = sub.add_parser("pause", help="ask a running project to pause")
-    p.add_argument("project")
-    p.add_argument("--reason", default="paused by `aisci pause`")
-    p.set_defaults(func=cmd_pause)
-    cli_projects.add_parsers(sub)
-    cli_bus.add_parser(sub)
+    w = _command(sub, "sweep", "cli_run:cmd_sweep", "run a grid of tasks x settings x seeds x models as concurrent "
+                 "projects; the same command resumes it", uses_ray=True)
+    w.add_argument("file", help="the sweep's YAML file: name, tasks, settings, seeds, models, budget, "
+                   "max_concurrent, agents, policy (the README's Sweeps section has an example)")
+    _cluster_flags(w)
+    s = _command(sub, "status", "cli_projects:cmd_status", "where each project stands")
+    s.add_argument("project", nargs="?", help="one project (default: every project but sweeps' own)")
+    s.add_argument("--sweep", help="only the projects of this sweep, started or waiting (default: none)")
+    s.add_argument("--watch", type=_interval, nargs="?", const=2.0, metavar="SECONDS",
+                   help="keep the table live, refreshed every SECONDS (2 if none given), until Ctrl-C "
+                   "(default: print it once)")
+    b = _command(sub, "leaderboard", "cli_projects:cmd_leaderboard", "a sweep's best grade per task, setting and "
+                 "model, with tokens and GPU-hours")
+    b.add_argument("sweep", help="the sweep's name (its file's `name:`)")
+    e = _command(sub, "events", "cli_projects:cmd_events", "a project's events (as `aisci bus log`)")
+    _project_arg(e)
+    e.add_argument("--since", type=int, default=0, metavar="SEQ", help="only events after this sequence number")
+    e.add_argument("--limit", type=_count, default=200, metavar="N", help="show at most the last N events")
+    r = _command(sub, "report", "cli_projects:cmd_report", "print a project's report")
+    _project_arg(r)
+    _command(sub, "demo", "cli_bus:cmd_demo", "a short tour of the bus: demo projects written and queried")
+    _bus_parser(sub)
     return parser
 
 
-def open_bus(root: str | None) -> Bus:
-    try:
-        return Bus(root)
-    except OSError as e:  # read-only, not ours, not there and not creatable
-        raise UserError(f"cannot use {e.filename or root} as the bus root ({e.strerror}): give a folder you can "
-                        "write (--root DIR or AISCI_ROOT)") from None
+def _bus_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bus", help="inspect and maintain the File-as-Bus", formatter_class=_Help,
+                       description="Inspect and maintain the File-as-Bus.")
+    bus_sub = p.add_subparsers(dest="bus_cmd", required=True, metavar="BUS_COMMAND")
+    _command(bus_sub, "ls", "cli_bus:cmd_ls", "list the projects, their events and last activity")
+    log = _command(bus_sub, "log", "cli_bus:cmd_log", "a project's events")
+    _project_arg(log)
+    log.add_argument("--since", type=int, default=0, metavar="SEQ", help="only events after this sequence number")
+    log.add_argument("--kind", action="append", help="only events of this kind, e.g. write, experiment, decision "
+                     "(repeatable; default: every kind)")
+    log.add_argument("--limit", type=_count, default=200, metavar="N", help="show at most the last N events")
+    q = bus_sub.add_parser("query", help="queries over the event index", formatter_class=_Help,
+                           description="Queries over the event index.")
+    qs = q.add_subparsers(dest="what", required=True, metavar="QUERY")
+    best = _command(qs, "best", "cli_bus:cmd_query", "the best metric per project, across all projects")
+    best.add_argument("--metric", required=True, help="the metric's name, e.g. cv_score or score (required)")
+    best.add_argument("--mode", choices=["task", "max", "min"], default="task",
+                      help="task: each project by its own metric's direction; max or min: all the same way")
+    tokens = _command(qs, "tokens", "cli_bus:cmd_query", "tokens spent per project, role and model; cached "
+                      "tokens and the cache hit rate")
+    tokens.add_argument("--project", help="one project (default: all)")
+    files = _command(qs, "files", "cli_bus:cmd_query", "the latest version of every file of a project")
+    _project_arg(files)
+    wmap = _command(qs, "map", "cli_bus:cmd_query", "the workspace map one role re-grounds on")
+    _project_arg(wmap)
+    wmap.add_argument("--role", default="viewer", help="the role: analyst, planner, coder, experimenter, "
+                      "debugger, writer or viewer")
+    for name, text in (("compact", "move journal rows into Parquet segments"),
+                       ("repair", "after a crash: make the index match the files (while the project is idle)")):
+        c = _command(bus_sub, name, f"cli_bus:cmd_{name}", text)
+        c.add_argument("project", nargs="?", help="one project (default: all)")
+
+
+def _function(command: str):
+    module, name = command.split(":")
+    return getattr(importlib.import_module(f".{module}", __package__), name)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        args.func(open_bus(args.root), args)
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0), or a mistake argparse found (2, its one line printed)
+        return e.code if isinstance(e.code, int) else 2
+    try:
+        with hidden_ray_noise(args.uses_ray and not args.debug):
+            from .cli_bus import open_bus  # the bus (pyarrow, pandas): imported after parsing, not for --help
+
+            _function(args.command)(open_bus(args.root), args)
+    except KeyboardInterrupt:  # a running project turns Ctrl-C into a pause (cluster.driver): this is the rest
+        if args.debug:
+            traceback.print_exc()
+        print("aisci: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - the one place user errors become a line
+        from .errors import one_line
+        from .display import clean
+
         line = one_line(e)
         if line is None:
             raise  # a fault of aisci: the traceback is the report

@@ -1,4 +1,5 @@
-"""``aisci bus ...``: look at and maintain the File-as-Bus from a terminal."""
+"""``aisci bus ...`` and ``aisci demo``: look at and maintain the File-as-Bus from a
+terminal (the parser is ``cluster.cli``); ``open_bus``: the bus every command works on."""
 
 from __future__ import annotations
 
@@ -16,12 +17,22 @@ from bus.reground import workspace_map
 from bus.repair import repair
 from bus.scopes import scope_for
 
+from . import demo
 from .display import clean
 from .errors import UserError
 
 console = Console(emoji=False)  # ':smile:' in a summary stays as written
 if not console.is_terminal:  # piped to a file or a CI log: don't fold at 80 columns
     console = Console(width=160, emoji=False)
+
+
+def open_bus(root: str | None) -> Bus:
+    """The bus at ``root`` (None: ``$AISCI_ROOT``, else ``~/.aisci``). Raises ``UserError``."""
+    try:
+        return Bus(root)
+    except OSError as e:  # read-only, not ours, not there and not creatable
+        raise UserError(f"cannot use {e.filename or root} as the bus root ({e.strerror}): give a folder you can "
+                        "write (--root DIR or AISCI_ROOT)") from None
 
 
 def _cell(value: object) -> str:
@@ -52,6 +63,10 @@ def print_table(table: pa.Table, title: str | None = None, limit: int = 200) -> 
     console.print(rich_table(table, title, limit))
     if table.num_rows > limit:
         console.print(f"[dim](showing the last {limit} of {table.num_rows} rows; use --limit)[/dim]")
+
+
+def cmd_demo(bus: Bus, args: argparse.Namespace) -> None:
+    demo.run(bus)
 
 
 def cmd_ls(bus: Bus, args: argparse.Namespace) -> None:
@@ -97,7 +112,7 @@ def cmd_query(bus: Bus, args: argparse.Namespace) -> None:
 
 
 def cmd_compact(bus: Bus, args: argparse.Namespace) -> None:
-    for name in [args.project] if args.project else bus.index.projects():
+    for name in [bus.project(args.project).name] if args.project else bus.index.projects():  # unknown: NotFound
         rows = bus.index.compact(name)
         console.print(f"{name}: compacted {rows} journal rows")
 
@@ -110,34 +125,3 @@ def cmd_repair(bus: Bus, args: argparse.Namespace) -> None:
             style = "yellow" if line.startswith(("LOST", "bad record", "indexed but missing", "left alone",
                                                   "not UTF-8")) else ""
             console.print(Text("  " + clean(line, 1000), style=style), highlight=False)  # lines name agents' paths
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bus", help="inspect and maintain the File-as-Bus")
-    bus_sub = p.add_subparsers(dest="bus_cmd", required=True)
-    bus_sub.add_parser("ls", help="list projects").set_defaults(func=cmd_ls)
-    log = bus_sub.add_parser("log", help="events of a project")
-    log.add_argument("project")
-    log.add_argument("--since", type=int, default=0, help="only events after this sequence number")
-    log.add_argument("--kind", action="append", help="only events of this kind (repeatable)")
-    log.add_argument("--limit", type=int, default=200)
-    log.set_defaults(func=cmd_log)
-    q = bus_sub.add_parser("query", help="queries over the index")
-    qs = q.add_subparsers(dest="what", required=True)
-    best = qs.add_parser("best", help="best metric per project, across all projects")
-    best.add_argument("--metric", required=True)
-    best.add_argument("--mode", choices=["task", "max", "min"], default="task",
-                      help="task: each project by its own metric's direction; max/min: all the same way")
-    tokens = qs.add_parser("tokens", help="tokens spent per project and role")
-    tokens.add_argument("--project")
-    files = qs.add_parser("files", help="the latest version of every file of a project")
-    files.add_argument("project")
-    wmap = qs.add_parser("map", help="the workspace map one role re-grounds on")
-    wmap.add_argument("project")
-    wmap.add_argument("--role", default="viewer")
-    q.set_defaults(func=cmd_query)
-    for name, func, text in (("compact", cmd_compact, "move journal rows into Parquet segments"),
-                             ("repair", cmd_repair, "make the index consistent with the files after a crash")):
-        c = bus_sub.add_parser(name, help=text)
-        c.add_argument("project", nargs="?", help="one project (default: all)")
-        c.set_defaults(func=func)

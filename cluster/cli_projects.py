@@ -1,5 +1,6 @@
-"""``aisci status | events | report | leaderboard``: projects as the orchestrators left
-them on the bus (``status --watch`` keeps the table live)."""
+"""``aisci status | events | report | leaderboard | pause``: projects as the
+orchestrators left them on the bus (``status --watch`` keeps the table live), and the
+request to pause one."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from bus import Bus, BusError, NotFound, query
 
 from .cli_bus import console, print_table, rich_table
 from .display import clean, clean_document
+from .errors import UserError
 from .grading import grade_of
 from .job import load_job
 from .lease import driver_gone_since
+from .progress import InFlight, in_flight
 
 
 def where_it_stands(bus: Bus, name: str, state: State) -> str:
@@ -37,14 +40,21 @@ def where_it_stands(bus: Bus, name: str, state: State) -> str:
     return "running" if state.steps else "new"
 
 
-def status_table(bus: Bus, names: list[str]) -> pa.Table:
+def _ids(ids: list[str], shown: int = 3) -> str:
+    return ", ".join(ids[:shown]) + (f" (+{len(ids) - shown})" if len(ids) > shown else "")
+
+
+def status_table(bus: Bus, names: list[str], waiting: list[str] = ()) -> pa.Table:
+    """One row per project of ``names``, then one per sweep member in ``waiting`` (not
+    started yet: no project on the bus)."""
     rows, now = [], time.time()
     for name in names:
         try:
             events = bus.project(name).events()
         except BusError as e:  # one damaged project does not hide the others
-            rows.append({"project": name, "state": f"damaged: {str(e)[:200]}", "steps": None, "in flight": "",
-                         "runs": None, "best cv": None, "tokens": None, "last event": "", "score": None, "medal": ""})
+            rows.append({"project": name, "state": f"damaged: {str(e)[:200]}", "steps": None, "under way": "",
+                         "queued": "", "runs": None, "best cv": None, "tokens": None, "last event": "", "score": None,
+                         "medal": ""})
             continue
         try:
             config = load_job(bus, name).orchestrator
@@ -53,30 +63,45 @@ def status_table(bus: Bus, names: list[str]) -> pa.Table:
         state = State.from_events(events, config)
         last = events.column("time")[-1].as_py().timestamp() if events.num_rows else now
         grade = grade_of(bus, name)
-        rows.append({"project": name, "state": where_it_stands(bus, name, state), "steps": state.steps,
-                     "in flight": ", ".join(sorted(state.in_flight)[:3]),
+        stands = where_it_stands(bus, name, state)
+        # Work in flight is under way or queued only while a driver runs the project: an
+        # interrupted, paused or ended one has none (what was in flight is redone on resume).
+        work = in_flight(events, state) if stands.startswith(("running", "pausing")) else InFlight([], [])
+        rows.append({"project": name, "state": stands, "steps": state.steps,
+                     "under way": _ids(work.running), "queued": _ids(work.queued),
                      "runs": len(state.scored_runs),
                      "best cv": round(state.best_run.cv_score, 5) if state.best_run else None, "tokens": state.tokens,
                      "last event": f"{now - last:.0f} s ago", "score": grade.score if grade else None,
                      "medal": grade.medal if grade else ""})
+    for name in waiting:
+        rows.append({"project": name, "state": "waiting: not started yet (a sweep runs max_concurrent at once)"})
     return pa.Table.from_pylist(rows) if rows else pa.table({"project": pa.array([], pa.string())})
 
 
 def cmd_status(bus: Bus, args: argparse.Namespace) -> None:
-    from .sweep import members
-
+    waiting: list[str] = []
     if args.sweep:
-        names = [m["project"] for m in members(bus, args.sweep) if m["project"] in set(bus.projects())]
+        from .sweep import members  # Ray and the models: only for a sweep's status
+
+        names, started = [m["project"] for m in members(bus, args.sweep)], set(bus.projects())
+        waiting = [n for n in names if n not in started]  # no project yet: the sweep has not started them
+        names = [n for n in names if n in started]
+    elif args.project:
+        names = [bus.project(args.project).name]  # an unknown project: one line (NotFound)
     else:
-        names = [args.project] if args.project else [p for p in bus.projects() if not p.startswith("sweep-")]
+        names = [p for p in bus.projects() if not p.startswith("sweep-")]
     title = f"projects on {bus.root}" + (f" (sweep {args.sweep})" if args.sweep else "")
     if not args.watch:
-        print_table(status_table(bus, names), title=title)
+        print_table(status_table(bus, names, waiting), title=title)
         return
-    with Live(console=console, refresh_per_second=1) as live:  # until Ctrl-C
-        while True:
-            live.update(rich_table(status_table(bus, names), title=f"{title} - {time.strftime('%H:%M:%S')}"))
-            time.sleep(args.watch)
+    try:
+        with Live(console=console, refresh_per_second=1) as live:
+            while True:
+                table = status_table(bus, names, waiting)
+                live.update(rich_table(table, title=f"{title} - {time.strftime('%H:%M:%S')}"))
+                time.sleep(args.watch)
+    except KeyboardInterrupt:  # Ctrl-C is how a watch ends: the last table stays on screen
+        return
 
 
 def cmd_leaderboard(bus: Bus, args: argparse.Namespace) -> None:
@@ -101,20 +126,19 @@ def cmd_report(bus: Bus, args: argparse.Namespace) -> None:
     console.out(clean_document(view.read("report/report.md")), highlight=False)
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("status", help="where each project stands")
-    s.add_argument("project", nargs="?")
-    s.add_argument("--sweep", help="only the projects of this sweep")
-    s.add_argument("--watch", type=float, nargs="?", const=2.0, help="refresh every N seconds (default 2) until Ctrl-C")
-    s.set_defaults(func=cmd_status)
-    b = sub.add_parser("leaderboard", help="a sweep's best grade per task, setting and model; tokens, GPU-hours")
-    b.add_argument("sweep")
-    b.set_defaults(func=cmd_leaderboard)
-    e = sub.add_parser("events", help="a project's events (like `aisci bus log`)")
-    e.add_argument("project")
-    e.add_argument("--since", type=int, default=0)
-    e.add_argument("--limit", type=int, default=200)
-    e.set_defaults(func=cmd_events)
-    r = sub.add_parser("report", help="print a project's report")
-    r.add_argument("project")
-    r.set_defaults(func=cmd_report)
+def cmd_pause(bus: Bus, args: argparse.Namespace) -> None:
+    """Record the request (the orchestrator reads it at its next step); a project that
+    is not running is told in one line, and nothing is written."""
+    state = State.from_events(bus.project(args.project).events())
+    name = args.project
+    if state.stopped:
+        raise UserError(f"{name} has finished ({clean(state.stopped, 200)}): nothing to pause; `aisci report {name}` "
+                        "shows how it went")
+    if state.failed:
+        raise UserError(f"{name} failed ({clean(state.failed, 200)}): nothing runs; fix the cause, then "
+                        f"`aisci resume {name}`")
+    if state.paused:
+        raise UserError(f"{name} is paused already; `aisci resume {name}` continues it")
+    bus.project(name).as_role("system", "cli").record("pause_requested", args.reason)
+    print(f"asked {args.project} to pause; its orchestrator stops dispatching at its next step "
+          f"(`aisci resume {args.project}` continues)")

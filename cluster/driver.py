@@ -3,9 +3,9 @@ way it can end into an ``Outcome`` (never an exception the user sees as a traceb
 
 Preemption: SIGTERM (what a spot instance, ``ray job stop`` or Kubernetes sends),
 Ctrl-C, or a drain of the driver's node asks the orchestrator to pause: it dispatches
-nothing new, the work in flight has ``grace_s`` to finish, and the pause is recorded
-on the bus. A drain of only the orchestrator's node ends as ``moved``: the caller
-starts a new orchestrator, which Ray places elsewhere.
+nothing new, the work in flight has ``grace_s`` to finish (after a second Ctrl-C:
+none), and the pause is recorded on the bus. A drain of only the orchestrator's node
+ends as ``moved``: the caller starts a new orchestrator, which Ray places elsewhere.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from bus import Bus
 
 from .display import untrusted
 from .job import ProjectJob
+from .progress import in_flight
 
 __all__ = ["PreemptionNotice", "console", "pause_now", "progress_line", "result_of", "watch"]
 
@@ -38,6 +39,7 @@ class PreemptionNotice:
 
     def __init__(self):
         self.reason: str | None = None
+        self.now = False  # pause without waiting for the work in flight (Ctrl-C twice)
         self._previous: dict[int, object] = {}
         if threading.current_thread() is threading.main_thread():
             for sig, why in ((signal.SIGTERM, "SIGTERM (preemption notice)"), (signal.SIGINT, "Ctrl-C")):
@@ -46,6 +48,8 @@ class PreemptionNotice:
     def _on_signal(self, why: str) -> None:
         if self.reason is None:
             self.reason = why
+        elif why == "Ctrl-C":  # a second Ctrl-C: the user will not wait out the grace period
+            self.now = True
 
     def check(self) -> str | None:
         if self.reason is None and ray.is_initialized():
@@ -60,13 +64,17 @@ class PreemptionNotice:
         self._previous.clear()
 
 
-def progress_line(bus: Bus, job: ProjectJob, t0: float, state: State | None = None) -> str:
-    """One line of progress, as rich markup (the ids in flight are the model's: escaped, cut)."""
-    state = state or State.from_events(bus.project(job.project).events(), job.orchestrator)
+def progress_line(bus: Bus, job: ProjectJob, t0: float, events=None, state: State | None = None) -> str:
+    """One line of progress, as rich markup (the ids in flight are the model's: escaped, cut).
+    ``events`` and ``state``: the project's, when the caller has read them already."""
+    events = bus.project(job.project).events() if events is None else events
+    state = state or State.from_events(events, job.orchestrator)
     best = f"{state.best_run.cv_score:.4f}" if state.best_run else "-"
-    running = ", ".join(untrusted(i, 60) for i in sorted(state.in_flight)[:4]) or "-"
-    return (f"\\[{time.time() - t0:6.1f} s] step {state.steps} | running: {running} | runs {len(state.scored_runs)} | "
-            f"best cv {best} | tokens {state.tokens}")
+    now = in_flight(events, state)
+    running = ", ".join(untrusted(i, 60) for i in now.running[:4]) or "-"
+    queued = f" | queued: {', '.join(untrusted(i, 60) for i in now.queued[:4])}" if now.queued else ""
+    return (f"\\[{time.time() - t0:6.1f} s] step {state.steps} | running: {running}{queued} | "
+            f"runs {len(state.scored_runs)} | best cv {best} | tokens {state.tokens}")
 
 
 def watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNotice, grace_s: float,
@@ -78,8 +86,9 @@ def watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNo
     last, asked, reason = "", None, ""
     while True:
         ready, _ = ray.wait([ref], timeout=0.5)
-        state = State.from_events(bus.project(job.project).events(), job.orchestrator)
-        line = progress_line(bus, job, t0, state)
+        events = bus.project(job.project).events()
+        state = State.from_events(events, job.orchestrator)
+        line = progress_line(bus, job, t0, events, state)
         if not quiet and (line.split("]", 1)[1] != last or ready):  # print when something changed
             console.print(line)
             last = line.split("]", 1)[1]
@@ -88,11 +97,13 @@ def watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNo
         why = notice.check()
         if why and asked is None:
             bus.project(job.project).as_role("system", "driver").record("pause_requested", why)
-            console.print(f"[yellow]pausing[/yellow] {job.project}: {why}; work in flight has {grace_s:.0f} s")
+            again = "; Ctrl-C again pauses now" if why == "Ctrl-C" else ""
+            console.print(f"[yellow]pausing[/yellow] {job.project}: {why}; work in flight has {grace_s:.0f} s"
+                          f"{again} (what does not finish is done again on resume)")
             asked, reason = time.monotonic(), why
         elif state.pause_requested and not state.pause_moves and asked is None:
             asked, reason = time.monotonic(), state.pause_requested
-        if asked is not None and time.monotonic() - asked > grace_s:
+        if asked is not None and (notice.now or time.monotonic() - asked > grace_s):
             return pause_now(bus, job, actor, reason)
 
 

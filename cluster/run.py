@@ -29,7 +29,7 @@ from actors.orchestrator_actor import NAMESPACE, OrchestratorActor, orchestrator
 from actors.outcome import Outcome
 from actors.pool import AgentPool
 from actors.state import State
-from benchmarks.mlebench.task import Task, TaskOptions, open_task
+from benchmarks.mlebench.task import InvalidTask, Task, TaskOptions, open_task
 from bus import Bus, BusError
 from bus.paths import check_project_name
 from bus.repair import repair
@@ -41,6 +41,7 @@ from .driver import PreemptionNotice, console, watch
 from .engine import place_engine
 from .job import ProjectJob, ProjectOutcome, load_job, save_job
 from .lease import DriverLease
+from .quick_run import SandboxExecutor
 from .sandbox import default_sandbox, probe
 from .scheduler import run_batch
 from .tasks import import_task
@@ -189,7 +190,7 @@ def _run_prepared(bus: Bus, job: ProjectJob, pool: AgentPool | None, grace_s: fl
         console.print(f"[bold]aisci[/bold] {Task(job.task, job.task_options).id} -> project [bold]{job.project}[/bold] on {bus.root} "
                       f"(model: {job.llm.backend}{'' if job.orchestrator.bus_memory else ', bus memory OFF'})")
     pool = pool or AgentPool(job.agents, bus.config, job.llm, bus_memory=job.orchestrator.bus_memory,
-                             env=actor_env(job.llm))
+                             env=actor_env(job.llm), executor=SandboxExecutor(bus.config))  # the run tool
     notice = PreemptionNotice()
     try:
         while True:
@@ -214,7 +215,7 @@ def _run_prepared(bus: Bus, job: ProjectJob, pool: AgentPool | None, grace_s: fl
         grade = out.grade
         console.print(f"[bold]{untrusted(out.reason)}[/bold] after {out.steps} steps, {out.wall_s:.1f} s")
         console.print(f"grade: score {grade.score} ({'valid' if grade.valid_submission else untrusted(grade.reason)}), "
-                      f"medal [bold]{grade.medal}[/bold], above median {grade.above_median}; "
+                      f"[bold]{grade.standing}[/bold]; "
                       f"report: {untrusted(proj.dir / 'report' / 'report.md', 1000)}")
     return out
 
@@ -228,6 +229,16 @@ def say_not_done(out: ProjectOutcome) -> str:
     return f"[yellow]{untrusted(out.reason)}[/yellow] after {out.steps} steps; continue with `aisci resume {out.project}`"
 
 
+def _data_kind(task: Task, required: bool) -> str | None:
+    """The task's data kind; None where it cannot be derived and ``required`` is not set."""
+    try:
+        return task.data.kind
+    except InvalidTask:
+        if required:
+            raise
+        return None
+
+
 def make_job(task_dir: str, project: str | None = None, llm: LLMConfig | None = None, budget_s: float = 3600.0,
              target: float | None = None, bus_memory: bool = True, agents: int = 2,
              run_policy: RunPolicy | None = None, allow_unsandboxed: bool = False,
@@ -235,15 +246,19 @@ def make_job(task_dir: str, project: str | None = None, llm: LLMConfig | None = 
     """A job for ``task_dir`` (with ``task_options.data_dir``: a competition id there).
     The run policy is the operator's (``run_policy``); its sandbox, unless given, is
     bubblewrap, or none where bubblewrap cannot run and either the operator allows it or
-    no model writes the code (``default_sandbox``). Raises ``InvalidTask``."""
+    no model writes the code (``default_sandbox``). Raises ``InvalidTask``, also where the
+    baseline (no model) is to run a task whose data it cannot make out (``Task.data``); a
+    model is left to make sense of such data (task.json says what could not be derived)."""
     task = open_task(task_dir, task_options)
     llm = llm or LLMConfig()
+    data_kind = _data_kind(task, required=llm.backend == "baseline")
     project = project or f"{task.id}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     check_project_name(project)  # before Ray starts or anything is written (a one-line error)
     if target is not None and not math.isfinite(target):
         raise UserError(f"--target {target}: give a finite score to stop at (e.g. 0.97), or leave it out")
-    config = OrchestratorConfig(project=project, task_kind=task.kind, is_lower_better=task.is_lower_better,
-                                target=target, budget_s=budget_s, bus_memory=bus_memory)
+    config = OrchestratorConfig(project=project, task_kind=task.kind, data_kind=data_kind,
+                                is_lower_better=task.is_lower_better, target=target, budget_s=budget_s,
+                                bus_memory=bus_memory)
     if run_policy is None:
         run_policy = RunPolicy(sandbox=default_sandbox(llm.backend == "baseline", allow_unsandboxed))
     return ProjectJob(task=str(task.root), task_options=task.options, orchestrator=config, llm=llm, agents=agents,

@@ -3,6 +3,8 @@ projects at once on one cluster.
 
     name: tabular
     tasks: [breast-cancer, diabetes]        # shipped task names or task folders
+    # data_dir: ~/mlebench/data             # MLE-bench's data dir: the tasks are then competition ids there
+    # tasks: [spaceship-titanic, {id: my-comp, metric: auc-roc, id_column: key}, {id: digits, data_dir: null}]
     settings:                               # named overrides: bus_memory, budget, target, max_steps, max_tokens
       memory-on: {}
       memory-off: {bus_memory: false}
@@ -20,6 +22,12 @@ model (``actors.llm.server``) and the GPUs (``cluster.scheduler.GpuShare``). The
 itself is a project on the bus (``sweep-<name>``: the spec and its members), so running
 the same command again resumes it as a whole: ended projects are left alone, paused or
 interrupted ones resume, the rest start. SIGTERM pauses every running project.
+
+A task is a string (a shipped task's name or a folder; with ``data_dir``, a competition
+id in it, as ``aisci run ID --data-dir DIR``) or a ``TaskEntry`` mapping, which can give
+its own ``data_dir`` (``null``: a shipped task or folder in a sweep with a data dir)
+and what ``aisci run`` takes as flags (``metric``, ``id_column``, ``config``,
+``leaderboard``). Every task is found and checked whole before Ray starts.
 """
 
 from __future__ import annotations
@@ -27,11 +35,11 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union
 
 import ray
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_serializer
 
 from actors.llm.capabilities import check_server
 from actors.llm.config import actor_env, parse_model, with_engine
@@ -39,6 +47,7 @@ from actors.outcome import Outcome
 from actors.pool import AgentPool
 from actors.runs import RunPolicy
 from actors.state import State
+from benchmarks.mlebench.task import InvalidTask, TaskOptions, open_task
 from bus import Bus
 
 from .display import untrusted
@@ -47,6 +56,7 @@ from .errors import UserError
 from .grading import finish_project, grade_of
 from .job import ProjectJob, ProjectOutcome
 from .lease import DriverLease
+from .quick_run import SandboxExecutor
 from .tasks import find_task
 from .driver import PreemptionNotice, console, pause_now, result_of
 from .engine import place_engine
@@ -62,10 +72,33 @@ class Setting(BaseModel):
     max_tokens: int | None = Field(default=None, gt=0)
 
 
+class TaskEntry(BaseModel):
+    """One task of a sweep, written out (a plain string in ``tasks:`` is ``{id: it}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, description="A competition id in the data dir; with no data dir, a shipped "
+                    "task's name or a task folder.")
+    data_dir: str | None = Field(default=None, description="MLE-bench's data dir holding <id>/prepared/ (~ and "
+                                 "relative paths as on the command line); unset: the sweep's; null: none.")
+    metric: str | None = Field(default=None, description="As `aisci run --metric`.")
+    id_column: str | None = Field(default=None, description="As `aisci run --id-column`.")
+    config: str | None = Field(default=None, description="As `aisci run --config`: the competition's config.yaml.")
+    leaderboard: str | None = Field(default=None, description="As `aisci run --leaderboard`.")
+
+
+# A string or a mapping, told apart before validation, so that a mistake in a mapping is
+# reported as that (`tasks.0.entry.datadir: Extra inputs are not permitted`), not as "not a string".
+_Task = Annotated[Union[Annotated[str, Tag("name")], Annotated[TaskEntry, Tag("entry")]],
+                  Discriminator(lambda v: "name" if isinstance(v, str) else "entry")]
+
+
 class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,23}$")
-    tasks: list[str] = Field(min_length=1)
+    tasks: list[_Task] = Field(min_length=1, description="Shipped task names, task folders, or (with a "
+                                         "data dir) competition ids; a mapping is a TaskEntry.")
+    data_dir: str | None = Field(default=None, description="MLE-bench's data dir (`mlebench prepare --data-dir`): "
+                                 "the tasks are competition ids there, unless an entry says otherwise.")
     settings: dict[str, Setting] = Field(default_factory=lambda: {"default": Setting()})
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     models: list[str] = Field(default_factory=lambda: ["baseline"], min_length=1)
@@ -77,6 +110,11 @@ class SweepSpec(BaseModel):
     llm: dict[str, Any] = Field(default_factory=dict, description="The vLLM engine's settings for the vllm models "
                                 "(actors.llm.config.EngineSettings: gpus, max_model_len, memory_fraction, any "
                                 "vLLM engine arg).")
+
+    @field_serializer("tasks")
+    def _tasks_as_written(self, tasks: list) -> list:
+        # An entry's data_dir unset (the sweep's) and null (none) differ: keep only what was written.
+        return [t if isinstance(t, str) else t.model_dump(exclude_unset=True) for t in tasks]
 
     @classmethod
     def load(cls, path: str | Path) -> SweepSpec:
@@ -98,18 +136,41 @@ class SweepSpec(BaseModel):
     def project(self) -> str:
         return f"sweep-{self.name}"
 
+    def task_folders(self) -> list[tuple[Path, TaskOptions]]:
+        """Each task's folder and options, in ``tasks`` order, each opened and checked
+        whole (``benchmarks.mlebench.task.Task``).
+
+        Raises:
+            UserError: one line naming the task (and, for a competition id, the data
+                dir and the folder looked at) and what to fix.
+        """
+        out = []
+        for raw in self.tasks:
+            entry = TaskEntry(id=raw) if isinstance(raw, str) else raw
+            data_dir = entry.data_dir if "data_dir" in entry.model_fields_set else self.data_dir
+            options = TaskOptions(config=entry.config, leaderboard=entry.leaderboard, metric=entry.metric,
+                                  id_column=entry.id_column, data_dir=data_dir)
+            try:
+                task = open_task(entry.id if data_dir else find_task(entry.id), options)
+            except InvalidTask as e:
+                where = f" in the data dir {data_dir}" if data_dir else ""
+                raise UserError(f"sweep {self.name}: task {entry.id!r}{where}: {e}") from None
+            out.append((task.root, task.options))  # (options: the config and leaderboard found, no data dir)
+        return out
+
     def jobs(self) -> list[tuple[ProjectJob, dict]]:
         """One job per grid point, with its coordinates (task, setting, seed, model).
-        Raises ``UserError`` before anything starts: an unknown task or model, a name
-        too long, or a grid point twice (the same task, seed or model listed twice)."""
-        twice = [f"{axis} {v!r}" for axis, values in (("task", [str(find_task(t)) for t in self.tasks]),
+        Raises ``UserError`` before anything starts: an unknown task (a competition id
+        not in the data dir) or model, a name too long, or a grid point twice (the
+        same task, seed or model listed twice)."""
+        tasks = self.task_folders()
+        twice = [f"{axis} {v!r}" for axis, values in (("task", [str(folder) for folder, _ in tasks]),
                                                       ("seed", self.seeds), ("model", self.models))
                  for v in {x for x in values if values.count(x) > 1}]
         if twice:
             raise UserError(f"sweep {self.name}: {', '.join(twice)} listed twice; list each once")
         out = []
-        for task in self.tasks:
-            folder = find_task(task)
+        for folder, options in tasks:
             for setting_name, s in self.settings.items():
                 for model in self.models:
                     for seed in self.seeds:
@@ -123,7 +184,8 @@ class SweepSpec(BaseModel):
                         llm = parse_model(model)
                         llm = with_engine(llm, self.llm) if llm.backend == "vllm" else llm
                         job = make_job(str(folder), project, llm, parse_budget(s.budget or self.budget),
-                                       s.target, s.bus_memory, self.agents, self.policy, self.allow_unsandboxed)
+                                       s.target, s.bus_memory, self.agents, self.policy, self.allow_unsandboxed,
+                                       options)
                         job.run_policy = job.run_policy.model_copy(update={"seed": seed})
                         for key in ("max_steps", "max_tokens"):
                             if getattr(s, key) is not None:
@@ -187,7 +249,7 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                 key = job.llm.model_dump_json() + str(job.orchestrator.bus_memory)
                 if key not in pools:
                     pools[key] = AgentPool(spec.agents, bus.config, job.llm, bus_memory=job.orchestrator.bus_memory,
-                                           env=actor_env(job.llm))
+                                           env=actor_env(job.llm), executor=SandboxExecutor(bus.config))  # run tool
                 pool = pools[key]
                 prepare(bus, job)
                 lease.hold(job.project)

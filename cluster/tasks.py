@@ -17,8 +17,6 @@ from bus import Bus, Project
 
 from .errors import UserError
 
-DEFAULT_TASK = "digits"  # the shipped task `aisci run` works on when given none
-
 
 def find_task(name_or_folder: str) -> Path:
     """A shipped task's folder by its name, or a task folder. Raises ``UserError``."""

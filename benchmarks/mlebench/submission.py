@@ -26,7 +26,7 @@ back exactly), so that a label reads the same way on both sides.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import IO, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,11 +43,12 @@ class InvalidSubmission(ValueError):
 _ROUND_TRIP = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
 
 
-def read_csv(path: str | Path) -> pd.DataFrame:
+def read_csv(path: str | Path | IO[bytes], nrows: int | None = None) -> pd.DataFrame:
     """A CSV read as MLE-bench reads submissions and answers: a float reads back to the
     value it was written as (``float_precision="round_trip"``, which pandas 3 does by
-    default and deprecates asking for)."""
-    return pd.read_csv(path, **_ROUND_TRIP)
+    default and deprecates asking for). ``path``: a file name or a binary file object;
+    ``nrows``: read at most so many data rows (None: all)."""
+    return pd.read_csv(path, nrows=nrows, **_ROUND_TRIP)
 
 
 def _cell(value) -> str:

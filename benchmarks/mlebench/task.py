@@ -39,13 +39,16 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from functools import cached_property
+
 from . import COMPETITIONS, Competition, InvalidSubmission, UnknownMetric, metric_by_name, read_csv
+from .data import DataSpec, derive_data
 from .layout import CompetitionConfig, InvalidTask, locate
 from .report import CompetitionReport
 
 from . import medals
 
-__all__ = ["CompetitionReport", "InvalidSubmission", "InvalidTask", "Task", "TaskOptions", "shipped_tasks"]
+__all__ = ["CompetitionReport", "DataSpec", "InvalidSubmission", "InvalidTask", "Task", "TaskOptions", "shipped_tasks"]
 
 MAX_SUBMISSION_BYTES = 512 * 1024 * 1024  # bigger than any answers file we grade, by far
 
@@ -83,7 +86,7 @@ class Task:
             self.config = CompetitionConfig.of_lite(self.root.name)
         else:
             raise InvalidTask(f"{self.root} is not a task folder: it has no config.yaml (MLE-bench's competition "
-                              "config; give it with --config, or see benchmarks/mlebench/task.py)")
+                              "config; give it with --config; the README's 'Task folders' shows the layout)")
         self.public_dir = self.root / "prepared" / "public"
         self.private_dir = self.root / "prepared" / "private"
         self.answers_path = self.config.in_folder(self.root, self.config.dataset.answers)
@@ -174,13 +177,45 @@ class Task:
         """What no run may see: the private folder, and the answers wherever they are."""
         return tuple(dict.fromkeys((self.private_dir, self.answers_path.parent)))
 
+    @property
+    def target_columns(self) -> list[str]:
+        """The submission's scored columns, in the sample submission's order."""
+        return self.competition.targets(read_csv(self.sample_path))
+
+    @cached_property
+    def data(self) -> DataSpec:
+        """What the public data is (``tabular``, ``text`` or ``images``) and where a
+        pipeline finds it (``benchmarks.mlebench.data``). Grading does not need it; a
+        run of the baseline does.
+
+        Raises:
+            InvalidTask: it cannot be derived from the public files (says what is missing).
+        """
+        return derive_data(self.public_dir, self.sample_path, self.competition.id_column, self.target_columns,
+                           self.metric.predicts)
+
     def summary(self) -> dict:
         """What the task asks, derived (``task/task.json`` on the bus: what agents and the
-        baseline read; never an input)."""
-        answers = read_csv(self.sample_path)
-        return {"competition_id": self.id, "metric": self.metric.name, "is_lower_better": self.is_lower_better,
-                "predicts": self.metric.predicts, "kind": self.kind, "id_column": self.competition.id_column,
-                "target_columns": self.competition.targets(answers)}
+        baseline read; never an input): the metric and its direction, what the
+        submission predicts, its id and target columns, ``sample_submission`` (the
+        sample's path under ``prepared/public``, so ``task/<it>`` on the bus, or None
+        where it is not public), and ``data`` (the kind: ``tabular``, ``text``,
+        ``images``) with ``inputs`` (``DataSpec``'s fields: paths relative to
+        ``task/``). Where the data cannot be derived, ``data`` and ``inputs`` are None
+        and ``data_unknown`` says why (an agent may still make sense of it; the
+        baseline refuses such a task before it starts)."""
+        # Where the sample lies among the public files (None: MLE-bench keeps it private),
+        # for the agents' own validity check (actors.submission).
+        public = self.sample_path.relative_to(self.public_dir).as_posix() \
+            if self.sample_path.is_relative_to(self.public_dir) else None
+        out = {"competition_id": self.id, "metric": self.metric.name, "is_lower_better": self.is_lower_better,
+               "predicts": self.metric.predicts, "kind": self.kind, "id_column": self.competition.id_column,
+               "target_columns": self.target_columns, "sample_submission": public}
+        try:
+            out.update(data=self.data.kind, inputs=self.data.model_dump(exclude={"kind"}))
+        except InvalidTask as e:
+            out.update(data=None, inputs=None, data_unknown=str(e))
+        return out
 
     def summary_json(self) -> str:
         return json.dumps(self.summary(), indent=1)

@@ -47,7 +47,7 @@ def test_medals_on_each_size_class(n, lower):
 
 def test_the_shipped_tasks_grade_valid_and_perfect_submissions(tmp_path):
     tasks = shipped_tasks()
-    assert set(tasks) == {"breast-cancer", "digits", "diabetes"}
+    assert set(tasks) == {"breast-cancer", "digits", "diabetes", "docstrings", "glyphs"}
     kinds = {Task(p).kind for p in tasks.values()}
     assert kinds == {"classification", "regression"}
     for task_id, path in tasks.items():
@@ -58,7 +58,8 @@ def test_the_shipped_tasks_grade_valid_and_perfect_submissions(tmp_path):
         shutil.copy(task.private_dir / "answers.csv", perfect)
         graded = task.grade(perfect)
         assert graded.valid_submission and graded.gold_medal and graded.any_medal, (task_id, graded)
-        assert graded.competition_id == task_id and graded.is_lower_better == (task.metric.name == "root-mean-squared-error")
+        assert graded.competition_id == task_id and graded.is_lower_better == (
+            task.metric.name in ("root-mean-squared-error", "multi-class-log-loss"))
         board = pd.read_csv(path / "leaderboard.csv")
         assert len(board) >= 40 and list(board.score) == sorted(board.score, reverse=not graded.is_lower_better)
 
@@ -156,6 +157,7 @@ def test_the_answers_are_never_package_data():
     installed = {p for g in globs for p in (root / "benchmarks" / "mlebench").glob(g) if p.is_file()}
     assert not [p for p in installed if "private" in p.parts]
     assert {"train.csv", "test.csv", "sample_submission.csv"} <= {p.name for p in installed if "public" in p.parts}
+    assert any(p.suffix == ".png" and p.parent.name == "train" for p in installed)  # image folders are public data
 
 
 def test_a_task_without_its_answers_is_refused_before_it_runs(tmp_path):
@@ -171,3 +173,13 @@ def test_a_task_without_its_answers_is_refused_before_it_runs(tmp_path):
     assert grade.reason.startswith("not graded") and "answers" in grade.reason
     with pytest.raises(InvalidTask, match="answers.csv"):
         Task(task_dir)
+
+
+def test_a_grade_without_a_leaderboard_says_so_not_medal_none():
+    from benchmarks.mlebench.report import CompetitionReport
+    bare = CompetitionReport(competition_id="x", score=0.3, submission_exists=True, valid_submission=True,
+                             is_lower_better=True)
+    assert bare.standing == "no leaderboard, so no medal"
+    ranked = CompetitionReport(competition_id="x", score=0.3, submission_exists=True, valid_submission=True,
+                               is_lower_better=True, silver_medal=True, above_median=True, leaderboard_size=9)
+    assert ranked.standing == "medal silver, above median True"

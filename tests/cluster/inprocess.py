@@ -49,7 +49,8 @@ def run_project(bus: Bus, task_dir: str, llm, project: str = "p", budget_s: floa
     task = Task(task_dir)
     import_task(bus, task, project)
     agent = Agent(bus, llm)
-    config = OrchestratorConfig(project=project, task_kind=task.kind, is_lower_better=task.is_lower_better,
+    config = OrchestratorConfig(project=project, task_kind=task.kind, data_kind=task.data.kind,
+                                is_lower_better=task.is_lower_better,
                                 budget_s=budget_s, **settings)
     state = Orchestrator(bus, config, BaselinePolicy(), lambda subs: [agent.run(project, s) for s in subs],
                          run_here(bus.config, project), run_policy=policy or RunPolicy(sandbox=sandbox(), memory_mb=2048),

@@ -29,11 +29,15 @@ def test_a_step_budget_spent_before_the_submit_phase_still_submits_the_best_run(
 
 
 def test_a_writer_that_submits_nothing_is_not_called_submitted(bus):
-    # The writer finishes without copying anything: the framework submits the champion.
-    lazy = Hybrid({"submit-1": [call("finish", summary="done")]})
+    # The writer only calls finish, which is refused (runs wrote predictions to copy) until the repeat
+    # guard ends it, twice: the framework submits the champion.
+    lazy = Hybrid({f"submit-{n}": [call("finish", summary="done")] * 3 for n in (1, 2)})
     state, grade = run_project(bus, str(shipped_tasks()["digits"]), lazy, project="lazy")
     reason = _stopped(bus, "lazy")
-    assert reason.startswith("every phase is done; submission: the predictions of the best run")
+    assert reason.startswith("phase submit failed twice: stopping; submission: the predictions of the best run")
+    ends = [e["summary"] for e in bus.project("lazy").events().to_pylist()
+            if e["kind"] == "agent_end" and e["instance"].startswith("writer-submit")]
+    assert len(ends) == 2 and all("repeated call" in s for s in ends), ends
     assert grade.valid_submission
 
 

@@ -85,7 +85,8 @@ def test_status_shows_every_project_when_one_is_damaged(tmp_path, capsys):
     capsys.readouterr()
     assert main(["--root", str(tmp_path / "root"), "status"]) == 0
     out = capsys.readouterr().out
-    assert "z3" in out and "damaged" in out and "bus repair z2" in out.replace("\n", " ").replace("│", " ")
+    unfolded = "".join(c for c in out if not c.isspace() and c != "│")  # a long cell folds anywhere
+    assert "z3" in out and "damaged" in out and "busrepairz2" in unfolded
 
 
 def test_numbers_and_names_a_user_gives_are_checked_before_anything_starts(tmp_path, capsys):

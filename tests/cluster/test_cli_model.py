@@ -3,7 +3,8 @@ or anything is written; what it cannot do is one line and exit 2."""
 
 from actors.llm.config import LLMConfig
 from bus import Bus
-from cluster.cli import check_model, main
+from cluster.cli import main
+from cluster.cli_run import check_model
 
 from tests.actors.stub_endpoint import StubEndpoint, completion, no_tools
 

@@ -35,6 +35,7 @@ def _aisci(root: Path, *argv: str, timeout: float = 240) -> subprocess.Completed
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow  # a whole project / a CLI process starting Ray of its own (10-22 s)
 def test_a_gpu_engine_on_a_cluster_without_gpus_is_refused_at_once(tmp_path):
     t0 = time.monotonic()
     out = _aisci(tmp_path / "root", "run", "digits", "--model", "vllm:/models/none", "--llm-gpus", "1",
@@ -46,6 +47,7 @@ def test_a_gpu_engine_on_a_cluster_without_gpus_is_refused_at_once(tmp_path):
     assert Bus(tmp_path / "root").projects() == []  # nothing of a project was written
 
 
+@pytest.mark.slow  # a whole project / a CLI process starting Ray of its own (10-22 s)
 def test_an_engine_that_cannot_start_is_one_line_and_no_project(tmp_path):
     # No --llm-gpus on a cluster without a GPU: the CPU engine, which fails to start
     # (no such model; or no vLLM installed): vLLM's reason in one line, at once.

@@ -13,7 +13,8 @@ from actors.llm.config import LLMConfig
 from actors.roles import ROLES
 from actors.runs import RunPolicy
 from benchmarks.mlebench.task import Task, shipped_tasks
-from cluster.cli import EXIT_FAILED, EXIT_PAUSED, main
+from cluster.cli import main
+from cluster.cli_run import EXIT_FAILED, EXIT_PAUSED
 from cluster.job import save_job
 from cluster.run import make_job, run_job
 from cluster.tasks import import_task

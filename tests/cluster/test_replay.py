@@ -5,6 +5,8 @@ orchestrator, agent pool and bus: the same events, at full speed, to the same en
 import json
 import time
 
+import pytest
+
 from actors.llm.config import LLMConfig
 from actors.llm.scripted import reply
 from benchmarks.mlebench.task import shipped_tasks
@@ -34,6 +36,7 @@ def story(bus, project):
             for e in bus.project(project).events().to_pylist() if e["kind"] in KINDS]
 
 
+@pytest.mark.slow  # a whole project / a CLI process starting Ray of its own (10-22 s)
 def test_a_recorded_project_replays_to_the_same_events_much_faster(ray_cluster, bus, capsys):
     refused = {"error": {"type": "LLMError", "message": "the server refused the request: content filter"}}
     script = {

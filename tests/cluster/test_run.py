@@ -97,6 +97,21 @@ def test_a_competition_in_mlebench_data_dir_runs_to_its_report(ray_cluster, bus,
     assert not any("test.csv" == p.rsplit("/", 1)[-1] and "private" in p for p in view.list())
 
 
+@needs_bwrap
+@pytest.mark.parametrize("name, data", [("docstrings", "text"), ("glyphs", "images")])
+def test_the_baseline_submits_on_the_text_and_image_tasks(ray_cluster, bus, name, data):
+    """A whole run on each new kind of data: the analysis says the kind and the real
+    columns, the grid is that kind's, the submission is graded above the median."""
+    out = run_task(bus, str(shipped_tasks()[name]), project=f"{name}-1", budget_s=1800)
+    assert out.grade.valid_submission and out.grade.above_median, out.grade
+    view = bus.project(f"{name}-1").as_role("viewer")
+    spec = json.loads(view.read("task/task.json"))
+    assert spec["data"] == data
+    analysis = view.read("analysis/data.md")
+    assert f"Data kind: {data}." in analysis and f"`{spec['inputs']['label_column']}`" in analysis
+    assert view.read("code/taskdata.py") and not any("answers" in p for p in view.list())
+
+
 def test_budget_parsing():
     assert [parse_budget(b) for b in ("90s", "30m", "2h", "1d", "45")] == [90, 1800, 7200, 86400, 45]
     for bad in ("soon", "-5m", "0", "nan", "inf", ""):

@@ -84,6 +84,17 @@ def _leaderboard(spec: dict, X: pd.DataFrame, y: np.ndarray, X_test: pd.DataFram
     return board.sort_values("score", ascending=metric_by_name(spec["metric"]).is_lower_better, kind="stable").reset_index(drop=True)
 
 
+def write_config(out: Path, task_id: str, metric: str) -> None:
+    """``out/config.yaml``: MLE-bench's competition config of a shipped task (answers in
+    prepared/private/answers.csv, the sample submission in prepared/public)."""
+    (out / "config.yaml").write_text(yaml.safe_dump({  # MLE-bench's competition config
+        "id": task_id, "name": task_id.replace("-", " ").title(), "competition_type": "simple", "awards_medals": False,
+        "prizes": None, "description": f"benchmarks/mlebench/tasks/{task_id}/description.md",
+        "dataset": {"answers": f"{task_id}/prepared/private/answers.csv",
+                    "sample_submission": f"{task_id}/prepared/public/sample_submission.csv"},
+        "grader": {"name": metric}}, sort_keys=False))
+
+
 def build(task_id: str, spec: dict) -> None:
     data = spec["load"](as_frame=True)
     frame = data.frame.rename(columns={data.frame.columns[-1]: "target"}) if "target" not in data.frame else data.frame
@@ -104,12 +115,7 @@ def build(task_id: str, spec: dict) -> None:
     pd.DataFrame({"id": ids, "target": y_te}).to_csv(out / "prepared" / "private" / "answers.csv", index=False)
     board = _leaderboard(spec, X_tr.reset_index(drop=True), y_tr, X_te, y_te)
     board.to_csv(out / "leaderboard.csv", index=False)
-    (out / "config.yaml").write_text(yaml.safe_dump({  # MLE-bench's competition config
-        "id": task_id, "name": task_id.replace("-", " ").title(), "competition_type": "simple", "awards_medals": False,
-        "prizes": None, "description": f"benchmarks/mlebench/tasks/{task_id}/description.md",
-        "dataset": {"answers": f"{task_id}/prepared/private/answers.csv",
-                    "sample_submission": f"{task_id}/prepared/public/sample_submission.csv"},
-        "grader": {"name": spec["metric"]}}, sort_keys=False))
+    write_config(out, task_id, spec["metric"])
     better = "lower" if metric_by_name(spec["metric"]).is_lower_better else "higher"
     (out / "description.md").write_text(
         f"# {task_id}\n\nPredict {spec['what']}.\n\n"
