@@ -18,7 +18,8 @@ projects at once on one cluster.
     llm: {gpus: 0, max_model_len: 8192}     # vllm models' engine: the --llm-* keys, any vLLM engine arg
 
 The projects share one agent pool per model (and memory switch), one LLM engine per
-model (``actors.llm.server``) and the GPUs (``cluster.scheduler.GpuShare``). The sweep
+model (``actors.llm.server``) and one run queue for CPUs and GPUs (``cluster.admission``:
+round-robin between projects). The sweep
 itself is a project on the bus (``sweep-<name>``: the spec and its members), so running
 the same command again resumes it as a whole: ended projects are left alone, paused or
 interrupted ones resume, the rest start. SIGTERM pauses every running project.
