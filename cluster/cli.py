@@ -151,6 +151,9 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                    "this (default: none, work until the budget or the plan ends)")
     r.add_argument("--no-bus-memory", action="store_true", help="the paper's ablation: agents see only the task, "
                    "not what the others wrote")
+    r.add_argument("--no-cross-project-memory", action="store_true", help="give the project no prior (default: "
+                   "on, plan/prior.md: what similar earlier projects on this bus found); off for an honest "
+                   "comparison of a project on its own")
     r.add_argument("--agents", type=_count, default=2, help="agent actors in the pool")
     r.add_argument("--policy", help="the operator's run policy for every experiment run: a YAML file of sandbox "
                    "(bwrap or none), network, memory_mb, disk_mb, max_timeout_s, env and other limits (default: "
