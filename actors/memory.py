@@ -42,7 +42,7 @@ from bus.query import latest_of_kind, metric_values, run_outcomes
 from .llm.untrusted import clean
 
 __all__ = ["PRIOR_JSON", "PRIOR_MD", "PROFILE_KIND", "Prior", "TaskProfile", "build_prior", "order_grid",
-           "record_profile", "similar", "write_prior"]
+           "prior_of", "record_profile", "render", "similar", "write_prior"]
 
 PROFILE_KIND = "task_profile"
 PRIOR_JSON, PRIOR_MD = "plan/prior.json", "plan/prior.md"
@@ -218,6 +218,22 @@ def build_prior(bus: Bus, project: str, profile: TaskProfile) -> Prior:
     return prior
 
 
+def prior_of(bus: Bus, project: str) -> Prior | None:
+    """The prior a project of ``project``'s task class gets now (``project`` left out),
+    from its recorded profile; None where it has none."""
+    table = latest_of_kind(bus, PROFILE_KIND, role="system", projects=[project])
+    if table.num_rows == 0:
+        return None
+    row = table.to_pylist()[0]
+    metrics = dict(row["metrics"] or [])
+    metric, direction, kind, data = (str(row["status"] or "").split("|") + ["", "", "", ""])[:4]
+    profile = TaskProfile(metric=metric or "unknown", is_lower_better=direction == "lower",
+                          kind=kind or "classification", data=data or "unknown",
+                          **{k: max(int(metrics[k]), 0) for k in ("rows", "columns", "targets")
+                             if k in metrics and math.isfinite(metrics[k])})
+    return build_prior(bus, project, profile)
+
+
 def render(prior: Prior) -> str:
     """plan/prior.md: the prior for a model to read, short."""
     p = prior.profile
@@ -229,7 +245,7 @@ def render(prior: Prior) -> str:
     for q in prior.projects:
         failed = ", ".join(f"{k} x{v}" for k, v in q.failed.items()) or "none"
         lines.append(f"- project `{q.project}` (shape distance {q.distance}): best {q.best_score:.5f} by run "
-                     f"`{q.best_run}`, the {q.best_at}th of {q.runs} runs asked for"
+                     f"`{q.best_run}`, asked for as run {q.best_at} of {q.runs}"
                      + (f", {q.best_after_s:.0f} s after its start" if q.best_after_s is not None else "")
                      + f"; not ok: {failed}")
     lines.append("\nBest runs (project / run: score, command):\n")

@@ -232,6 +232,9 @@ def _bus_parser(sub: argparse._SubParsersAction) -> None:
     tokens.add_argument("--project", help="one project (default: all)")
     files = _command(qs, "files", "cli_bus:cmd_query", "the latest version of every file of a project")
     _project_arg(files)
+    prior = _command(qs, "prior", "cli_bus:cmd_query", "what similar earlier projects found: the prior a "
+                     "project of PROJECT's task class gets (memory across projects)")
+    _project_arg(prior)
     wmap = _command(qs, "map", "cli_bus:cmd_query", "the workspace map one role re-grounds on")
     _project_arg(wmap)
     wmap.add_argument("--role", default="viewer", help="the role: analyst, planner, coder, experimenter, "

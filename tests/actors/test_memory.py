@@ -149,3 +149,17 @@ def test_damaged_or_odd_projects_do_not_break_the_query(bus):
     table = run_outcomes(bus, ["odd"])
     assert table.column("run").to_pylist() == ["lost-1", "nan-1"]  # "ghost" was never asked for
     render(prior)
+
+
+def test_the_prior_is_queryable_from_the_command_line(bus, capsys):
+    from cluster.cli import main
+
+    make_project(bus, "digits-1", DIGITS, digits_runs([0.90, 0.91, 0.95, 0.97, 0.96]))
+    make_project(bus, "digits-2", DIGITS, [])
+    make_project(bus, "evil", DIGITS, [("logreg", {"C": 0.1}, "ok", 0.5)], command="[red]x[/red] ``` \x1b[2J")
+    assert main(["--root", str(bus.root), "bus", "query", "prior", "digits-2"]) == 0
+    out = capsys.readouterr().out
+    assert "digits-1" in out and "forest-3" in out and "[red]x[/red]" in out and "\x1b" not in out
+    bus.create_project("bare")
+    assert main(["--root", str(bus.root), "bus", "query", "prior", "bare"]) != 0
+    assert "no task profile" in capsys.readouterr().err
