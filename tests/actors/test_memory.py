@@ -163,3 +163,20 @@ def test_the_prior_is_queryable_from_the_command_line(bus, capsys):
     bus.create_project("bare")
     assert main(["--root", str(bus.root), "bus", "query", "prior", "bare"]) != 0
     assert "no task profile" in capsys.readouterr().err
+
+
+def test_the_switch_is_a_flag_of_aisci_run_and_kept_in_the_job(bus):
+    from benchmarks.mlebench.task import shipped_tasks
+    from cluster.cli import build_parser
+    from cluster.job import load_job, save_job
+    from cluster.run import make_job
+
+    parser = build_parser()
+    assert parser.parse_args(["run", "digits", "--no-cross-project-memory"]).no_cross_project_memory
+    assert not parser.parse_args(["run", "digits"]).no_cross_project_memory
+    job = make_job(str(shipped_tasks()["digits"]), project="p")
+    assert job.cross_project_memory  # on by default for aisci run
+    job.cross_project_memory = False
+    bus.create_project("p")
+    save_job(bus, job)
+    assert load_job(bus, "p").cross_project_memory is False  # a resume keeps it
