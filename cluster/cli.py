@@ -151,6 +151,9 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                    "this (default: none, work until the budget or the plan ends)")
     r.add_argument("--no-bus-memory", action="store_true", help="the paper's ablation: agents see only the task, "
                    "not what the others wrote")
+    r.add_argument("--no-cross-project-memory", action="store_true", help="give the project no prior (default: "
+                   "on, plan/prior.md: what similar earlier projects on this bus found); off for an honest "
+                   "comparison of a project on its own")
     r.add_argument("--agents", type=_count, default=2, help="agent actors in the pool")
     r.add_argument("--policy", help="the operator's run policy for every experiment run: a YAML file of sandbox "
                    "(bwrap or none), network, memory_mb, disk_mb, max_timeout_s, env and other limits (default: "
@@ -229,6 +232,9 @@ def _bus_parser(sub: argparse._SubParsersAction) -> None:
     tokens.add_argument("--project", help="one project (default: all)")
     files = _command(qs, "files", "cli_bus:cmd_query", "the latest version of every file of a project")
     _project_arg(files)
+    prior = _command(qs, "prior", "cli_bus:cmd_query", "what similar earlier projects found: the prior a "
+                     "project of PROJECT's task class gets (memory across projects)")
+    _project_arg(prior)
     wmap = _command(qs, "map", "cli_bus:cmd_query", "the workspace map one role re-grounds on")
     _project_arg(wmap)
     wmap.add_argument("--role", default="viewer", help="the role: analyst, planner, coder, experimenter, "

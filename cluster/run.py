@@ -39,7 +39,7 @@ from .errors import UserError
 from .grading import finish_project, grade_of
 from .driver import PreemptionNotice, console, watch
 from .engine import place_engine
-from .job import ProjectJob, ProjectOutcome, load_job, save_job
+from .job import ProjectJob, ProjectOutcome, load_job, remember, save_job
 from .lease import DriverLease
 from .quick_run import SandboxExecutor
 from .sandbox import default_sandbox, probe
@@ -106,7 +106,8 @@ def prepare(bus: Bus, job: ProjectJob) -> State:
     except ValueError:
         pass  # no live orchestrator: nothing of this project runs (the job's actors die with its driver)
     resumed = job.project in bus.projects()
-    proj = import_task(bus, Task(job.task, job.task_options), job.project)
+    task = Task(job.task, job.task_options)
+    proj = import_task(bus, task, job.project)
     save_job(bus, job)
     if resumed:
         report = repair(bus, job.project)
@@ -114,6 +115,7 @@ def prepare(bus: Bus, job: ProjectJob) -> State:
             console.print(f"[yellow]repaired[/yellow] the index of {untrusted(report, 1000)}")
     state = State.from_events(proj.events(), job.orchestrator)
     if state.started is None:  # the budget runs from the job's start, not from its first decision
+        remember(bus, job, task)  # its task's profile, and (memory across projects on) its prior
         proj.as_role("system", "driver").record("started", "the job started: the wall-clock budget runs from here",
                                                 metrics={"is_lower_better": float(job.orchestrator.is_lower_better)})
     elif not state.stopped or state.pause_requested or state.paused or state.failed:
