@@ -11,6 +11,8 @@ role may read or change them (docs/threat-model.md).
 
 from __future__ import annotations
 
+import logging
+
 from pydantic import BaseModel, Field
 
 from actors.llm.config import LLMConfig
@@ -18,8 +20,8 @@ from actors.memory import TaskProfile, build_prior, record_profile, write_prior
 from actors.orchestrator import OrchestratorConfig
 from actors.outcome import Outcome
 from actors.runs import RunPolicy
-from benchmarks.mlebench.task import InvalidTask, Task, TaskOptions
 from benchmarks.mlebench.report import CompetitionReport
+from benchmarks.mlebench.task import InvalidTask, Task, TaskOptions
 from bus import Bus, NotFound
 
 JOB_FILE = "job.json"
@@ -97,5 +99,9 @@ def remember(bus: Bus, job: ProjectJob, task: Task) -> None:
     system = bus.project(job.project).as_role("system", "memory")
     profile = TaskProfile.from_task_json(task.summary(), *_train_shape(task))
     if job.cross_project_memory:
-        write_prior(system, build_prior(bus, job.project, profile))
+        try:
+            write_prior(system, build_prior(bus, job.project, profile))
+        except Exception as e:  # noqa: BLE001  the prior only orders the first runs: a project starts without it
+            # (another project's index changing under the scan, a damaged store, ...)
+            logging.getLogger(__name__).warning("no prior from earlier projects: %s: %s", type(e).__name__, e)
     record_profile(system, profile)

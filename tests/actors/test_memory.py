@@ -180,3 +180,29 @@ def test_the_switch_is_a_flag_of_aisci_run_and_kept_in_the_job(bus):
     bus.create_project("p")
     save_job(bus, job)
     assert load_job(bus, "p").cross_project_memory is False  # a resume keeps it
+
+
+def test_a_prior_that_cannot_be_built_does_not_stop_the_start(tmp_path, monkeypatch, caplog):
+    """The prior only orders the first runs: an error while building it (an earlier
+    project's index changing under the scan) is a warning, and the project's own
+    profile is still recorded for later projects."""
+    import cluster.job as job_module
+    from benchmarks.mlebench.task import Task, shipped_tasks
+    from bus import Bus
+    from cluster.job import remember
+    from cluster.run import make_job
+    from cluster.tasks import import_task
+
+    bus = Bus(tmp_path / "bus")
+    task = Task(shipped_tasks()["digits"])
+    import_task(bus, task, "p")
+    job = make_job(str(shipped_tasks()["digits"]), "p")
+
+    def broken(*_a, **_k):
+        raise OSError("the index changed under the scan")
+
+    monkeypatch.setattr(job_module, "build_prior", broken)  # fault injection: the scan raising, as an OS error would
+    remember(bus, job, task)
+    assert "no prior from earlier projects" in caplog.text
+    kinds = set(bus.project("p").events().to_pandas()["kind"])
+    assert "task_profile" in kinds
