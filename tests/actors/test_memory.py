@@ -6,8 +6,18 @@ from __future__ import annotations
 import json
 
 from actors.baseline import GRIDS
-from actors.memory import (PRIOR_JSON, PRIOR_MD, Prior, TaskProfile, build_prior, order_grid, record_profile,
-                           render, similar, write_prior)
+from actors.memory import (
+    PRIOR_JSON,
+    PRIOR_MD,
+    Prior,
+    TaskProfile,
+    build_prior,
+    order_grid,
+    record_profile,
+    render,
+    similar,
+    write_prior,
+)
 from actors.runs import RunResult, record_result
 from bus.query import run_outcomes
 
