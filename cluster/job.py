@@ -33,7 +33,7 @@ class ProjectJob(BaseModel):
                                       "folder does not say it (--config, --leaderboard, --metric, --id-column).")
     orchestrator: OrchestratorConfig
     llm: LLMConfig = Field(default_factory=LLMConfig)
-    agents: int = Field(default=2, ge=1, description="Agent actors in the pool (when the job makes its own).")
+    agents: int = Field(default=2, ge=1, le=64, description="Agent actors in the pool (when the job makes its own).")
     run_policy: RunPolicy = Field(default_factory=RunPolicy, description="The operator's rules for every run.")
     hidden: tuple[str, ...] = Field(default=(), description="Host paths no run may see (the task's answers).")
     cross_project_memory: bool = Field(default=True, description="At its first start the project gets a prior "

@@ -16,18 +16,19 @@ import datetime as dt
 import functools
 import math
 import os
-from pathlib import Path
+import socket
 import time
+from pathlib import Path
 
 import ray
 import yaml
 
 from actors.llm.config import LLMConfig, actor_env
 from actors.orchestrator import OrchestratorConfig
-from actors.runs import RunPolicy
 from actors.orchestrator_actor import NAMESPACE, OrchestratorActor, orchestrator_name
 from actors.outcome import Outcome
 from actors.pool import AgentPool
+from actors.runs import RunPolicy
 from actors.state import State
 from benchmarks.mlebench.task import InvalidTask, Task, TaskOptions, open_task
 from bus import Bus, BusError
@@ -35,16 +36,17 @@ from bus.paths import check_project_name
 from bus.repair import repair
 
 from .display import untrusted
-from .errors import UserError
-from .grading import finish_project, grade_of
 from .driver import PreemptionNotice, console, watch
 from .engine import place_engine
+from .errors import UserError
+from .grading import finish_project, grade_of
 from .job import ProjectJob, ProjectOutcome, load_job, remember, save_job
 from .lease import DriverLease
 from .quick_run import SandboxExecutor
 from .sandbox import default_sandbox, probe
 from .scheduler import run_batch
 from .tasks import import_task
+
 
 def connect(address: str | None = None) -> None:
     """Join the cluster at ``address`` (or ``$RAY_ADDRESS``: set under ``ray job
@@ -54,9 +56,31 @@ def connect(address: str | None = None) -> None:
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+        _reachable(address)
+        try:
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:  # Ray: "Failed to connect to GCS", a bad form
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise UserError(f"cannot reach the Ray cluster at {address} ({first}): give the head's address "
+                            "(HOST:6379, or ray://HOST:10001), start it with `ray start --head`, or leave out "
+                            "--address (and RAY_ADDRESS) for a new local cluster") from None
     else:
         ray.init(address="local", namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+
+
+def _reachable(address: str) -> None:
+    """A ``HOST:PORT`` that answers nothing is refused in seconds: Ray retries the GCS
+    for minutes (ten and more were seen) before it gives up. Other forms (``auto``,
+    ``ray://...``, ``http://...``) are left to Ray. Raises ``UserError``."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "/" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except (OSError, ValueError) as e:  # refused, no route, unknown host, port out of range
+        raise UserError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}): give the head's "
+                        "address (HOST:6379), start it with `ray start --head`, or leave out --address (and "
+                        "RAY_ADDRESS) for a new local cluster") from None
 
 
 def load_yaml_mapping(path: str, flag: str, what: str) -> dict:
