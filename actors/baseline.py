@@ -9,8 +9,9 @@ per data kind and task kind (``GRIDS``). It is a baseline, labelled as one (back
 ``baseline``).
 
 The orchestrator's baseline policy tells it what to do through the subtask: the phase
-is the subtask id's prefix (``analyse-1``, ``implement-1``, ...), and parameters ride
-on a line ``BASELINE: {json}`` of the subtask's context.
+is the subtask id's prefix (``analyse-1``, ``implement-1``, ...; a node of the
+solution tree: ``draft-1``, ``improve-2``, ``debug-1``, one run each, named after the
+node), and parameters ride on a line ``BASELINE: {json}`` of the subtask's context.
 """
 
 from __future__ import annotations
@@ -148,6 +149,28 @@ class BaselineLLM:
                     for i, (model, p) in enumerate(grid)]
         return [_call("finish", summary=f"asked for {len(results) - 1} runs")]
 
+    def _draft(self, step, results, params):
+        """A node of the solution tree: one run of its model and parameters, named after it."""
+        if step == 0:
+            return [_launch(params)]
+        return [_call("finish", summary=f"asked for {params.get('run')}: {results[0][:200] if results else ''}")]
+
+    _improve = _draft
+
+    def _debug(self, step, results, params):
+        """Read the failed run's result and spec (a model's debugger would fix code/ and
+        check the fix with run; the baseline's fix is the one the policy recognised, in
+        the node's parameters), then run the node."""
+        if step == 0:
+            parent = params.get("parent")  # the baseline's node runs under its own id
+            return [_call("read_file", path=f"experiments/{parent}/result.json"),
+                    _call("read_file", path=f"experiments/{parent}/spec.json")]
+        if step == 1:
+            return [_call("append_log", path="logs/debug.md",
+                          text=f"- {params.get('node')}: fixed {params.get('parent')} with "
+                               f"{params.get('model')} {json.dumps(params.get('params') or {})}"), _launch(params)]
+        return [_call("finish", summary=f"re-ran the fix of {params.get('parent')} as {params.get('run')}")]
+
     def _submit(self, step, results, params):
         best = params.get("best")
         if step == 0:  # copy, then check as the grader will (the writer's finish is refused while invalid)
@@ -159,3 +182,10 @@ class BaselineLLM:
             why = copied if copied.startswith("ERROR") else checked
             return [_call("finish", summary=f"could not submit the predictions of {best}: {why[:200]}")]
         return [_call("finish", summary=f"submitted the predictions of {best} ({checked[:200]})")]
+
+
+def _launch(params: dict) -> ToolCall:
+    """The run of a tree node: its model and parameters through the pipeline."""
+    return _call("launch_experiment", name=params["run"], timeout_s=900, cpus=1,
+                 command=f"python3 ../../code/train.py --model {params['model']} "
+                         f"--params '{json.dumps(params.get('params') or {})}'")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 
 import pyarrow.compute as pc
-from pydantic import BaseModel, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from bus import Bus, BusError
 
@@ -34,13 +34,16 @@ from .llm.failures import cause_of
 from .llm.protocol import (LLM, ContextWindow, LLMContextOverflow, LLMDeadline, LLMError, LLMReply, LLMRequest,
                            LLMUnavailable)
 from .llm.record import RecordingLLM
-from .policy import Decision, State
+from .policy import Decision, State, debug_brief
+from .tree import Operator, Tree, TreeNode
 from .roles import ROLES
 from .text_protocol import bad_object_error, find_object
 from .workspace import prompt_map
 
 
-DECISION_FORM = '{"action": "dispatch" | "stop", "role": ..., "goal": ..., "reason": ...}'
+DECISION_FORM = ('{"action": "dispatch" | "stop", "role": ..., "goal": ..., "reason": ..., '
+                 '"operator": "draft" | "improve" | "debug" | "ensemble" (optional), "parent": node id (optional), '
+                 '"count": 1.. (optional)}')
 
 
 DECISION_LIMITS = {"goal": 600, "reason": 400}  # characters
@@ -51,6 +54,10 @@ class ModelDecision(BaseModel):
     role: str | None = None
     goal: str = ""
     reason: str
+    operator: Operator | None = Field(default=None, description="A node of the solution tree: a new draft, an "
+                                      "improvement or a fix of `parent`, an ensemble of scored nodes.")
+    parent: str | None = Field(default=None, max_length=40)
+    count: int = Field(default=1, ge=1, le=64, description="Sibling nodes at once (the same goal, in parallel).")
 
     @field_validator("goal", "reason")
     @classmethod
@@ -65,7 +72,10 @@ def decision_schema() -> dict:
     return {"type": "object", "required": ["action", "reason"],
             "properties": {"action": {"enum": ["dispatch", "stop"]}, "role": {"enum": sorted(ROLES)},
                            "goal": {"type": "string", "maxLength": DECISION_LIMITS["goal"]},
-                           "reason": {"type": "string", "maxLength": DECISION_LIMITS["reason"]}}}
+                           "reason": {"type": "string", "maxLength": DECISION_LIMITS["reason"]},
+                           "operator": {"enum": ["draft", "improve", "debug", "ensemble"]},
+                           "parent": {"type": "string", "maxLength": 40},
+                           "count": {"type": "integer", "minimum": 1, "maximum": 64}}}
 
 
 class LLMPolicy:
@@ -115,9 +125,48 @@ class LLMPolicy:
                 continue
             if d.action == "stop":
                 return Decision(stop=True, reason=d.reason)
+            if d.operator is not None:
+                decision, error = self._grow(d, state)
+                if decision is not None:
+                    return decision
+                messages += [{"role": "assistant", "content": reply.text}, {"role": "user", "content": f"ERROR: {error}"}]
+                continue
             n = 1 + len({sid for sid in state.dispatched | set(state.completed) if sid.startswith(f"{d.role}-")})
             return Decision(subtasks=[Subtask(id=f"{d.role}-{n}", role=d.role, goal=d.goal or d.reason)], reason=d.reason)
         return Decision(stop=True, reason=f"the model gave no valid decision in {self.max_invalid} tries")
+
+    @staticmethod
+    def _grow(d: ModelDecision, state: State) -> tuple[Decision | None, str]:
+        """A decision that grows the solution tree: ``count`` nodes (at most the branches
+        setting) of ``d.operator`` under ``d.parent``, each a subtask of ``d.role``. The
+        model's mistakes (an unknown parent, a fix of a node that is not buggy) come
+        back as the error to show it."""
+        tree: Tree = state.tree or Tree(is_lower_better=state.is_lower_better)
+        parent = tree.nodes.get(d.parent or "")
+        if d.operator in ("improve", "debug") and parent is None:
+            known = ", ".join(list(tree.nodes)[:20]) or "none yet: start with a draft"
+            return None, f"{d.operator} needs the parent node it works on (parent); the nodes: {known}"
+        if d.operator == "debug" and not parent.is_buggy:
+            return None, f"node {parent.id} is not buggy ({parent.status}): improve it, or debug a buggy node"
+        if d.operator == "draft" and d.parent:
+            return None, "a draft has no parent: leave parent out, or improve the parent"
+        role = d.role or ("debugger" if d.operator == "debug" else "experimenter")
+        count = min(d.count, getattr(state.config, "branches", 1))
+        nodes, taken = [], set(state.dispatched) | set(state.completed)
+        for _ in range(count):
+            node_id = tree.next_id(d.operator, taken)
+            taken.add(node_id)
+            try:
+                nodes.append(TreeNode(id=node_id, operator=d.operator, parent=parent.id if parent else None,
+                                      author=f"llm policy ({role})", why=d.reason))
+            except ValidationError as e:
+                return None, f"not a valid node: {e.errors()[0]['msg']}"
+        brief = "\n".join(debug_brief(parent)) if d.operator == "debug" else ""
+        subtasks = [Subtask(id=n.id, role=role, goal=d.goal or d.reason,
+                            context=f"You carry out node {n.id} of the solution tree ({n.operator}"
+                                    f"{' of ' + n.parent if n.parent else ''}): name your runs {n.id}-<something>."
+                                    + (f"\n{brief}" if brief else "")) for n in nodes]
+        return Decision(subtasks=subtasks, nodes=nodes, reason=d.reason), ""
 
     def _ask(self, llm: LLM, messages: list[dict], state: State, view) -> LLMReply:
         """One model call. A prompt the server refuses as over the model's window is
@@ -151,7 +200,7 @@ class LLMPolicy:
             return None, f"not a valid decision ({problems}): send one JSON object {DECISION_FORM}"
         if d.action not in ("dispatch", "stop"):
             return None, f"unknown action {d.action!r}: send one JSON object {DECISION_FORM}"
-        if d.action == "dispatch" and d.role not in ROLES:
+        if d.action == "dispatch" and d.role not in ROLES and not (d.operator and d.role is None):
             return None, f"unknown role {d.role!r}; the roles are {', '.join(sorted(ROLES))}: send {DECISION_FORM}"
         return d, ""
 
@@ -180,6 +229,8 @@ class LLMPolicy:
             history=_some(history, int(100 * share), "earlier subtasks", newest_last=True) or "(none yet)",
             workspace_map=prompt_map(files, int(12_000 * share), order="time") or "(none yet)",
             runs=_some(runs, int(50 * share), "lower-scoring runs", newest_last=False) or "(none yet)",  # best first
+            tree="\n".join(state.tree.lines(int(40 * share) or 1)) if state.tree and state.tree.nodes else "(none yet)",
+            branches=getattr(c, "branches", 1),
             steps=state.steps + 1, max_steps=c.max_steps, elapsed_s=f"{state.elapsed_s:.0f}",
             budget_s=f"{c.budget_s:.0f}", tokens=state.tokens, max_tokens=c.max_tokens)
 

@@ -31,6 +31,7 @@ from .agent import AgentResult, Subtask
 from .champion import settle_submission
 from .policy import Decision, Policy, State
 from .runs import RunPolicy, RunRequest, RunResult, RunSpec, record_result, resolve
+from .tree import NodeView, Tree, TreeNode, node_path, read_node, record_node
 
 RunExperiments = Callable[[list[RunSpec]], list[RunResult]]
 RunAgents = Callable[[list[Subtask]], list[AgentResult]]
@@ -56,6 +57,16 @@ class OrchestratorConfig(BaseModel):
         "replay of a project (tests, benchmarks).")
     bus_memory: bool = Field(default=True, description="Off (the paper's ablation): agents read only task/ and "
                              "what the orchestrator's prompt tells them, never other agents' files.")
+    search: Literal["tree", "grid"] = Field(default="grid", description="The baseline's experiments: a search over "
+                                            "the solution tree (drafts, improve the best, debug the buggy), or one "
+                                            "flat grid of runs (the baseline before the tree, for comparison). "
+                                            "`aisci run` makes tree jobs; the default keeps a job saved before the "
+                                            "tree existed (no field) resuming as it started.")
+    branches: int = Field(default=2, ge=1, le=64, description="Nodes of the solution tree grown at once (their "
+                          "subtasks and runs in parallel, the runs placed by Ray).")
+    max_nodes: int = Field(default=24, ge=1, description="The most nodes the baseline's search makes.")
+    patience: int = Field(default=6, ge=1, description="The baseline's search ends when this many nodes made after "
+                          "the best one did not beat it.")
 
 
 class Orchestrator:
@@ -73,6 +84,10 @@ class Orchestrator:
         self.view = self.project.as_role("orchestrator", f"orchestrator-{config.project}")
         self.system = self.project.as_role("system", f"orchestrator-{config.project}")
         self.tick_overhead_ms: list[float] = []  # per tick, time outside agents and experiments
+        # Immutable facts, cached by what identifies them: a node's content by its hash, a
+        # failed run's result by its id (a result is written once).
+        self._nodes: dict[str, TreeNode | None] = {}
+        self._failures: dict[str, str] = {}
 
     def run(self) -> State:
         """Tick until a stop condition holds or a pause is asked for; returns the final state.
@@ -110,6 +125,8 @@ class Orchestrator:
                 return state
             self._render_plan(state)
             last = self._last_step(state)
+            if last is not None and self._record_nodes(last, state):
+                continue  # the step's nodes are on the bus now: re-ground with them
             if last is not None and last.stop:
                 return self._stop(state, last.reason)
             state.check_stop()
@@ -131,7 +148,41 @@ class Orchestrator:
     # -- the parts of a tick ----------------------------------------------------------
 
     def reground(self) -> State:
-        return State.from_events(self.project.events(), self.config)
+        state = State.from_events(self.project.events(), self.config)
+        state.tree = Tree.build(state, state.node_rows, self._read_node, self._read_failure)
+        return state
+
+    def _read_node(self, digest: str) -> TreeNode | None:
+        if digest not in self._nodes:
+            self._nodes[digest] = read_node(self.project, digest)
+        return self._nodes[digest]
+
+    def _read_failure(self, run) -> str:
+        """A failed run's status, reason and the tail of its output (result.json)."""
+        if run.id not in self._failures:
+            try:
+                result = RunResult.model_validate_json(self.system.read(f"experiments/{run.id}/result.json"))
+                tail = result.output_tail[-2000:]
+                self._failures[run.id] = f"{result.status}: {result.reason}\n{tail}".strip()
+            except Exception:  # noqa: BLE001 - a missing or damaged result: its status says enough
+                return f"{run.status}: (no readable result.json)"
+        return self._failures[run.id]
+
+    def _record_nodes(self, step: Decision, state: State) -> bool:
+        """Record the committed step's nodes not yet on the bus (after a crash between the
+        decision and its nodes, the next tick does it). A node whose parent is unknown is
+        the policy's fault, raised. Returns whether any was recorded."""
+        tree: Tree = state.tree
+        seqs = {i: n.seq for i, n in tree.nodes.items()}
+        new = False
+        for node in step.nodes:
+            if node.id in tree.nodes:
+                continue
+            if node.parent is not None and node.parent not in seqs:
+                raise ValueError(f"node {node.id}: its parent {node.parent} is not in the tree")
+            row = record_node(self.view, self.project, node, seqs.get(node.parent or ""))
+            seqs[node.id], new = row["seq"], True
+        return new
 
     def _step(self, digest: str) -> Decision:
         return Decision.model_validate_json(self.project.read_object(digest))
@@ -161,6 +212,8 @@ class Orchestrator:
             lines.append(f"- step {n}: {d.reason} -> {[s.id for s in d.subtasks] or 'stop'}\n")
         self.view.write_if_changed("plan/decisions.md", "".join(lines), "the orchestrator's decisions, one per step")
         self.view.write_if_changed("plan/roadmap.json", json.dumps(self.policy.roadmap(state), indent=1), "roadmap")
+        for node in (state.tree.nodes.values() if state.tree else []):
+            self.view.write_if_changed(node_path(node.id), _render_node(node), f"{node.id}: {node.status}")
 
     def _pause_asked_since(self, state: State) -> bool:
         """A pause asked for after this tick re-grounded: nothing more goes out (the check
@@ -224,3 +277,9 @@ class Orchestrator:
 
     def _overhead(self, t0: float) -> None:
         self.tick_overhead_ms.append((time.perf_counter() - t0) * 1000)
+
+
+def _render_node(node: NodeView) -> str:
+    """plan/tree/<id>.json: the node as decided, with what the bus says happened to it."""
+    return json.dumps({**node.node.model_dump(), "status": node.status, "score": node.score, "runs": node.runs,
+                       "code": node.code, "failure": node.failure[-600:]}, indent=1)

@@ -3,7 +3,10 @@
 ``State`` is re-derived from the bus at every tick (never kept in memory), and a
 ``Decision`` is a list of subtasks to dispatch, or a stop, always with a reason that
 goes into plan/decisions.md. ``BaselinePolicy`` is the built-in, deterministic one:
-understand -> implement -> experiment -> submit, each phase retried once.
+understand -> implement -> experiment -> submit, each phase retried once. Its
+experiment phase is a search over the solution tree (``actors.search``: drafts, then
+the best improved and the buggy debugged, ``branches`` at once) or, with
+``search="grid"``, one grid of runs (the flat baseline, for comparison).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from typing import Protocol
 from pydantic import BaseModel, Field
 
 from .agent import Subtask
+from .search import next_nodes, role_of
 from .state import State
+from .tree import Tree, TreeNode
 
 __all__ = ["BaselinePolicy", "Decision", "Policy", "State"]
 
@@ -23,6 +28,8 @@ class Decision(BaseModel):
     subtasks: list[Subtask] = Field(default_factory=list)
     stop: bool = False
     reason: str
+    nodes: list[TreeNode] = Field(default_factory=list, description="The solution tree's new nodes, each carried "
+                                  "out by the subtask of the same id (recorded by the orchestrator on commit).")
 
 
 class Policy(Protocol):
@@ -50,6 +57,10 @@ class BaselinePolicy:
                 continue
             if phase == "experiment" and state.target_reached():
                 continue
+            if phase == "experiment" and _search(state) == "tree":
+                if (decision := self._grow(state)) is not None:
+                    return decision
+                continue
             if len(attempts) >= 2:
                 return Decision(stop=True, reason=f"phase {phase} failed twice: stopping")
             params: dict = {"kind": state.config.task_kind, "data": state.config.data_kind}
@@ -67,10 +78,61 @@ class BaselinePolicy:
             return Decision(subtasks=[Subtask(id=sid, role=role, goal=goal, context=context)], reason=why)
         return Decision(stop=True, reason="every phase is done")
 
+    def _grow(self, state: State) -> Decision | None:
+        """The tree's next nodes as subtasks, or None when the search is done."""
+        c, tree = state.config, state.tree or Tree(is_lower_better=state.is_lower_better)
+        nodes = next_nodes(tree, c.data_kind or "tabular", c.task_kind, branches=getattr(c, "branches", 2),
+                           max_nodes=getattr(c, "max_nodes", 24), patience=getattr(c, "patience", 6))
+        if not nodes:
+            return None
+        subtasks = [Subtask(id=n.id, role=role_of(n.operator), goal=_GOALS[n.operator], context=_node_context(n, tree))
+                    for n in nodes]
+        best = tree.best
+        return Decision(subtasks=subtasks, nodes=nodes,
+                        reason=f"search: {', '.join(f'{n.id} ({n.why})' for n in nodes)}"[:400]
+                        + (f"; best so far {best.id} (cv {best.score:.5g})" if best else ""))
+
     def roadmap(self, state: State) -> list[dict]:
         out = []
         for phase, role, goal in PHASES:
             attempts = [s for s in state.completed if s.startswith(f"{phase}-")]
             status = "done" if any(state.completed[s] for s in attempts) else "failed" if attempts else "todo"
-            out.append({"phase": phase, "role": role, "goal": goal, "status": status, "attempts": len(attempts)})
+            entry = {"phase": phase, "role": role, "goal": goal, "status": status, "attempts": len(attempts)}
+            if phase == "experiment" and _search(state) == "tree":  # the search's nodes, not experiment-<n>
+                tree = state.tree or Tree()
+                ended = any(s.startswith("submit-") for s in state.dispatched | set(state.completed))
+                entry.update(status="done" if ended and tree.best else "searching" if tree.nodes else "todo",
+                             attempts=len(tree.nodes), best=tree.best.id if tree.best else None)
+            out.append(entry)
         return out
+
+
+_GOALS = {"draft": "Run one first version of a model family (a new node of the solution tree).",
+          "improve": "Run one step from a scored node: the same model, one hyperparameter changed.",
+          "debug": "A run failed: read its spec, its code version and the tail of its output, fix the cause "
+                   "(code/ or the parameters), check the fix with run, then launch the run again.",
+          "ensemble": "Combine the predictions of several scored nodes."}
+
+
+def _search(state: State) -> str:
+    return getattr(state.config, "search", "grid")
+
+
+def _node_context(node: TreeNode, tree: Tree) -> str:
+    """What the subtask is told: the node (the baseline reads the BASELINE line) and, to
+    debug, the failed parent's run: its spec, code version and the tail of its output."""
+    params = {"node": node.id, "model": node.model, "params": node.params, "run": node.run, "parent": node.parent}
+    lines = [f"BASELINE: {json.dumps(params)}", f"Node {node.id} ({node.operator}): {node.why}"]
+    parent = tree.nodes.get(node.parent or "")
+    if parent is not None and node.operator == "debug":
+        lines += debug_brief(parent)
+    return "\n".join(lines)
+
+
+def debug_brief(parent) -> list[str]:
+    """A failed node's run, as whoever debugs it is told: spec, code version, output tail."""
+    run = parent.runs[-1] if parent.runs else None
+    tail = parent.failure.replace("`" * 3, "'" * 3)[-2000:]
+    return [f"The failed node {parent.id}: run {run or '(none)'}, spec experiments/{run}/spec.json, code "
+            f"version {parent.code or 'unknown'}; result experiments/{run}/result.json.",
+            "Why it failed and the tail of its output:", "`" * 3, tail, "`" * 3]

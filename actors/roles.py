@@ -49,6 +49,8 @@ ROLES: dict[str, Role] = {
     # experimenter can see how its runs went (wait_for_runs).
     "experimenter": Role(name="experimenter", tools=_BASE + _RUN + ("launch_experiment", "wait_for_runs",
                                                                     "check_submission")),
-    "debugger": Role(name="debugger", tools=_BASE + _RUN + ("check_submission",), max_reply_tokens=8192),
+    # The debugger re-runs what it fixed (a node of the solution tree: actors.tree).
+    "debugger": Role(name="debugger", tools=_BASE + _RUN + ("launch_experiment", "wait_for_runs", "check_submission"),
+                     max_reply_tokens=8192),
     "writer": Role(name="writer", tools=_BASE + ("check_submission",), submits=True),
 }

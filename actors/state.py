@@ -17,6 +17,9 @@ sees the same state. It reads typed columns only (``subtask``, ``run``, ``attemp
 - ``pause_requested`` (``status`` ``moved`` when the orchestrator leaves its drained
   node) / ``paused`` / ``resumed`` / ``stopped`` / ``failed``.
 - ``llm_call``: tokens spent.
+- ``tree_node`` (``subtask``: the node's id, ``hash``: its content): a candidate of the
+  solution tree (``actors.tree``); kept as rows here, read and derived there.
+- ``write`` of a file under ``code/``: the code version a run is asked for with.
 
 - ``started``: the driver started the job (``cluster.run``): the budget's clock starts
   (before the first decision, which may itself take a model call of any length).
@@ -28,6 +31,8 @@ else the first decision); a pause
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections import Counter
 from typing import Any
@@ -40,7 +45,7 @@ from .runs import RunStatus
 from .score import Score
 
 _KINDS = pa.array(["started", "dispatch", "complete", "decision", "run_requested", "experiment", "llm_call",
-                   "pause_requested", "paused", "resumed", "stopped", "failed"])
+                   "pause_requested", "paused", "resumed", "stopped", "failed", "tree_node", "write"])
 SCORE_KEY = "cv_score"  # the metric a run reports in metrics.json (the prompts and the template say so)
 
 
@@ -53,6 +58,15 @@ class RunRecord(BaseModel):
     subtask: str | None = Field(default=None, description="The subtask whose agent asked for it.")
     status: RunStatus | None = Field(default=None, description="None while it has no result.")
     cv_score: float | None = Field(default=None, description="Finite, from an ok run's metrics; else None.")
+    code: str | None = Field(default=None, description="The version of code/ when it was asked for (a digest "
+                             "of each file's content hash; the run reads code/ when it starts).")
+
+
+def code_digest(versions: dict[str, str]) -> str | None:
+    """One short id for the code/ files' versions (path -> content hash)."""
+    if not versions:
+        return None
+    return hashlib.sha256(json.dumps(sorted(versions.items())).encode()).hexdigest()[:12]
 
 
 class State(BaseModel):
@@ -76,12 +90,17 @@ class State(BaseModel):
     failed: str | None = Field(default=None, description="why the orchestrator failed (until a resume)")
     stop_reason: str | None = None
     seq: int = Field(default=0, description="the last event this state was derived from")
+    node_rows: list[dict] = Field(default_factory=list, description="the tree_node events (seq, subtask, hash), "
+                                  "in order: the solution tree's nodes (actors.tree builds the tree from them)")
+    tree: Any = Field(default=None, description="the solution tree (actors.tree.Tree), where the orchestrator "
+                      "built it for this tick")
 
     @classmethod
     def from_events(cls, events: pa.Table, config: Any = None, now: float | None = None) -> "State":
         state = cls(config=config)
         state.seq = int(events.column("seq")[-1].as_py()) if events.num_rows else 0
         active_s, active_since, last_t = 0.0, None, None
+        code: dict[str, str] = {}
         for r in events.filter(pc.is_in(events.column("kind"), value_set=_KINDS)).to_pylist():
             kind, t = r["kind"], r["time"].timestamp()
             if kind == "dispatch":
@@ -98,8 +117,13 @@ class State(BaseModel):
             elif kind == "started" and state.started is None:
                 state.started = active_since = t
             elif kind == "run_requested" and r["run"] and r["run"] not in state.run_records:  # the first owns the id
-                state.run_records[r["run"]] = RunRecord(id=r["run"], requested_seq=r["seq"],
-                                                        request_hash=r["hash"], subtask=r["subtask"])
+                state.run_records[r["run"]] = RunRecord(id=r["run"], requested_seq=r["seq"], request_hash=r["hash"],
+                                                        subtask=r["subtask"], code=code_digest(code))
+            elif kind == "write":
+                if (r["path"] or "").startswith("code/") and r["hash"]:
+                    code[r["path"]] = r["hash"]
+            elif kind == "tree_node":
+                state.node_rows.append({"seq": r["seq"], "subtask": r["subtask"], "hash": r["hash"]})
             elif kind == "experiment" and r["run"] in state.run_records:
                 state._add_result(state.run_records[r["run"]], r)
             elif kind == "llm_call":

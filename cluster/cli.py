@@ -179,6 +179,8 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                    "on, plan/prior.md: what similar earlier projects on this bus found); off for an honest "
                    "comparison of a project on its own")
     r.add_argument("--agents", type=_agents, default=2, help="agent actors in the pool")
+    r.add_argument("--branches", type=_count, default=2, metavar="N", help="nodes of the solution tree grown at "
+                   "once: drafts, improvements of the best, fixes of the failed, their runs in parallel (default: 2)")
     r.add_argument("--policy", help="the operator's run policy for every experiment run: a YAML file of sandbox "
                    "(bwrap or none), network, memory_mb, disk_mb, max_timeout_s, env and other limits (default: "
                    "bubblewrap where it runs, no network, 4096 MB)")

@@ -268,7 +268,7 @@ def _data_kind(task: Task, required: bool) -> str | None:
 def make_job(task_dir: str, project: str | None = None, llm: LLMConfig | None = None, budget_s: float = 3600.0,
              target: float | None = None, bus_memory: bool = True, agents: int = 2,
              run_policy: RunPolicy | None = None, allow_unsandboxed: bool = False,
-             task_options: TaskOptions | None = None) -> ProjectJob:
+             task_options: TaskOptions | None = None, branches: int = 2, search: str = "tree") -> ProjectJob:
     """A job for ``task_dir`` (with ``task_options.data_dir``: a competition id there).
     The run policy is the operator's (``run_policy``); its sandbox, unless given, is
     bubblewrap, or none where bubblewrap cannot run and either the operator allows it or
@@ -284,7 +284,7 @@ def make_job(task_dir: str, project: str | None = None, llm: LLMConfig | None = 
         raise UserError(f"--target {target}: give a finite score to stop at (e.g. 0.97), or leave it out")
     config = OrchestratorConfig(project=project, task_kind=task.kind, data_kind=data_kind,
                                 is_lower_better=task.is_lower_better, target=target, budget_s=budget_s,
-                                bus_memory=bus_memory)
+                                bus_memory=bus_memory, branches=branches, search=search)
     if run_policy is None:
         run_policy = RunPolicy(sandbox=default_sandbox(llm.backend == "baseline", allow_unsandboxed))
     return ProjectJob(task=str(task.root), task_options=task.options, orchestrator=config, llm=llm, agents=agents,

@@ -1,0 +1,103 @@
+"""The solution tree (actors.tree) and the baseline's search over it (actors.search):
+nodes on a real bus, rebuilt from its events; a forged or damaged node is not a node;
+drafts, then debugs of recognised failures, then improves, best first."""
+
+import pytest
+from pydantic import ValidationError
+
+from actors.orchestrator import OrchestratorConfig
+from actors.runs import RunResult, record_result
+from actors.search import known_fix, neighbours, next_nodes
+from actors.state import State
+from actors.tree import Tree, TreeNode, read_node, record_node, tree_rows
+
+
+def node(id, operator="draft", parent=None, model="forest", **params):
+    return TreeNode(id=id, operator=operator, parent=parent, author="test", why="because", model=model,
+                    params=params, run=id)
+
+
+def tree_of(project, lower=False):
+    state = State.from_events(project.events(), OrchestratorConfig(project=project.name, is_lower_better=lower))
+    return Tree.build(state, state.node_rows, lambda h: read_node(project, h),
+                      lambda run: f"{run.status}: it failed")
+
+
+def result(system, run, status="ok", score=None, subtask=None):
+    system.record("run_requested", run, run=run, subtask=subtask)
+    record_result(system, RunResult(id=run, status=status, metrics={} if score is None else {"cv_score": score}))
+
+
+def test_a_node_is_validated_as_untrusted_input():
+    with pytest.raises(ValidationError):
+        TreeNode(id="../../x", operator="draft", author="m", why="w")
+    with pytest.raises(ValidationError):
+        TreeNode(id="draft-1", operator="rewrite", author="m", why="w")
+    with pytest.raises(ValidationError):
+        TreeNode(id="draft-1", operator="draft", author="m", why="w", sandbox="none")
+    with pytest.raises(ValidationError):
+        TreeNode(id="draft-1", operator="draft", author="m", why="w", params={f"p{i}": i for i in range(30)})
+    assert len(TreeNode(id="draft-1", operator="draft", author="m", why="w" * 5000).why) == 600
+
+
+def test_the_tree_is_rebuilt_from_the_bus_with_derived_status_score_and_parents(project):
+    view, system = project.as_role("orchestrator", "o"), project.as_role("system", "s")
+    d1 = record_node(view, project, node("draft-1"), None)
+    record_node(view, project, node("draft-2", model="knn"), None)
+    record_node(view, project, node("improve-1", "improve", "draft-1", n_estimators=200), d1["seq"])
+    result(system, "draft-1", score=0.9)
+    result(system, "draft-2", status="timeout")
+    system.record("complete", "draft-2 finished", subtask="draft-2", status="finished")
+    result(system, "improve-1", score=0.95)
+    # A forged row (its hash is not a node) and a node whose parent is unknown are not nodes.
+    view.record("tree_node", "forged", subtask="draft-9", hash=project.put_object(b"{}"))
+    record_node(view, project, node("debug-1", "debug", "draft-7"), None)
+    tree = tree_of(project)
+    assert list(tree.nodes) == ["draft-1", "draft-2", "improve-1"]
+    assert tree.best.id == "improve-1" and tree.path("improve-1") == ["draft-1", "improve-1"]
+    assert tree.nodes["draft-2"].is_buggy and tree.nodes["draft-2"].failure == "timeout: it failed"
+    assert tree.nodes["draft-1"].status == "ok" and tree.nodes["draft-1"].code is None
+    rows = {r["node"]: r for r in tree_rows(project.bus, [project.name])}
+    assert rows["improve-1"]["parent"] == "draft-1" and rows["improve-1"]["score"] == 0.95
+    assert rows["draft-2"]["status"] == "timeout"
+    assert tree_of(project, lower=True).best.id == "draft-1"  # the direction is the task's
+
+
+def test_known_fixes_and_neighbourhoods():
+    assert known_fix("forest", {"n_estimators": 200}, "timeout: ran past 900 s")[1] == {"n_estimators": 100}
+    assert known_fix("hgb", {}, "oom: killed")[1] == {"max_iter": 50}
+    assert known_fix("forest", {"n_estimators": 50}, "timeout: ran past 900 s") is None  # as small as it goes
+    assert known_fix("logreg", {"C": 1.0, "bogus": 2},
+                     "failed: TypeError: __init__() got an unexpected keyword argument 'bogus'")[1] == {"C": 1.0}
+    assert known_fix("lgbm", {}, "failed: no model 'lgbm' for tabular classification; choose from "
+                                 "['forest', 'hgb']")[:2] == ("forest", {})
+    assert known_fix("logreg", {"C": 1.0}, "failed: KeyError: 'x'") is None  # not recognised: left alone
+    assert neighbours("logreg", {"C": 1.0}) == [{"C": 3.0}, {"C": 0.3}]
+    assert {"weights": "distance"} in neighbours("knn", {})
+
+
+def test_the_search_drafts_then_debugs_then_improves_the_best_and_stops_when_stalled(project):
+    view, system = project.as_role("orchestrator", "o"), project.as_role("system", "s")
+    first = next_nodes(tree_of(project), "tabular", "classification", branches=2, max_nodes=20, patience=3)
+    assert [(n.id, n.model) for n in first] == [("draft-1", "logreg"), ("draft-2", "forest")]
+    for n in first:
+        record_node(view, project, n, None)
+    result(system, "draft-1", score=0.9)
+    result(system, "draft-2", status="timeout")
+    for n in first:
+        system.record("complete", n.id, subtask=n.id, status="finished")
+    second = next_nodes(tree_of(project), "tabular", "classification", branches=2, max_nodes=20, patience=3)
+    assert [n.id for n in second] == ["draft-3", "draft-4"]  # every family drafted first
+    for n in second:
+        record_node(view, project, n, None)
+        result(system, n.id, score=0.8)
+    third = next_nodes(tree_of(project), "tabular", "classification", branches=2, max_nodes=20, patience=3)
+    assert [(n.id, n.parent) for n in third] == [("debug-1", "draft-2"), ("improve-1", "draft-1")]
+    assert third[0].params == {"n_estimators": 100}
+    # Stalled: two tries after the best did not beat it (drafts do not count).
+    for n in third:
+        record_node(view, project, n, tree_of(project).nodes[n.parent].seq)
+        result(system, n.id, score=0.85)
+    assert next_nodes(tree_of(project), "tabular", "classification", branches=2, max_nodes=20, patience=2) == []
+    assert len(next_nodes(tree_of(project), "tabular", "classification", branches=2, max_nodes=20, patience=3)) == 2
+    assert next_nodes(tree_of(project), "tabular", "classification", branches=2, max_nodes=6, patience=30) == []
