@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 from .llm.protocol import LLMReply, LLMRequest, ToolCall
+from .memory import PRIOR_JSON, order_grid
 
 _TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATES = {"code/train.py": _TEMPLATES / "train.py", "code/taskdata.py": _TEMPLATES / "taskdata.py"}
@@ -138,12 +139,15 @@ class BaselineLLM:
         return [_call("finish", summary="wrote code/train.py and code/taskdata.py")]
 
     def _experiment(self, step, results, params):
-        if step == 0:
+        if step == 0:  # what similar earlier projects found (memory across projects), if this one has it
+            return [_call("read_file", path=PRIOR_JSON)]
+        if step == 1:
             grid = GRIDS[(params.get("data") or "tabular", params.get("kind", "classification"))]
+            grid = order_grid(grid, _task_facts(results[0] if results else "") or None)
             return [_call("launch_experiment", name=f"{model}-{i}", timeout_s=900, cpus=1,
                           command=f"python3 ../../code/train.py --model {model} --params '{json.dumps(p)}'")
                     for i, (model, p) in enumerate(grid)]
-        return [_call("finish", summary=f"asked for {len(results)} runs")]
+        return [_call("finish", summary=f"asked for {len(results) - 1} runs")]
 
     def _draft(self, step, results, params):
         """A node of the solution tree: one run of its model and parameters, named after it."""

@@ -23,6 +23,7 @@ refused (the agent picks a new name), so every attempt has its own folder
 from __future__ import annotations
 
 import math
+import time
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -112,6 +113,14 @@ class RunSpec(BaseModel):
     policy: RunPolicy
     hidden: tuple[str, ...] = Field(default=(), description="Host paths no run may see (a task's private "
                                     "answers): an allowed mount that holds one is refused. Not shown to agents.")
+    deadline: float | None = Field(default=None, description="When the project's wall-clock budget ends (seconds "
+                                   "since the epoch): a run that starts late, after waiting for resources, gets "
+                                   "only what is left (measured: --budget 10s ended at 20 s, runs given 8 s at "
+                                   "dispatch started 10 s later).")
+
+    def time_limit_s(self, now: float) -> float:
+        """The run's time limit if it starts at ``now``: its timeout, cut to the deadline."""
+        return self.timeout_s if self.deadline is None else min(self.timeout_s, self.deadline - now)
 
 
 class ScratchFile(BaseModel):
@@ -146,7 +155,9 @@ def resolve(request: RunRequest, policy: RunPolicy, time_left_s: float | None = 
     a ``refused`` ``RunResult`` whose reason tells the agent what to change.
 
     The timeout is cut to the policy's ceiling and to the wall-clock budget left
-    (``time_left_s``), so that no run outlives its project's budget.
+    (``time_left_s``), and the spec carries the budget's end (``deadline``): a run that
+    waits for resources gets only what is left when it starts, so that no run outlives
+    its project's budget.
     """
     def refuse(why: str) -> RunResult:
         return RunResult(id=request.name, status="refused", reason=why)
@@ -158,13 +169,13 @@ def resolve(request: RunRequest, policy: RunPolicy, time_left_s: float | None = 
         return refuse(f"asks for {request.cpus:g} CPUs; the operator allows at most {policy.max_cpus:g} per run")
     if memory > policy.max_memory_mb:
         return refuse(f"asks for {memory} MB of memory; the operator allows at most {policy.max_memory_mb} MB")
-    timeout = min(request.timeout_s, policy.max_timeout_s)
+    timeout, deadline = min(request.timeout_s, policy.max_timeout_s), None
     if time_left_s is not None:
         if time_left_s < 1:
             return refuse("the project's wall-clock budget is spent")
-        timeout = min(timeout, math.floor(time_left_s))
+        timeout, deadline = min(timeout, math.floor(time_left_s)), time.time() + time_left_s
     return RunSpec(id=request.name, command=request.command, gpus=request.gpus, cpus=request.cpus,
-                   memory_mb=memory, timeout_s=timeout, policy=policy, hidden=hidden)
+                   memory_mb=memory, timeout_s=timeout, policy=policy, hidden=hidden, deadline=deadline)
 
 
 def record_result(view, result: RunResult, gpus: float = 0.0) -> dict:

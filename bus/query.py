@@ -145,3 +145,90 @@ def tokens_by_role(bus: Bus, projects: list[str] | None = None) -> pa.Table:
     rate = np.divide(out.column("cached_tokens").to_numpy(), prompt, out=np.zeros(len(prompt)), where=prompt > 0)
     out = out.append_column("cache_hit_rate", pa.array(np.round(rate, 4)))
     return out.sort_by([("project", "ascending"), ("role", "ascending"), ("model", "ascending")])
+
+
+def latest_of_kind(bus: Bus, kind: str, role: str | None = None, projects: list[str] | None = None) -> pa.Table:
+    """Per project, its last event of ``kind`` (recorded by ``role``, when given), from
+    the index alone: one vectorised scan, however many projects there are.
+
+    Columns: project, seq, time, role, path, status, hash, metrics; by project.
+    """
+    cols = ["project", "seq", "time", "role", "kind", "path", "status", "hash", "metrics"]
+    table = bus.index.scan(projects, columns=cols)
+    mask = pc.equal(table.column("kind"), kind)
+    if role is not None:
+        mask = pc.and_(mask, pc.equal(table.column("role"), role))
+    table = table.filter(mask).drop_columns(["kind"])
+    if table.num_rows == 0:
+        return table
+    table = table.sort_by([("project", "ascending"), ("seq", "descending")])
+    names = table.column("project").to_numpy(zero_copy_only=False)
+    first = np.ones(len(names), dtype=bool)
+    first[1:] = names[1:] != names[:-1]
+    return table.filter(pa.array(first))
+
+
+def _first_per_run(table: pa.Table) -> pa.Table:
+    """The first row (lowest seq) of each (project, run); ``table`` sorted by project, seq."""
+    if table.num_rows == 0:
+        return table
+    keys = pc.binary_join_element_wise(table.column("project"), pc.fill_null(table.column("run"), ""), "\x00")
+    keys = keys.to_numpy(zero_copy_only=False)
+    _, first = np.unique(keys, return_index=True)
+    return table.take(pa.array(np.sort(first)))
+
+
+def run_outcomes(bus: Bus, projects: list[str], score: str = "cv_score") -> pa.Table:
+    """Per project and run: its request and its result, from the index alone.
+
+    A run is owned by its first ``run_requested`` event (any role: agents ask), and its
+    result is the first ``experiment`` event the system recorded for it (a role cannot
+    forge one: ``actors.runs.record_result`` writes them as the system).
+
+    Columns: project, run, order (1-based place of its request in its project),
+    hash (the request in the project's version store), status (null: no result),
+    score (the result's ``score`` metric; NaN where none or not finite), duration_s,
+    after_s (seconds from the project's first event to the result; NaN: no result).
+    Sorted by project, order.
+    """
+    cols = ["project", "seq", "time", "role", "kind", "run", "status", "hash", "metrics"]
+    table = bus.index.scan(projects, columns=cols).sort_by([("project", "ascending"), ("seq", "ascending")])
+    empty = pa.table({"project": pa.array([], pa.string()), "run": pa.array([], pa.string()),
+                      "order": pa.array([], pa.int64()), "hash": pa.array([], pa.string()),
+                      "status": pa.array([], pa.string()), "score": pa.array([], pa.float64()),
+                      "duration_s": pa.array([], pa.float64()), "after_s": pa.array([], pa.float64())})
+    if table.num_rows == 0:
+        return empty
+    # The project's clock: its first event (the job's start, where there is one).
+    t0 = table.group_by("project").aggregate([("time", "min")])
+    kind, has_run = table.column("kind"), pc.is_valid(table.column("run"))
+    asked = _first_per_run(table.filter(pc.and_(pc.equal(kind, "run_requested"), has_run)))
+    done = table.filter(pc.and_(pc.and_(pc.equal(kind, "experiment"), has_run), pc.equal(table.column("role"), "system")))
+    done = _first_per_run(done)
+    if asked.num_rows == 0:
+        return empty
+    # Order of each request within its project (asked is sorted by project, seq).
+    names = asked.column("project").to_numpy(zero_copy_only=False)
+    starts = np.r_[0, np.flatnonzero(names[1:] != names[:-1]) + 1]
+    order = np.arange(len(names)) - np.repeat(starts, np.diff(np.r_[starts, len(names)])) + 1
+    n = done.num_rows
+    values = {}
+    for key in (score, "duration_s"):
+        rows, vals = metric_values(done.column("metrics"), key)
+        col = np.full(n, np.nan)
+        col[rows] = vals
+        col[~np.isfinite(col)] = np.nan
+        values[key] = col
+    results = pa.table({"project": done.column("project"), "run": done.column("run"), "status": done.column("status"),
+                        "score": pa.array(values[score]), "duration_s": pa.array(values["duration_s"]),
+                        "done_time": done.column("time")})
+    out = pa.table({"project": asked.column("project"), "run": asked.column("run"), "order": pa.array(order),
+                    "hash": asked.column("hash")})
+    out = out.join(results, ["project", "run"], join_type="left outer").join(t0, "project", join_type="left outer")
+    after = pc.divide(pc.cast(pc.subtract(out.column("done_time"), out.column("time_min")), pa.int64()), 1e6)
+    out = out.append_column("after_s", pc.fill_null(after, np.nan)).drop_columns(["done_time", "time_min"])
+    out = out.set_column(out.schema.get_field_index("score"), "score", pc.fill_null(out.column("score"), np.nan))
+    out = out.set_column(out.schema.get_field_index("duration_s"), "duration_s",
+                         pc.fill_null(out.column("duration_s"), np.nan))
+    return out.select(["project", "run", "order", "hash", "status", "score", "duration_s", "after_s"]).sort_by(
+        [("project", "ascending"), ("order", "ascending")])

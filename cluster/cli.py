@@ -82,6 +82,30 @@ def _interval(text: str) -> float:
     return value
 
 
+MAX_AGENTS = 64  # each agent is a Ray actor, a process of ~200 MB: 100,000 of them never got to step 1
+
+
+def _agents(text: str) -> int:
+    """The pool's size: 1 to MAX_AGENTS."""
+    value = _count(text)
+    if value > MAX_AGENTS:
+        raise argparse.ArgumentTypeError(f"{text}: give at most {MAX_AGENTS} (each agent is a Ray actor, a process "
+                                         "of its own; agents wait for the model, so a few serve many runs)")
+    return value
+
+
+def _shipped_names() -> str:
+    """The shipped tasks' names, found without importing the task library (pandas):
+    ``find_spec`` imports only the empty ``benchmarks`` package."""
+    import importlib.util
+    import os
+    spec = importlib.util.find_spec("benchmarks.mlebench")
+    roots = [os.path.join(r, "tasks") for r in (spec.submodule_search_locations or [])] if spec else []
+    names = sorted(n for r in roots if os.path.isdir(r) for n in os.listdir(r)
+                   if os.path.isfile(os.path.join(r, n, "config.yaml")))
+    return ", ".join(names) or "none installed"
+
+
 def _count(text: str) -> int:
     """A whole number from 1 up (argparse turns the error into one line)."""
     try:
@@ -115,8 +139,8 @@ def _cluster_flags(p: argparse.ArgumentParser) -> None:
 def _run_parser(sub: argparse._SubParsersAction) -> None:
     r = _command(sub, "run", "cli_run:cmd_run", "work on a task until the target or the budget is reached, "
                  "then grade it", uses_ray=True)
-    r.add_argument("task", nargs="?", default=DEFAULT_TASK, help="a shipped task's name (digits, breast-cancer, "
-                   "diabetes), a competition folder in MLE-bench's layout, or with --data-dir a competition id")
+    r.add_argument("task", nargs="?", default=DEFAULT_TASK, help=f"a shipped task's name ({_shipped_names()}), "
+                   "a competition folder in MLE-bench's layout, or with --data-dir a competition id")
     r.add_argument("--data-dir", help="MLE-bench's data dir (DIR/<id>/prepared/...): TASK is then a competition id "
                    "(default: none, TASK is a name or a folder)")
     r.add_argument("--config", help="the competition's config.yaml, where its folder has none (default: the "
@@ -151,7 +175,10 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                    "this (default: none, work until the budget or the plan ends)")
     r.add_argument("--no-bus-memory", action="store_true", help="the paper's ablation: agents see only the task, "
                    "not what the others wrote")
-    r.add_argument("--agents", type=_count, default=2, help="agent actors in the pool")
+    r.add_argument("--no-cross-project-memory", action="store_true", help="give the project no prior (default: "
+                   "on, plan/prior.md: what similar earlier projects on this bus found); off for an honest "
+                   "comparison of a project on its own")
+    r.add_argument("--agents", type=_agents, default=2, help="agent actors in the pool")
     r.add_argument("--branches", type=_count, default=2, metavar="N", help="nodes of the solution tree grown at "
                    "once: drafts, improvements of the best, fixes of the failed, their runs in parallel (default: 2)")
     r.add_argument("--policy", help="the operator's run policy for every experiment run: a YAML file of sandbox "
@@ -231,6 +258,9 @@ def _bus_parser(sub: argparse._SubParsersAction) -> None:
     tokens.add_argument("--project", help="one project (default: all)")
     files = _command(qs, "files", "cli_bus:cmd_query", "the latest version of every file of a project")
     _project_arg(files)
+    prior = _command(qs, "prior", "cli_bus:cmd_query", "what similar earlier projects found: the prior a "
+                     "project of PROJECT's task class gets (memory across projects)")
+    _project_arg(prior)
     wmap = _command(qs, "map", "cli_bus:cmd_query", "the workspace map one role re-grounds on")
     _project_arg(wmap)
     wmap.add_argument("--role", default="viewer", help="the role: analyst, planner, coder, experimenter, "
@@ -253,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else 2
     try:
         with hidden_ray_noise(args.uses_ray and not args.debug):
-            from .cli_bus import open_bus  # the bus (pyarrow, pandas): imported after parsing, not for --help
+            from .cli_bus import (
+                open_bus,  # the bus (pyarrow, pandas): imported after parsing, not for --help
+            )
 
             _function(args.command)(open_bus(args.root), args)
     except KeyboardInterrupt:  # a running project turns Ctrl-C into a pause (cluster.driver): this is the rest
@@ -262,8 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         print("aisci: interrupted (Ctrl-C)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - the one place user errors become a line
-        from .errors import one_line
         from .display import clean
+        from .errors import one_line
 
         line = one_line(e)
         if line is None:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from actors import memory
 from bus import Bus, query
 from bus.reground import workspace_map
 from bus.repair import repair
@@ -106,6 +107,17 @@ def cmd_query(bus: Bus, args: argparse.Namespace) -> None:
                     "once; cached = prompt tokens a prefix cache served")
     elif args.what == "files":
         print_table(query.latest_files(bus, args.project).drop_columns(["hash"]), title=f"files of {args.project}")
+    elif args.what == "prior":
+        prior = memory.prior_of(bus, bus.project(args.project).name)  # an unknown project: NotFound
+        if prior is None:
+            raise UserError(f"{args.project} has no task profile (it was made before memory across projects, or "
+                            "not by `aisci run`): nothing to compare it with")
+        print_table(pa.Table.from_pylist([q.model_dump(exclude={"failed"}) | {"not ok": str(q.failed or "")}
+                                          for q in prior.projects]) if prior.projects else pa.table({"project": []}),
+                    title=f"projects like {args.project} ({prior.profile.key}), nearest first")
+        if prior.runs:
+            print_table(pa.Table.from_pylist([r.model_dump(include={"project", "run", "score", "rank", "of", "command"})
+                                              for r in prior.runs]), title="their best runs (commands: data from models)")
     elif args.what == "map":
         table = workspace_map(bus.project(args.project).events(), scope_for(args.role))
         print_table(table.drop_columns(["hash"]), title=f"what '{args.role}' sees in {args.project}")

@@ -82,6 +82,7 @@ def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
     job = make_job(str(task), args.project, llm, parse_budget(args.budget), args.target, not args.no_bus_memory,
                    args.agents, _operator_policy(args), args.allow_unsandboxed,
                    options, branches=args.branches)
+    job.cross_project_memory = not args.no_cross_project_memory
     if job.project in bus.projects():
         _check_same_task(bus, job)
         if said_ended(bus, job.project):
@@ -175,6 +176,6 @@ def said_ended(bus: Bus, project: str) -> bool:
         return False
     verdict = "valid" if grade.valid_submission else f"invalid: {untrusted(grade.reason)}"
     console.print(f"{project} ended already ({untrusted(state.stopped)}); nothing more to do")
-    console.print(f"grade: score {grade.score} ({verdict}), medal [bold]{grade.medal}[/bold], above median "
-                  f"{grade.above_median}; report: `aisci report {project}`")
+    console.print(f"grade: score {grade.score} ({verdict}), [bold]{grade.standing}[/bold]; "
+                  f"report: `aisci report {project}`")
     return True

@@ -64,10 +64,11 @@ class PreemptionNotice:
         self._previous.clear()
 
 
-def progress_line(bus: Bus, job: ProjectJob, t0: float) -> str:
-    """One line of progress, as rich markup (the ids in flight are the model's: escaped, cut)."""
-    events = bus.project(job.project).events()
-    state = State.from_events(events, job.orchestrator)
+def progress_line(bus: Bus, job: ProjectJob, t0: float, events=None, state: State | None = None) -> str:
+    """One line of progress, as rich markup (the ids in flight are the model's: escaped, cut).
+    ``events`` and ``state``: the project's, when the caller has read them already."""
+    events = bus.project(job.project).events() if events is None else events
+    state = state or State.from_events(events, job.orchestrator)
     best = f"{state.best_run.cv_score:.4f}" if state.best_run else "-"
     now = in_flight(events, state)
     running = ", ".join(untrusted(i, 60) for i in now.running[:4]) or "-"
@@ -79,11 +80,15 @@ def progress_line(bus: Bus, job: ProjectJob, t0: float) -> str:
 def watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNotice, grace_s: float,
           quiet: bool) -> Outcome:
     """Wait for the orchestrator, showing progress; on a preemption notice ask it to
-    pause and give the work in flight ``grace_s``, then stop it."""
-    last, asked = "", None
+    pause and give the work in flight ``grace_s``, then stop it. A pause asked on the bus
+    (``aisci pause``) gets the same grace (not the orchestrator leaving its drained node:
+    it ends by itself, and the caller starts it elsewhere)."""
+    last, asked, reason = "", None, ""
     while True:
         ready, _ = ray.wait([ref], timeout=0.5)
-        line = progress_line(bus, job, t0)
+        events = bus.project(job.project).events()
+        state = State.from_events(events, job.orchestrator)
+        line = progress_line(bus, job, t0, events, state)
         if not quiet and (line.split("]", 1)[1] != last or ready):  # print when something changed
             console.print(line)
             last = line.split("]", 1)[1]
@@ -95,9 +100,11 @@ def watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNo
             again = "; Ctrl-C again pauses now" if why == "Ctrl-C" else ""
             console.print(f"[yellow]pausing[/yellow] {job.project}: {why}; work in flight has {grace_s:.0f} s"
                           f"{again} (what does not finish is done again on resume)")
-            asked = time.monotonic()
+            asked, reason = time.monotonic(), why
+        elif state.pause_requested and not state.pause_moves and asked is None:
+            asked, reason = time.monotonic(), state.pause_requested
         if asked is not None and (notice.now or time.monotonic() - asked > grace_s):
-            return pause_now(bus, job, actor, why)
+            return pause_now(bus, job, actor, reason)
 
 
 def result_of(bus: Bus, job: ProjectJob, ref) -> Outcome:

@@ -156,9 +156,10 @@ def _stream_output(proc: subprocess.Popen, append: Callable[[bytes], None], cap:
     return stop, tail
 
 
-def _verdict(run: RunSpec, stop: str | None, code: int, tail: str, problem: str) -> tuple[str, str]:
+def _verdict(run: RunSpec, stop: str | None, code: int, tail: str, problem: str, limit_s: float) -> tuple[str, str]:
     if stop == "timeout":
-        return "timeout", f"killed after its {run.timeout_s:.0f} s time limit"
+        cut = "" if limit_s >= run.timeout_s else " (what was left of the project's budget when it started)"
+        return "timeout", f"killed after its {limit_s:.0f} s time limit{cut}"
     if stop:
         return "failed", stop
     if code == 0:
@@ -189,6 +190,12 @@ def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
             result = RunResult(id=run.id, status="refused", reason=str(e))
             record_result(system, result, gpus=run.gpus)
             return result.model_dump()
+        limit_s = run.time_limit_s(time.time())
+        if limit_s < 1:  # it waited for resources until the budget was spent
+            result = RunResult(id=run.id, status="refused", reason="the project's wall-clock budget was spent while "
+                               "the run waited for resources")
+            record_result(system, result, gpus=run.gpus)
+            return result.model_dump()
         system.record("experiment_start", f"{run.id}: {run.command[:200]}", path=f"experiments/{run.id}/spec.json",
                       run=run.id, metrics={"gpus": run.gpus, "cpus": run.cpus})
         log = f"experiments/{run.id}/output.log"
@@ -197,7 +204,7 @@ def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
         proc, ready = launch.spawn()
         try:
             stop, last = _stream_output(proc, lambda chunk: system.append(log, chunk), run.policy.output_cap_bytes,
-                                        t0 + run.timeout_s, _Quota(run, launch.roots))
+                                        t0 + limit_s, _Quota(run, launch.roots))
         finally:  # every way out: nothing of the run survives the runner
             confine.stop(proc, uid)
             up = sandbox.started(ready) if ready is not None else True
@@ -215,7 +222,7 @@ def run_experiment(bus_config: dict, project: str, spec: dict) -> dict:
             record_result(system, result, gpus=run.gpus)
             return result.model_dump()
         metrics, problem = scratch.read_metrics(launch.work)
-        status, reason = _verdict(run, stop, proc.returncode, tail, problem)
+        status, reason = _verdict(run, stop, proc.returncode, tail, problem, limit_s)
         # What the run wrote lands on the bus as versions, attributed to the run.
         harvest = scratch.harvest(launch.work, _OWN_FILES, _INGEST_MAX_BYTES, _INGEST_MAX_FILES,
                                   _INGEST_MAX_TOTAL_BYTES)

@@ -11,14 +11,17 @@ role may read or change them (docs/threat-model.md).
 
 from __future__ import annotations
 
+import logging
+
 from pydantic import BaseModel, Field
 
 from actors.llm.config import LLMConfig
+from actors.memory import TaskProfile, build_prior, record_profile, write_prior
 from actors.orchestrator import OrchestratorConfig
 from actors.outcome import Outcome
 from actors.runs import RunPolicy
-from benchmarks.mlebench.task import TaskOptions
 from benchmarks.mlebench.report import CompetitionReport
+from benchmarks.mlebench.task import InvalidTask, Task, TaskOptions
 from bus import Bus, NotFound
 
 JOB_FILE = "job.json"
@@ -30,9 +33,12 @@ class ProjectJob(BaseModel):
                                       "folder does not say it (--config, --leaderboard, --metric, --id-column).")
     orchestrator: OrchestratorConfig
     llm: LLMConfig = Field(default_factory=LLMConfig)
-    agents: int = Field(default=2, ge=1, description="Agent actors in the pool (when the job makes its own).")
+    agents: int = Field(default=2, ge=1, le=64, description="Agent actors in the pool (when the job makes its own).")
     run_policy: RunPolicy = Field(default_factory=RunPolicy, description="The operator's rules for every run.")
     hidden: tuple[str, ...] = Field(default=(), description="Host paths no run may see (the task's answers).")
+    cross_project_memory: bool = Field(default=True, description="At its first start the project gets a prior "
+                                       "(plan/prior.json, plan/prior.md): what similar earlier projects on this bus "
+                                       "found (actors/memory.py). Off: nothing is written, for an honest comparison.")
 
     @property
     def project(self) -> str:
@@ -71,3 +77,31 @@ def load_job(bus: Bus, project: str) -> ProjectJob:
                        f"saved (or it was not made by `aisci run`); start it again with "
                        f"`aisci run TASK --project {project}` (nothing it did is lost)")
     return ProjectJob.model_validate_json(bus.operator.read(project, JOB_FILE))
+
+
+def _train_shape(task: Task) -> tuple[int, int]:
+    """(rows, columns) of the task's training table; (0, 0) where it cannot be read.
+    Rows are counted as lines, streamed: a CSV field with a line break in it counts
+    twice, which a shape distance on a log scale does not notice."""
+    try:
+        path = task.public_dir / task.data.train_csv
+        with open(path, "rb") as f:
+            header = f.readline()
+            rows = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+        return rows, len(header.split(b","))
+    except (InvalidTask, OSError):
+        return 0, 0
+
+
+def remember(bus: Bus, job: ProjectJob, task: Task) -> None:
+    """At a project's first start: record its task's profile (always: later projects
+    learn from this one) and, with ``cross_project_memory`` on, write its prior."""
+    system = bus.project(job.project).as_role("system", "memory")
+    profile = TaskProfile.from_task_json(task.summary(), *_train_shape(task))
+    if job.cross_project_memory:
+        try:
+            write_prior(system, build_prior(bus, job.project, profile))
+        except Exception as e:  # noqa: BLE001  the prior only orders the first runs: a project starts without it
+            # (another project's index changing under the scan, a damaged store, ...)
+            logging.getLogger(__name__).warning("no prior from earlier projects: %s: %s", type(e).__name__, e)
+    record_profile(system, profile)

@@ -1,7 +1,7 @@
 """What a project's work in flight is doing now: running, or queued for a CPU or GPU.
 
 ``State.in_flight`` is what the orchestrator sent out and has not seen end. A run in
-it may not have started: Ray holds it until a CPU (or the fair share a GPU) is free,
+it may not have started: the run queue (``cluster.admission``) holds it until a CPU or GPU is free,
 and on a 2-core machine the baseline's four runs were all shown "running" while two
 waited. A run has started when its own process says so: the ``experiment_start``
 event that ``cluster.experiments`` records as the run begins (after its latest

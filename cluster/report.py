@@ -126,7 +126,7 @@ def write_report(project: Project, grade: CompetitionReport | None, lower_is_bet
     if grade:
         verdict = "valid" if grade.valid_submission else "invalid: " + grade.reason
         lines += ["## Grade", "", f"- {grade.competition_id}, {grade.metric or 'score'}: **{fmt_score(grade.score)}** "
-                  f"({verdict})", f"- medal: **{grade.medal}**; above median: {grade.above_median}"]
+                  f"({verdict})", f"- {grade.standing}"]
         if grade.leaderboard_size:
             lines += [f"- thresholds: gold {fmt_score(grade.gold_threshold)}, silver "
                       f"{fmt_score(grade.silver_threshold)}, bronze {fmt_score(grade.bronze_threshold)}, "

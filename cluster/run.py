@@ -16,18 +16,19 @@ import datetime as dt
 import functools
 import math
 import os
-from pathlib import Path
+import socket
 import time
+from pathlib import Path
 
 import ray
 import yaml
 
 from actors.llm.config import LLMConfig, actor_env
 from actors.orchestrator import OrchestratorConfig
-from actors.runs import RunPolicy
 from actors.orchestrator_actor import NAMESPACE, OrchestratorActor, orchestrator_name
 from actors.outcome import Outcome
 from actors.pool import AgentPool
+from actors.runs import RunPolicy
 from actors.state import State
 from benchmarks.mlebench.task import InvalidTask, Task, TaskOptions, open_task
 from bus import Bus, BusError
@@ -35,16 +36,17 @@ from bus.paths import check_project_name
 from bus.repair import repair
 
 from .display import untrusted
-from .errors import UserError
-from .grading import finish_project, grade_of
 from .driver import PreemptionNotice, console, watch
 from .engine import place_engine
-from .job import ProjectJob, ProjectOutcome, load_job, save_job
+from .errors import UserError
+from .grading import finish_project, grade_of
+from .job import ProjectJob, ProjectOutcome, load_job, remember, save_job
 from .lease import DriverLease
 from .quick_run import SandboxExecutor
 from .sandbox import default_sandbox, probe
 from .scheduler import run_batch
 from .tasks import import_task
+
 
 def connect(address: str | None = None) -> None:
     """Join the cluster at ``address`` (or ``$RAY_ADDRESS``: set under ``ray job
@@ -54,9 +56,31 @@ def connect(address: str | None = None) -> None:
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+        _reachable(address)
+        try:
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:  # Ray: "Failed to connect to GCS", a bad form
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise UserError(f"cannot reach the Ray cluster at {address} ({first}): give the head's address "
+                            "(HOST:6379, or ray://HOST:10001), start it with `ray start --head`, or leave out "
+                            "--address (and RAY_ADDRESS) for a new local cluster") from None
     else:
         ray.init(address="local", namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+
+
+def _reachable(address: str) -> None:
+    """A ``HOST:PORT`` that answers nothing is refused in seconds: Ray retries the GCS
+    for minutes (ten and more were seen) before it gives up. Other forms (``auto``,
+    ``ray://...``, ``http://...``) are left to Ray. Raises ``UserError``."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "/" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except (OSError, ValueError) as e:  # refused, no route, unknown host, port out of range
+        raise UserError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}): give the head's "
+                        "address (HOST:6379), start it with `ray start --head`, or leave out --address (and "
+                        "RAY_ADDRESS) for a new local cluster") from None
 
 
 def load_yaml_mapping(path: str, flag: str, what: str) -> dict:
@@ -106,7 +130,8 @@ def prepare(bus: Bus, job: ProjectJob) -> State:
     except ValueError:
         pass  # no live orchestrator: nothing of this project runs (the job's actors die with its driver)
     resumed = job.project in bus.projects()
-    proj = import_task(bus, Task(job.task, job.task_options), job.project)
+    task = Task(job.task, job.task_options)
+    proj = import_task(bus, task, job.project)
     save_job(bus, job)
     if resumed:
         report = repair(bus, job.project)
@@ -114,6 +139,7 @@ def prepare(bus: Bus, job: ProjectJob) -> State:
             console.print(f"[yellow]repaired[/yellow] the index of {untrusted(report, 1000)}")
     state = State.from_events(proj.events(), job.orchestrator)
     if state.started is None:  # the budget runs from the job's start, not from its first decision
+        remember(bus, job, task)  # its task's profile, and (memory across projects on) its prior
         proj.as_role("system", "driver").record("started", "the job started: the wall-clock budget runs from here",
                                                 metrics={"is_lower_better": float(job.orchestrator.is_lower_better)})
     elif not state.stopped or state.pause_requested or state.paused or state.failed:
@@ -136,7 +162,9 @@ def record_model(proj, llm: LLMConfig) -> None:
         metrics={"context_tokens": float(window.tokens)} if window else None)
 
 
-def start_orchestrator(bus: Bus, job: ProjectJob, pool: AgentPool):
+def start_orchestrator(bus: Bus, job: ProjectJob, pool: AgentPool, queue: bool = True):
+    """The project's orchestrator actor. ``queue=False``: its runs skip the cluster's run
+    queue (the old way, for benchmarks/perf/sweep_bench.py only)."""
     name = orchestrator_name(job.project)
     for _ in range(100):  # a killed predecessor's name is released within moments
         try:
@@ -147,7 +175,7 @@ def start_orchestrator(bus: Bus, job: ProjectJob, pool: AgentPool):
     return OrchestratorActor.options(name=name, namespace=NAMESPACE,
                                      runtime_env={"env_vars": actor_env(job.llm)}).remote(
         bus.config.model_dump(mode="json"), job.orchestrator.model_dump(), pool, job.llm.model_dump(),
-        functools.partial(run_batch, bus.config, job.project), job.run_policy.model_dump(), job.hidden)
+        functools.partial(run_batch, bus.config, job.project, queue=queue), job.run_policy.model_dump(), job.hidden)
 
 
 def moves_off_drained_node(bus: Bus, project: str, outcome: Outcome, notice: PreemptionNotice) -> bool:
@@ -213,7 +241,7 @@ def _run_prepared(bus: Bus, job: ProjectJob, pool: AgentPool | None, grace_s: fl
         grade = out.grade
         console.print(f"[bold]{untrusted(out.reason)}[/bold] after {out.steps} steps, {out.wall_s:.1f} s")
         console.print(f"grade: score {grade.score} ({'valid' if grade.valid_submission else untrusted(grade.reason)}), "
-                      f"medal [bold]{grade.medal}[/bold], above median {grade.above_median}; "
+                      f"[bold]{grade.standing}[/bold]; "
                       f"report: {untrusted(proj.dir / 'report' / 'report.md', 1000)}")
     return out
 

@@ -1,28 +1,25 @@
-"""Running a batch of experiments for one project, with a fair share of the GPUs.
+"""Running a batch of experiments for one project: admitted by the cluster's run queue,
+watched for a pause.
 
-Ray schedules tasks in the order they arrive, so on a cluster shared by many projects
-the one that asks first for twenty GPU runs would hold every GPU until its runs are
-done. ``GpuShare`` (one named actor per cluster) grants GPU runs fairly: when GPUs free
-up, the waiting project with the fewest GPUs in use goes first, and among those the one
-that has used the fewest GPU-seconds so far (with one GPU, "in use" is 0 for everyone
-at the moment it frees up: only the GPU-seconds tell the projects apart). CPU-only runs
-go straight to Ray.
-
-``run_batch`` launches a project's runs (GPU runs once granted), waits for all of them,
-and turns a run Ray could not finish (its node lost more often than its retries allow)
-into a ``lost`` result on the bus, so that the orchestrator does not wait for it forever.
-A run that no node of the cluster can hold (``gpus: 1`` where there is no GPU) would
-wait forever too (Ray only warns that it is infeasible): it is ``refused`` with the
-reason once ``RunPolicy.placement_wait_s`` has passed without such a node (an
+Every run waits in ``RunQueue`` (``cluster.admission``: one named actor per cluster,
+round-robin between projects, GPUs included) until what it asks for is free, and only
+then becomes a Ray task: Ray does not keep pending tasks in any order, and a run it
+has queued starts whenever a CPU frees, even after a pause. ``run_batch`` launches a
+project's runs as they are admitted and waits for all of them; while it waits it
+watches the bus for a ``pause_requested``: then the runs still waiting are withdrawn
+(never started; each gets a ``run_withdrawn`` event and, having no result, is
+dispatched again on resume, once), and the runs already going keep the grace the driver
+gives them. A run Ray could not finish (its node lost more often than its retries
+allow) is a ``lost`` result on the bus, so that the orchestrator does not wait for it
+forever. A run that no node of the cluster can hold (``gpus: 1`` where there is no
+GPU) would wait forever too (Ray only warns that it is infeasible): it is ``refused``
+with the reason once ``RunPolicy.placement_wait_s`` has passed without such a node (an
 autoscaler may add one meanwhile).
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import time
-from collections import Counter
 
 import ray
 
@@ -30,60 +27,23 @@ from actors.orchestrator_actor import NAMESPACE
 from actors.runs import RunResult, RunSpec, record_result
 from bus import Bus, BusConfig
 
+from .admission import QUEUE_NAME, RunQueue, demand_of
 from .experiments import launch
 
-SHARE_NAME = "gpu-share"
+__all__ = ["run_batch", "run_queue", "unplaceable", "PAUSE_POLL_S"]
+
+PAUSE_POLL_S = 0.5  # how often a waiting batch looks for a pause on the bus
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
-class GpuShare:
-    def __init__(self):
-        self.in_use: Counter = Counter()  # project -> GPUs held by its running runs
-        self.used: Counter = Counter()  # project -> GPU-seconds held so far
-        self.last = time.monotonic()
-        self.waiting: list[tuple[int, str, float, asyncio.Future]] = []
-        self.order = itertools.count()
-        self.granted: list[str] = []  # projects in grant order (for tests and `aisci status`)
-
-    async def acquire(self, project: str, gpus: float) -> None:
-        self._account()
-        future = asyncio.get_running_loop().create_future()
-        self.waiting.append((next(self.order), project, gpus, future))
-        self._grant()
-        await future
-
-    def release(self, project: str, gpus: float) -> None:
-        self._account()
-        self.in_use[project] = max(self.in_use[project] - gpus, 0)
-        self._grant()
-
-    def _account(self) -> None:
-        now = time.monotonic()
-        for project, n in self.in_use.items():
-            self.used[project] += n * (now - self.last)
-        self.last = now
-
-    def _grant(self) -> None:
-        total = ray.cluster_resources().get("GPU", 0.0)
-        # Fewest GPUs in use, then fewest GPU-seconds used, then first come; no
-        # overtaking (a big request that does not fit yet is not starved by small ones).
-        for item in sorted(self.waiting, key=lambda w: (self.in_use[w[1]], self.used[w[1]], w[0])):
-            _, project, gpus, future = item
-            free = total - sum(self.in_use.values())
-            if gpus > free and sum(self.in_use.values()) > 0:
-                break  # (a request bigger than the cluster goes to Ray, which says it is infeasible)
-            self.waiting.remove(item)
-            self.in_use[project] += gpus
-            self.granted.append(project)
-            future.set_result(None)
-
-    def snapshot(self) -> dict:
-        self._account()
-        return {"in_use": dict(self.in_use), "gpu_seconds": dict(self.used), "waiting": [w[1] for w in self.waiting], "granted": list(self.granted)}
+def run_queue():
+    """The cluster's run queue (started by the first caller; it outlives every job)."""
+    return RunQueue.options(name=QUEUE_NAME, namespace=NAMESPACE, get_if_exists=True, lifetime="detached").remote()
 
 
-def gpu_share():
-    return GpuShare.options(name=SHARE_NAME, namespace=NAMESPACE, get_if_exists=True, lifetime="detached").remote()
+def _holder() -> str | None:
+    """Who will own the runs: the calling actor's id (the queue takes back what it held if
+    it dies or restarts), None for a driver."""
+    return ray.get_runtime_context().get_actor_id()
 
 
 def unplaceable(spec: RunSpec, nodes: list[dict] | None = None) -> str | None:
@@ -112,9 +72,11 @@ def _wait_placeable(specs: list[RunSpec]) -> dict[str, str]:
     return {k: unplaceable(s) or "" for k, s in waiting.items()}
 
 
-def run_batch(bus_config: BusConfig, project: str, specs: list[RunSpec]) -> list[RunResult]:
-    """Run ``specs`` at the same time (GPU runs as the fair share allows); one result each,
-    in no particular order. Runs no node can hold are ``refused`` results (see above)."""
+def run_batch(bus_config: BusConfig, project: str, specs: list[RunSpec], queue: bool = True) -> list[RunResult]:
+    """Run ``specs`` as the run queue admits them; one result each, in no particular order,
+    for every run that started or was refused (runs no node can hold: see above). Runs
+    withdrawn at a pause have no result. ``queue=False``: the old way, for comparison
+    (benchmarks/perf/sweep_bench.py): CPU-only runs straight to Ray, in Ray's order."""
     results = []
     refused = _wait_placeable(specs)
     for spec in specs:
@@ -123,30 +85,71 @@ def run_batch(bus_config: BusConfig, project: str, specs: list[RunSpec]) -> list
             results.append(RunResult(id=spec.id, status="refused", reason=refused[spec.id]))
             record_result(system, results[-1], gpus=spec.gpus)
     specs = [s for s in specs if s.id not in refused]
-    share = gpu_share() if any(s.gpus > 0 for s in specs) else None
+    pause = _PauseWatch(Bus(config=bus_config).project(project))
+    runs = run_queue() if specs else None
     pending: dict[ray.ObjectRef, tuple[str, RunSpec]] = {}
+    queued = {s.id: demand_of(s.gpus, s.cpus, (s.memory_mb + s.policy.tmp_mb) * 2**20)
+              for s in specs if queue or s.gpus > 0}
+    holder = _holder()
+    if queued:
+        ray.get(runs.enqueue.remote(project, list(queued.items()), holder))
     for spec in specs:
-        if spec.gpus > 0:
-            pending[share.acquire.remote(project, spec.gpus)] = ("grant", spec)
+        if spec.id in queued:
+            pending[runs.admitted.remote(project, spec.id, queued[spec.id], holder)] = ("grant", spec)
         elif (ref := _launch(bus_config, project, spec, results)) is not None:
             pending[ref] = ("run", spec)
     while pending:
-        (ref,), _ = ray.wait(list(pending), num_returns=1)
-        kind, spec = pending.pop(ref)
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=PAUSE_POLL_S)
+        if not ready:
+            if not pause.asked and pause.check():
+                ray.get(runs.withdraw.remote(project))  # the waiting ones' grants come back False
+            continue
+        kind, spec = pending.pop(ready[0])
         if kind == "grant":
-            ray.get(ref)
+            if not ray.get(ready[0]) or pause.asked or pause.check():  # withdrawn, or admitted as the pause came
+                if pause.asked:
+                    runs.release.remote(project, spec.id)
+                    _withdrawn(bus_config, project, spec)
+                continue
             if (run_ref := _launch(bus_config, project, spec, results)) is not None:
                 pending[run_ref] = ("run", spec)
             else:
-                share.release.remote(project, spec.gpus)
+                runs.release.remote(project, spec.id)
             continue
-        if spec.gpus > 0:
-            share.release.remote(project, spec.gpus)
+        if queue or spec.gpus > 0:
+            runs.release.remote(project, spec.id)
         try:
-            results.append(RunResult.model_validate(ray.get(ref)))
+            results.append(RunResult.model_validate(ray.get(ready[0])))
         except ray.exceptions.RayError as e:  # not the run's code failing: Ray could not run it
             results.append(_lost(bus_config, project, spec, e))
     return results
+
+
+class _PauseWatch:
+    """Whether the project was asked to pause (since the batch began, or before it and
+    not resumed since: the orchestrator's own check came a moment earlier)."""
+
+    def __init__(self, proj):
+        self.proj = proj
+        events = proj.events()
+        kinds = events.column("kind").to_pylist()
+        last = {k: max((i for i, x in enumerate(kinds) if x == k), default=-1) for k in ("pause_requested", "resumed")}
+        self.asked = last["pause_requested"] > last["resumed"]
+        self.seq = int(events.column("seq")[-1].as_py()) if events.num_rows else 0
+
+    def check(self) -> bool:
+        if not self.asked:
+            events = self.proj.events(since=self.seq)
+            if events.num_rows:
+                self.seq = int(events.column("seq")[-1].as_py())
+                self.asked = "pause_requested" in events.column("kind").to_pylist()
+        return self.asked
+
+
+def _withdrawn(bus_config: BusConfig, project: str, spec: RunSpec) -> None:
+    system = Bus(config=bus_config).project(project).as_role("system", f"run-{spec.id}")
+    system.record("run_withdrawn", f"{spec.id}: not started (waiting for resources at the pause); "
+                  "dispatched again on resume", run=spec.id)
 
 
 def _launch(bus_config: BusConfig, project: str, spec: RunSpec, results: list[RunResult]) -> ray.ObjectRef | None:

@@ -5,7 +5,8 @@ projects at once on one cluster.
     tasks: [breast-cancer, diabetes]        # shipped task names or task folders
     # data_dir: ~/mlebench/data             # MLE-bench's data dir: the tasks are then competition ids there
     # tasks: [spaceship-titanic, {id: my-comp, metric: auc-roc, id_column: key}, {id: digits, data_dir: null}]
-    settings:                               # named overrides: bus_memory, budget, target, max_steps, max_tokens
+    settings:                               # named overrides: bus_memory, cross_project_memory (default
+                                            # off in a sweep), budget, target, max_steps, max_tokens
       memory-on: {}
       memory-off: {bus_memory: false}
     seeds: [0, 1]                           # exported to every run as AISCI_SEED
@@ -18,7 +19,8 @@ projects at once on one cluster.
     llm: {gpus: 0, max_model_len: 8192}     # vllm models' engine: the --llm-* keys, any vLLM engine arg
 
 The projects share one agent pool per model (and memory switch), one LLM engine per
-model (``actors.llm.server``) and the GPUs (``cluster.scheduler.GpuShare``). The sweep
+model (``actors.llm.server``) and one run queue for CPUs and GPUs (``cluster.admission``:
+round-robin between projects). The sweep
 itself is a project on the bus (``sweep-<name>``: the spec and its members), so running
 the same command again resumes it as a whole: ended projects are left alone, paused or
 interrupted ones resume, the rest start. SIGTERM pauses every running project.
@@ -66,6 +68,9 @@ from .run import connect, make_job, moves_off_drained_node, parse_budget, prepar
 class Setting(BaseModel):
     model_config = ConfigDict(extra="forbid")
     bus_memory: bool = True
+    # Off in a sweep unless a setting turns it on: members (seeds above all) must not
+    # learn from one another, or the grid measures the order they ran in.
+    cross_project_memory: bool = False
     budget: str | float | None = None
     target: float | None = None
     max_steps: int | None = Field(default=None, gt=0)
@@ -187,6 +192,7 @@ class SweepSpec(BaseModel):
                                        s.target, s.bus_memory, self.agents, self.policy, self.allow_unsandboxed,
                                        options)
                         job.run_policy = job.run_policy.model_copy(update={"seed": seed})
+                        job.cross_project_memory = s.cross_project_memory
                         for key in ("max_steps", "max_tokens"):
                             if getattr(s, key) is not None:
                                 setattr(job.orchestrator, key, getattr(s, key))

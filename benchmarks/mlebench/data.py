@@ -89,7 +89,9 @@ def _head(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path, nrows=SNIFF_ROWS)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
-        raise InvalidTask(f"{path}: not a readable CSV ({str(e).splitlines()[0][:200]})") from None
+        why = f"not UTF-8 text at byte {e.start}: save the file as UTF-8" if isinstance(e, UnicodeDecodeError) \
+            else str(e).splitlines()[0][:200]
+        raise InvalidTask(f"{path}: not a readable CSV ({why})") from None
 
 
 def _train_table(public: Path, sample: str) -> Path:

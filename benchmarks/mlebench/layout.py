@@ -69,9 +69,15 @@ class CompetitionConfig(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> CompetitionConfig:
-        """Raises ``InvalidTask`` (one line) when the file is not such a config."""
+        """Raises ``InvalidTask`` (one line) when the file is missing or not such a config."""
         try:
-            return cls.model_validate(yaml.safe_load(path.read_text()))
+            text = path.read_text()
+        except OSError as e:  # a --config that does not exist, a folder, no permission
+            raise InvalidTask(f"{path}: cannot read the competition config ({e.strerror or e})") from None
+        except UnicodeDecodeError:
+            raise InvalidTask(f"{path}: not a text file; give MLE-bench's config.yaml of the competition") from None
+        try:
+            return cls.model_validate(yaml.safe_load(text))
         except (yaml.YAMLError, ValidationError, UnicodeDecodeError) as e:
             first = str(e).splitlines()
             detail = f"{first[0]}: {first[2].strip()}" if isinstance(e, ValidationError) and len(first) > 2 else first[0]

@@ -58,6 +58,14 @@ class CompetitionReport(BaseModel):
             "bronze" if self.bronze_medal else "none"
 
     @property
+    def standing(self) -> str:
+        """Medal and median for people; a grade without a leaderboard says so instead of
+        "medal none, above median False" (which reads as a poor result)."""
+        if not self.leaderboard_size:
+            return "no leaderboard, so no medal"
+        return f"medal {self.medal}, above median {self.above_median}"
+
+    @property
     def medal_rank(self) -> int:
         """0 (none) to 3 (gold): what leaderboards sort by."""
         return MEDALS.index(self.medal)

@@ -86,7 +86,7 @@ class Task:
             self.config = CompetitionConfig.of_lite(self.root.name)
         else:
             raise InvalidTask(f"{self.root} is not a task folder: it has no config.yaml (MLE-bench's competition "
-                              "config; give it with --config, or see benchmarks/mlebench/task.py)")
+                              "config; give it with --config; the README's 'Task folders' shows the layout)")
         self.public_dir = self.root / "prepared" / "public"
         self.private_dir = self.root / "prepared" / "private"
         self.answers_path = self.config.in_folder(self.root, self.config.dataset.answers)
@@ -106,7 +106,10 @@ class Task:
                               "submission and the private answers it is graded on" + (
                                   " (an installed aisci does not ship the shipped tasks' answers: run from a "
                                   "checkout, `pip install -e .`)" if installed else ""))
-        self.competition = self._grader()
+        try:
+            self.competition = self._grader()
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise InvalidTask(f"{self.sample_path}: not a readable CSV ({unreadable(e)})") from None
         self._check_leaderboard()
 
     @classmethod
@@ -280,6 +283,14 @@ class Task:
                                  gold_threshold=r.gold_threshold, silver_threshold=r.silver_threshold,
                                  bronze_threshold=r.bronze_threshold, median_threshold=r.median_threshold,
                                  leaderboard_size=len(board))
+
+
+def unreadable(e: Exception) -> str:
+    """Why a task's CSV cannot be read, in a few words, with what to do for text that is
+    not UTF-8 (MLE-bench's files are UTF-8; pandas reads nothing else by default)."""
+    if isinstance(e, UnicodeDecodeError):
+        return f"not UTF-8 text at byte {e.start}: save the file as UTF-8"
+    return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
 
 
 def open_task(name_or_folder: str | Path, options: TaskOptions | None = None) -> Task:

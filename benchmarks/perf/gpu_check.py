@@ -26,7 +26,7 @@ from benchmarks.mlebench.task import shipped_tasks
 from bus import Bus
 from actors.runs import RunPolicy, make_spec
 from cluster.run import run_task
-from cluster.scheduler import gpu_share, run_batch
+from cluster.scheduler import run_batch, run_queue
 
 PROBE = """python3 - <<'EOF'
 import json, os, time
@@ -70,7 +70,7 @@ def main() -> None:
               f"bf16 8192^3 matmul {seen.get('tflops', 0):.0f} TFLOP/s" + (
                   "" if probe.status == "ok" else f"; output: {probe.output_tail[-500:]}"))
 
-        before = len(ray.get(gpu_share().snapshot.remote())["granted"])
+        before = len(ray.get(run_queue().snapshot.remote())["granted"])
         spec = lambda i: make_spec(f"s{i}", "sleep 2", gpus=1, cpus=0.5, memory_mb=1024)  # noqa: E731
         a = threading.Thread(target=run_batch, args=(bus.config, "gpu-a", [spec(i) for i in range(3)]))
         a.start()
@@ -79,7 +79,7 @@ def main() -> None:
         b.start()
         a.join()
         b.join()
-        grants = [g[-1] for g in ray.get(gpu_share().snapshot.remote())["granted"][before:]]
+        grants = [g[-1] for g in ray.get(run_queue().snapshot.remote())["granted"][before:]]
         print(f"2. grant order with {gpus:.0f} GPU(s), a asking 3 runs then b 1: {''.join(grants)}")
 
         out = run_task(bus, str(shipped_tasks()["breast-cancer"]), project="bc", budget_s=900)

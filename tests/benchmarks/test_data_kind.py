@@ -89,3 +89,17 @@ def test_competitions_as_mlebench_prepares_them(mlebench):  # noqa: F811
     assert (spooky.kind, spooky.text_columns, spooky.label_column) == ("text", ["text"], "author")
     nomad = open_task("nomad2018-predict-transparent-conductors", TaskOptions(data_dir=str(data))).data
     assert nomad.kind == "tabular" and "spacegroup" in nomad.feature_columns and nomad.label_column is None
+
+
+@pytest.mark.parametrize("which", ["sample_submission.csv", "train.csv"])
+def test_a_task_file_that_is_not_utf8_is_one_invalid_task(tmp_path, which):
+    """Latin-1 files (a breaker's `café` labels) were a UnicodeDecodeError traceback from
+    the sample's read; now one line naming the file and what to do, for every CSV read."""
+    from benchmarks.mlebench.task import shipped_tasks
+    task_dir = tmp_path / "t"
+    shutil.copytree(shipped_tasks()["breast-cancer"], task_dir)
+    path = task_dir / "prepared" / "public" / which
+    path.write_bytes(path.read_bytes().replace(b"\n", "\ncaf\u00e9,".encode("latin-1"), 1))
+    with pytest.raises(InvalidTask, match="UTF-8") as e:
+        Task(task_dir).data  # noqa: B018  (derived on first use)
+    assert which in str(e.value) and len(str(e.value).splitlines()) == 1

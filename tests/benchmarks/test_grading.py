@@ -173,3 +173,13 @@ def test_a_task_without_its_answers_is_refused_before_it_runs(tmp_path):
     assert grade.reason.startswith("not graded") and "answers" in grade.reason
     with pytest.raises(InvalidTask, match="answers.csv"):
         Task(task_dir)
+
+
+def test_a_grade_without_a_leaderboard_says_so_not_medal_none():
+    from benchmarks.mlebench.report import CompetitionReport
+    bare = CompetitionReport(competition_id="x", score=0.3, submission_exists=True, valid_submission=True,
+                             is_lower_better=True)
+    assert bare.standing == "no leaderboard, so no medal"
+    ranked = CompetitionReport(competition_id="x", score=0.3, submission_exists=True, valid_submission=True,
+                               is_lower_better=True, silver_medal=True, above_median=True, leaderboard_size=9)
+    assert ranked.standing == "medal silver, above median True"

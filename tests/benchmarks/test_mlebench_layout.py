@@ -157,3 +157,21 @@ def test_a_lite_competition_needs_no_config_and_others_say_which_flag(mlebench, 
     sample.assign(id=1).to_csv(bare / cid / "prepared" / "public" / "sample_submission.csv", index=False)
     with pytest.raises(InvalidTask, match="--id-column"):
         Task(bare / cid, TaskOptions(metric="mean-column-wise-rmsle"))
+
+
+@pytest.mark.parametrize("make", ["missing", "folder", "binary"])
+def test_a_config_that_cannot_be_read_is_one_invalid_task(tmp_path, make):
+    """A --config that is not there, is a folder or is not text: InvalidTask naming the
+    file (was a FileNotFoundError / IsADirectoryError traceback), never a source path."""
+    from benchmarks.mlebench.layout import CompetitionConfig
+    path = tmp_path / "config.yaml"
+    if make == "folder":
+        path.mkdir()
+    elif make == "binary":
+        path.write_bytes(b"\xff\xfe\x00config")
+    with pytest.raises(InvalidTask, match="config.yaml") as e:
+        CompetitionConfig.load(path)
+    assert ".py" not in str(e.value)
+    with pytest.raises(InvalidTask) as e:
+        Task(tmp_path / "nothing-here")
+    assert ".py" not in str(e.value) and "--config" in str(e.value)

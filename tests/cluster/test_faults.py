@@ -13,7 +13,7 @@ from actors.state import State
 from benchmarks.mlebench.task import shipped_tasks
 from actors.runs import make_spec
 from cluster.run import make_job, prepare, run_job, start_orchestrator
-from cluster.scheduler import gpu_share, run_batch
+from cluster.scheduler import run_batch, run_queue
 
 pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
 
@@ -47,17 +47,24 @@ def test_a_killed_orchestrator_actor_is_restarted_by_ray_and_resumes_from_the_bu
 def test_gpu_runs_are_shared_fairly_between_projects(ray_cluster, bus):
     for p in ("fair-a", "fair-b"):
         bus.create_project(p)
-    spec = lambda i: make_spec(f"g{i}", "sleep 1", gpus=1, cpus=0.1, memory_mb=512)  # noqa: E731
-    before = len(ray.get(gpu_share().snapshot.remote())["granted"])
+    # Runs long enough (6 s, far above what b needs to queue) that b is queued while a's
+    # first two hold both GPUs; checked below on one snapshot of the queue, not assumed.
+    spec = lambda i: make_spec(f"g{i}", "sleep 6", gpus=1, cpus=0.1, memory_mb=512)  # noqa: E731
+    before = len(ray.get(run_queue().snapshot.remote())["granted"])
     a = threading.Thread(target=run_batch, args=(bus.config, "fair-a", [spec(i) for i in range(4)]))
     a.start()
     while sum(e["kind"] == "experiment_start" for e in bus.project("fair-a").events().to_pylist()) < 2:
         time.sleep(0.05)
     b = threading.Thread(target=run_batch, args=(bus.config, "fair-b", [spec(i) for i in range(2)]))
     b.start()
-    a.join(timeout=60)
-    b.join(timeout=60)
-    granted = [p for p in ray.get(gpu_share().snapshot.remote())["granted"][before:] if p.startswith("fair-")]
+    snap = ray.get(run_queue().snapshot.remote())
+    while not any(p == "fair-b" for p, _ in snap["waiting"]):
+        time.sleep(0.05)
+        snap = ray.get(run_queue().snapshot.remote())
+    assert snap["in_use"].get("fair-a") == 2, snap  # b queued while a held both GPUs
+    a.join(timeout=120)
+    b.join(timeout=120)
+    granted = [p for p in ray.get(run_queue().snapshot.remote())["granted"][before:] if p.startswith("fair-")]
     # Arriving after a's four runs, b still gets the first GPU that frees up (first come
     # first served would make it wait for all four).
     assert granted[:2] == ["fair-a", "fair-a"] and granted[2] == "fair-b", granted
