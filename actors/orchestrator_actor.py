@@ -11,15 +11,17 @@ driver (``cluster.run``) then starts a new one elsewhere, which resumes from the
 
 from __future__ import annotations
 
+import json
 import time
 
 import ray
 
-from bus import Bus, BusConfig
+from bus import Bus, BusConfig, BusError
 
 from .llm.config import LLMConfig, make_llm
 from .llm.server import RemoteLLM
 from .llm_policy import LLMPolicy
+from .memory import PRIOR_JSON
 from .orchestrator import Orchestrator, OrchestratorConfig, RunExperiments
 from .outcome import Outcome
 from .policy import BaselinePolicy
@@ -60,9 +62,19 @@ class OrchestratorActor:
 
     def _policy(self):
         if self.config.policy == "baseline" or (self.config.policy == "auto" and self.llm_config.backend == "baseline"):
-            return BaselinePolicy()
+            return BaselinePolicy(prior=self._prior())
         llm = make_llm(self.llm_config) if self.llm_config.backend == "openai" else RemoteLLM(self.llm_config)
         return LLMPolicy(self.bus, llm, window=self.llm_config.window())
+
+    def _prior(self) -> dict | None:
+        """What similar earlier projects found (``plan/prior.json``, written once at the
+        project's first start; absent with memory across projects off): the baseline's
+        search drafts what won there first."""
+        try:
+            data = json.loads(self.bus.project(self.config.project).as_role("system", "orchestrator").read(PRIOR_JSON))
+        except (BusError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
 
     def _preempted(self) -> str | None:
         deadline = draining_nodes().get(self.node)

@@ -48,7 +48,12 @@ PHASES = (
 
 
 class BaselinePolicy:
-    """The phases in order; a failed phase is retried once; the target skips to submit."""
+    """The phases in order; a failed phase is retried once; the target skips to submit.
+    ``prior``: ``plan/prior.json`` of memory across projects (None: none), which orders
+    the search's drafts as it orders the flat grid."""
+
+    def __init__(self, prior: dict | None = None):
+        self.prior = prior
 
     def decide(self, state: State) -> Decision:
         for phase, role, goal in PHASES:
@@ -82,7 +87,8 @@ class BaselinePolicy:
         """The tree's next nodes as subtasks, or None when the search is done."""
         c, tree = state.config, state.tree or Tree(is_lower_better=state.is_lower_better)
         nodes = next_nodes(tree, c.data_kind or "tabular", c.task_kind, branches=getattr(c, "branches", 2),
-                           max_nodes=getattr(c, "max_nodes", 24), patience=getattr(c, "patience", 6))
+                           max_nodes=getattr(c, "max_nodes", 24), patience=getattr(c, "patience", 6),
+                           prior=self.prior)
         if not nodes:
             return None
         subtasks = [Subtask(id=n.id, role=role_of(n.operator), goal=_GOALS[n.operator], context=_node_context(n, tree))

@@ -22,6 +22,7 @@ import json
 import re
 
 from .baseline import GRIDS
+from .memory import order_grid
 from .tree import Tree, TreeNode
 
 __all__ = ["SPACES", "drafts", "known_fix", "neighbours", "next_nodes"]
@@ -52,6 +53,23 @@ def drafts(data: str, kind: str) -> list[tuple[str, dict]]:
     for model, params in GRIDS[(data, kind)]:
         seen.setdefault(model, dict(params))
     return list(seen.items())
+
+
+def _prior_winners(prior: dict | None, data: str, kind: str) -> list[tuple[str, dict]]:
+    """The best run of each similar earlier project (``plan/prior.json``), where it is a
+    point of this task's search space: a family the grid drafts, every parameter one
+    ``SPACES`` lists with one of its values. (The prior's text came from other projects:
+    anything else in it is ignored, never run.)"""
+    if not isinstance(prior, dict) or not isinstance(prior.get("runs"), list):
+        return []
+    families = {model for model, _ in drafts(data, kind)}
+    out: list[tuple[str, dict]] = []
+    for run in prior["runs"]:
+        model, params = (run.get("model"), run.get("params")) if isinstance(run, dict) else (None, None)
+        if isinstance(run, dict) and run.get("rank") == 1 and model in families and isinstance(params, dict) and all(
+                k in SPACES.get(model, {}) and v in SPACES[model][k][0] for k, v in params.items()):
+            out.append((model, dict(params)))
+    return out
 
 
 def neighbours(model: str, params: dict) -> list[dict]:
@@ -96,9 +114,11 @@ def known_fix(model: str, params: dict, failure: str) -> tuple[str, dict, str] |
 
 
 def next_nodes(tree: Tree, data: str, kind: str, branches: int, max_nodes: int, patience: int,
-               author: str = "baseline policy") -> list[TreeNode]:
+               author: str = "baseline policy", prior: dict | None = None) -> list[TreeNode]:
     """Up to ``branches`` new nodes (drafts first, then debugs, then improves, best-first),
-    or [] when the search is done."""
+    or [] when the search is done. With a ``prior`` (memory across projects), the drafts
+    are ordered and narrowed by it (``actors.memory.order_grid``): what won on similar
+    tasks is drafted first."""
     room = min(branches, max_nodes - len(tree.nodes))
     tried = {n.node.key() for n in tree.nodes.values()}
     out: list[TreeNode] = []
@@ -111,7 +131,7 @@ def next_nodes(tree: Tree, data: str, kind: str, branches: int, max_nodes: int, 
             tried.add(candidate.key())
             out.append(candidate)
 
-    for model, params in drafts(data, kind):
+    for model, params in [*_prior_winners(prior, data, kind), *order_grid(drafts(data, kind), prior)]:
         add("draft", model, params, f"a first {model} ({json.dumps(params)})")
     if out:  # every family drafted before any is improved
         return out

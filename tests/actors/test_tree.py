@@ -101,3 +101,21 @@ def test_the_search_drafts_then_debugs_then_improves_the_best_and_stops_when_sta
     assert next_nodes(tree_of(project), "tabular", "classification", branches=2, max_nodes=20, patience=2) == []
     assert len(next_nodes(tree_of(project), "tabular", "classification", branches=2, max_nodes=20, patience=3)) == 2
     assert next_nodes(tree_of(project), "tabular", "classification", branches=2, max_nodes=6, patience=30) == []
+
+
+def test_a_prior_drafts_what_won_first_and_ignores_what_is_not_in_the_space():
+    """Memory across projects in the tree search: the rank-1 run of a similar project is
+    the first draft when it is a point of the search space; a prior's other text (written
+    by models) is never run: unknown models, parameters or values are ignored."""
+    run = {"rank": 1, "of": 6, "model": "knn", "params": {"n_neighbors": 5, "weights": "distance"}}
+    hostile = [{"rank": 1, "of": 6, "model": "rm -rf", "params": {}},
+               {"rank": 1, "of": 6, "model": "knn", "params": {"n_neighbors": 10**9}},
+               {"rank": 1, "of": 6, "model": "forest", "params": {"n_jobs": -1}},
+               {"rank": 2, "of": 6, "model": "logreg", "params": {"C": 10.0}}, "text", None]
+    nodes = next_nodes(Tree(is_lower_better=False), "tabular", "classification", branches=8, max_nodes=20,
+                       patience=3, prior={"runs": [*hostile, run]})
+    assert (nodes[0].model, nodes[0].params) == ("knn", {"n_neighbors": 5, "weights": "distance"})
+    assert all(n.model in ("logreg", "forest", "hgb", "knn") for n in nodes)
+    assert not any(n.params.get("n_jobs") or n.params.get("n_neighbors") == 10**9 for n in nodes)
+    plain = next_nodes(Tree(is_lower_better=False), "tabular", "classification", branches=8, max_nodes=20, patience=3)
+    assert (plain[0].model, plain[0].params) != ("knn", {"n_neighbors": 5, "weights": "distance"})

@@ -23,9 +23,11 @@ def _best(bus, project):
 
 def test_a_second_project_on_a_solved_task_starts_with_what_won(ray_cluster, bus):
     task = str(shipped_tasks()["digits"])
-    assert run_job(bus, make_job(task, project="digits-a", budget_s=600)).grade.valid_submission
-    on = run_job(bus, make_job(task, project="digits-b", budget_s=600))
-    off_job = make_job(task, project="digits-c", budget_s=600)
+    # The flat grid, where the prior orders and narrows the whole plan (the tree search
+    # only drafts the prior's winners first: tests/actors/test_tree.py, docs/orchestrator.md).
+    assert run_job(bus, make_job(task, project="digits-a", budget_s=600, search="grid")).grade.valid_submission
+    on = run_job(bus, make_job(task, project="digits-b", budget_s=600, search="grid"))
+    off_job = make_job(task, project="digits-c", budget_s=600, search="grid")
     off_job.cross_project_memory = False
     off = run_job(bus, off_job)
     assert on.grade.valid_submission and off.grade.valid_submission
