@@ -21,6 +21,7 @@ is failed, and a resume continues it once the endpoint is back.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pyarrow.compute as pc
@@ -209,7 +210,10 @@ class LLMPolicy:
         share that fits the model's window when that is known (halved until it does)."""
         limit = self.window.prompt_chars(self.MAX_REPLY_TOKENS) if self.window else None
         prompt = self._render(state, view, share)
-        while limit is not None and len(prompt) > limit and share > 1 / 32:
+        # Measured as JSON text (quotes and newlines escaped), as it travels: a conservative
+        # size; the tree's lines and the decision form's quotes pushed the raw count under a
+        # window the sent prompt was over.
+        while limit is not None and len(json.dumps(prompt)) > limit and share > 1 / 32:
             share /= 2
             prompt = self._render(state, view, share)
         return prompt

@@ -81,7 +81,7 @@ def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
     llm = _engine_settings(llm, args)
     job = make_job(str(task), args.project, llm, parse_budget(args.budget), args.target, not args.no_bus_memory,
                    args.agents, _operator_policy(args), args.allow_unsandboxed,
-                   options, branches=args.branches)
+                   options, branches=args.branches, search="tree")  # a sweep keeps the flat grid: it measures
     job.cross_project_memory = not args.no_cross_project_memory
     if job.project in bus.projects():
         _check_same_task(bus, job)

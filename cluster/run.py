@@ -268,7 +268,7 @@ def _data_kind(task: Task, required: bool) -> str | None:
 def make_job(task_dir: str, project: str | None = None, llm: LLMConfig | None = None, budget_s: float = 3600.0,
              target: float | None = None, bus_memory: bool = True, agents: int = 2,
              run_policy: RunPolicy | None = None, allow_unsandboxed: bool = False,
-             task_options: TaskOptions | None = None, branches: int = 2, search: str = "tree") -> ProjectJob:
+             task_options: TaskOptions | None = None, branches: int = 2, search: str = "grid") -> ProjectJob:
     """A job for ``task_dir`` (with ``task_options.data_dir``: a competition id there).
     The run policy is the operator's (``run_policy``); its sandbox, unless given, is
     bubblewrap, or none where bubblewrap cannot run and either the operator allows it or

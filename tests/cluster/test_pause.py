@@ -68,8 +68,11 @@ def test_sigterm_pauses_and_resume_finishes(tmp_path):
     assert resumed.returncode == 0, out[-3000:]
     final = State.from_events(bus.project("spot").events())
     assert final.stopped.startswith("every phase is done; submission: submission/submission.csv is in place")
-    for sid in paused.completed:  # finished before the pause: never dispatched again
-        assert final.dispatches[sid] == paused.dispatches[sid], sid
+    for sid in paused.completed:  # finished before the pause: never dispatched again...
+        # ...except a tree node's run (it shares its subtask's id) that was withdrawn
+        # while waiting for a CPU: dispatched once more on resume, exactly once.
+        again = 1 if sid in withdrawn else 0
+        assert final.dispatches[sid] == paused.dispatches[sid] + again, sid
     grade = json.loads((bus.project("spot").dir / "report" / "grade.json").read_text())
     assert grade["valid_submission"] and grade["any_medal"], grade
     assert "resumed" in [e["kind"] for e in bus.project("spot").events().to_pylist()]
