@@ -22,7 +22,15 @@ from bus import Bus, RoleView, Scope
 
 from . import context, prompts
 from .llm.failures import cause_of
-from .llm.protocol import LLM, ContextWindow, LLMContextOverflow, LLMDeadline, LLMError, LLMReply, LLMRequest
+from .llm.protocol import (
+    LLM,
+    ContextWindow,
+    LLMContextOverflow,
+    LLMDeadline,
+    LLMError,
+    LLMReply,
+    LLMRequest,
+)
 from .llm.record import RecordingLLM
 from .quick_run import Executor
 from .repeats import RepeatedCall, RepeatGuard

@@ -32,15 +32,22 @@ from bus import Bus, BusError
 from . import prompts
 from .agent import Subtask
 from .llm.failures import cause_of
-from .llm.protocol import (LLM, ContextWindow, LLMContextOverflow, LLMDeadline, LLMError, LLMReply, LLMRequest,
-                           LLMUnavailable)
+from .llm.protocol import (
+    LLM,
+    ContextWindow,
+    LLMContextOverflow,
+    LLMDeadline,
+    LLMError,
+    LLMReply,
+    LLMRequest,
+    LLMUnavailable,
+)
 from .llm.record import RecordingLLM
 from .policy import Decision, State, debug_brief
-from .tree import Operator, Tree, TreeNode
 from .roles import ROLES
 from .text_protocol import bad_object_error, find_object
+from .tree import Operator, Tree, TreeNode
 from .workspace import prompt_map
-
 
 DECISION_FORM = ('{"action": "dispatch" | "stop", "role": ..., "goal": ..., "reason": ..., '
                  '"operator": "draft" | "improve" | "debug" | "ensemble" (optional), "parent": node id (optional), '

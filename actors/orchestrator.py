@@ -21,9 +21,7 @@ import json
 import time
 from typing import Callable, Literal
 
-from pydantic import BaseModel, Field
-
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from bus import Bus
 

@@ -42,7 +42,15 @@ from .errors import CounterDamaged, SegmentDamaged
 from .journal import dead_writer, read_counter, write_counter
 from .reconcile import STALE_TMP_S, reconcile
 from .schema import SCHEMA, decode_journal, empty_table
-from .segments import SEG_RE, dedupe, read_segment, source_rows, sum_of, write_segment, write_sum
+from .segments import (
+    SEG_RE,
+    dedupe,
+    read_segment,
+    source_rows,
+    sum_of,
+    write_segment,
+    write_sum,
+)
 
 __all__ = ["RepairReport", "repair"]
 

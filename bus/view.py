@@ -29,13 +29,25 @@ import pyarrow as pa
 
 from . import crashpoints, reground
 from .crashpoints import crashpoint
-from .errors import BusFault, BusRefusal, FileTooLarge, InvalidPath, NotFound, ScopeViolation
+from .errors import (
+    BusFault,
+    BusRefusal,
+    FileTooLarge,
+    InvalidPath,
+    NotFound,
+    ScopeViolation,
+)
 from .journal import writer_id
 from .nofollow import Place, not_regular, read_all
-from .schema import MAX_TEXT_CHARS
 from .objects import mark_log, sha256
 from .paths import normalize
-from .schema import KIND_APPEND, KIND_RECOVERED, KIND_REFUSED, KIND_WRITE
+from .schema import (
+    KIND_APPEND,
+    KIND_RECOVERED,
+    KIND_REFUSED,
+    KIND_WRITE,
+    MAX_TEXT_CHARS,
+)
 from .scopes import Scope
 
 if TYPE_CHECKING:

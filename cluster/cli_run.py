@@ -28,7 +28,14 @@ from .errors import UserError
 from .grading import grade_of
 from .job import ProjectJob, load_job
 from .replay import replay_job
-from .run import connect, load_policy, load_yaml_mapping, make_job, parse_budget, run_job
+from .run import (
+    connect,
+    load_policy,
+    load_yaml_mapping,
+    make_job,
+    parse_budget,
+    run_job,
+)
 from .sweep import SweepSpec, run_sweep
 from .tasks import find_task
 

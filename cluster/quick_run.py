@@ -33,7 +33,12 @@ import stat
 import time
 import uuid
 
-from actors.quick_run import OUTPUT_HEAD_CHARS, OUTPUT_TAIL_CHARS, QuickRequest, QuickResult
+from actors.quick_run import (
+    OUTPUT_HEAD_CHARS,
+    OUTPUT_TAIL_CHARS,
+    QuickRequest,
+    QuickResult,
+)
 from actors.runs import RunPolicy
 from bus import Bus, BusConfig, NotFound
 

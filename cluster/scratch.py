@@ -27,7 +27,9 @@ import shutil
 import stat
 from dataclasses import dataclass, field
 
-from actors.llm.untrusted import clean  # a metric name from run code: as any untrusted text
+from actors.llm.untrusted import (
+    clean,  # a metric name from run code: as any untrusted text
+)
 
 __all__ = ["Harvest", "Usage", "harvest", "make", "read_metrics", "usage", "wipe", "MAX_DEPTH", "METRICS_MAX_BYTES"]
 

@@ -41,7 +41,15 @@ from typing import Annotated, Any, Union
 
 import ray
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_serializer,
+)
 
 from actors.llm.capabilities import check_server
 from actors.llm.config import actor_env, parse_model, with_engine
@@ -53,16 +61,22 @@ from benchmarks.mlebench.task import InvalidTask, TaskOptions, open_task
 from bus import Bus
 
 from .display import untrusted
+from .driver import PreemptionNotice, console, pause_now, result_of
+from .engine import place_engine
 from .errors import UserError
-
 from .grading import finish_project, grade_of
 from .job import ProjectJob, ProjectOutcome
 from .lease import DriverLease
 from .quick_run import SandboxExecutor
+from .run import (
+    connect,
+    make_job,
+    moves_off_drained_node,
+    parse_budget,
+    prepare,
+    start_orchestrator,
+)
 from .tasks import find_task
-from .driver import PreemptionNotice, console, pause_now, result_of
-from .engine import place_engine
-from .run import connect, make_job, moves_off_drained_node, parse_budget, prepare, start_orchestrator
 
 
 class Setting(BaseModel):

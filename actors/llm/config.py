@@ -8,7 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .protocol import LLM, ContextWindow
-from .vllm_engine import DEFAULT_MAX_MODEL_LEN  # a constant: nothing of vLLM is imported here
+from .vllm_engine import (
+    DEFAULT_MAX_MODEL_LEN,  # a constant: nothing of vLLM is imported here
+)
 
 
 class LLMConfig(BaseModel):

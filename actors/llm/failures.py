@@ -10,7 +10,13 @@ same name (the agent reports "agent error: <name>: <message>" in both runs).
 
 from __future__ import annotations
 
-from .protocol import LLMContextOverflow, LLMDeadline, LLMError, LLMUnavailable, ScriptExhausted
+from .protocol import (
+    LLMContextOverflow,
+    LLMDeadline,
+    LLMError,
+    LLMUnavailable,
+    ScriptExhausted,
+)
 
 __all__ = ["cause_of", "from_record", "to_record"]
 

@@ -20,12 +20,18 @@ import json
 import os
 
 import numpy as np
-from sklearn import ensemble, feature_extraction, linear_model, metrics, naive_bayes, neighbors
+import taskdata
+from sklearn import (
+    ensemble,
+    feature_extraction,
+    linear_model,
+    metrics,
+    naive_bayes,
+    neighbors,
+)
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-
-import taskdata
 
 SEED = int(os.environ.get("AISCI_SEED", "0"))  # a sweep's seed axis (folds and models)
 EPS = float(np.finfo(np.float64).eps)

@@ -11,7 +11,13 @@ with its direction, and the checks that make a submission gradable.
 where each was read, are in docs/mlebench-metrics.md.
 """
 
-from .competitions import COMPETITIONS, LITE_IDS, Competition, UnknownCompetition, competition
+from .competitions import (
+           COMPETITIONS,
+           LITE_IDS,
+           Competition,
+           UnknownCompetition,
+           competition,
+)
 from .metrics import ALIASES, METRICS, Metric, Score, UnknownMetric, metric_by_name
 from .submission import InvalidSubmission, check_submission, read_csv
 

@@ -33,20 +33,25 @@ shipped task is refused before it runs, with the reason.
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from functools import cached_property
-
-from . import COMPETITIONS, Competition, InvalidSubmission, UnknownMetric, metric_by_name, read_csv
+from . import (
+    COMPETITIONS,
+    Competition,
+    InvalidSubmission,
+    UnknownMetric,
+    medals,
+    metric_by_name,
+    read_csv,
+)
 from .data import DataSpec, derive_data
 from .layout import CompetitionConfig, InvalidTask, locate
 from .report import CompetitionReport
-
-from . import medals
 
 __all__ = ["CompetitionReport", "DataSpec", "InvalidSubmission", "InvalidTask", "Task", "TaskOptions", "shipped_tasks"]
 

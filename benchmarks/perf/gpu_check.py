@@ -22,9 +22,9 @@ import time
 
 import ray
 
+from actors.runs import RunPolicy, make_spec
 from benchmarks.mlebench.task import shipped_tasks
 from bus import Bus
-from actors.runs import RunPolicy, make_spec
 from cluster.run import run_task
 from cluster.scheduler import run_batch, run_queue
 

@@ -26,11 +26,11 @@ import time
 
 import ray
 
+from actors.llm.config import LLMConfig
+from actors.llm.scripted import reply
 from actors.pool import AgentPool
 from benchmarks.mlebench.task import shipped_tasks
 from benchmarks.perf.scale_bench import pct, scripted_job
-from actors.llm.config import LLMConfig
-from actors.llm.scripted import reply
 from benchmarks.perf.scripted_project import script
 from bus import Bus
 from cluster.run import prepare, start_orchestrator

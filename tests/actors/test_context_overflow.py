@@ -15,8 +15,16 @@ from actors.llm_policy import LLMPolicy
 from actors.orchestrator import OrchestratorConfig
 from actors.state import State
 
-from .stub_endpoint import (CODE, StubEndpoint, coder_model, completion, over_chars, over_tokens, overflow,
-                            prompt_chars)
+from .stub_endpoint import (
+    CODE,
+    StubEndpoint,
+    coder_model,
+    completion,
+    over_chars,
+    over_tokens,
+    overflow,
+    prompt_chars,
+)
 
 
 def openai_llm(url):

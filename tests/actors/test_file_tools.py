@@ -98,6 +98,7 @@ def test_search_files_skips_binary_and_non_utf8_files_and_says_so(bus, proj):
     assert "1 binary" in out
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 def test_a_regex_bomb_is_stopped_and_bad_patterns_are_the_models_error(bus, proj):
     proj.as_role("coder", "coder-0").write("code/a.txt", "a" * 40 + "!\n", summary="a's")
     t0 = time.monotonic()
@@ -150,6 +151,7 @@ def test_wait_for_runs_answers_ended_queued_and_unknown_runs_at_once(bus, proj):
     assert named.splitlines()[-1] == "nope: no such run (launch_experiment asks for one)"
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 def test_wait_for_runs_waits_for_a_running_run_no_longer_than_asked_and_rejects_bad_arguments(bus, proj):
     _request(proj, "slow", "s0")
     proj.as_role("system", "run").record("experiment_start", "slow", run="slow")
@@ -164,6 +166,7 @@ def test_wait_for_runs_waits_for_a_running_run_no_longer_than_asked_and_rejects_
     assert "list of 1 to 50 run names" in bad_list and "0 to 900 seconds" in bad_time
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 def test_wait_for_runs_stops_at_the_subtasks_deadline(bus, proj):
     _request(proj, "slow", "s0")
     proj.as_role("system", "run").record("experiment_start", "slow", run="slow")

@@ -112,6 +112,7 @@ class Drip:
         self.sock.close()
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 def test_a_dripping_endpoint_cannot_hold_a_call_past_its_deadline():
     drip = Drip()
     try:
@@ -135,6 +136,7 @@ def dripping_model():
     drip.close()
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 def test_a_project_whose_model_drips_ends_at_its_budget(bus, dripping_model):
     t0 = time.monotonic()
     state = orchestrate(bus, dripping_model, budget_s=3)
@@ -142,6 +144,7 @@ def test_a_project_whose_model_drips_ends_at_its_budget(bus, dripping_model):
     assert state.stop_reason.startswith("wall-clock budget spent during the orchestrator's model call")
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 def test_an_agent_whose_model_drips_stops_at_the_deadline(bus, dripping_model):
     bus.create_project("p").as_role("system").write("task/description.md", "d", summary="t")
     result = Agent(bus, dripping_model).run("p", Subtask(id="analyst-1", role="analyst", goal="look",

@@ -3,6 +3,7 @@
 import threading
 import time
 
+import pytest
 import ray
 
 from actors.agent import Subtask
@@ -40,6 +41,7 @@ def test_one_pool_serves_two_projects_without_leaking(ray_cluster, bus):
     ray.kill(ray.get_actor(server_name(config), namespace=NAMESPACE))
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 def test_a_subtask_whose_actor_dies_is_retried_on_another(ray_cluster, bus):
     bus.create_project("gamma").as_role("system").write("task/description.md", "the gamma task\n")
     slow = reply(calls=[("list_files", {})])
@@ -63,6 +65,7 @@ def test_a_subtask_whose_actor_dies_is_retried_on_another(ray_cluster, bus):
     ray.kill(ray.get_actor(server_name(config), namespace=NAMESPACE))
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 def test_calls_wait_for_a_restarted_llm_actor(ray_cluster):
     from actors.llm.protocol import LLMRequest
     from actors.llm.server import RemoteLLM

@@ -58,6 +58,7 @@ def test_the_pipeline_submits_a_valid_scored_submission_on_each_shape(tmp_path, 
 
 @pytest.mark.parametrize("name, model, params", [("docstrings", "tfidf-logreg", {"C": 10.0}),
                                                   ("glyphs", "knn", {"n_neighbors": 25, "size": 14})])
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 def test_the_pipeline_beats_the_prior_on_the_new_shipped_tasks(tmp_path, name, model, params):
     task = Task(shipped_tasks()[name])
     _, submission = run_template(task, tmp_path, model, params)

@@ -7,7 +7,13 @@ import shutil
 import pandas as pd
 import pytest
 
-from benchmarks.mlebench.task import InvalidTask, Task, TaskOptions, open_task, shipped_tasks
+from benchmarks.mlebench.task import (
+    InvalidTask,
+    Task,
+    TaskOptions,
+    open_task,
+    shipped_tasks,
+)
 from tests.benchmarks import folders
 from tests.benchmarks.test_mlebench_layout import mlebench  # noqa: F401  (the fixture: a prepared data dir)
 

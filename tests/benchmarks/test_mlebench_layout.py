@@ -18,8 +18,8 @@ import pytest
 import yaml
 from sklearn.metrics import log_loss, mean_squared_log_error, roc_auc_score
 
-from benchmarks.mlebench.task import InvalidTask, Task, TaskOptions, open_task
 from benchmarks.mlebench.layout import locate
+from benchmarks.mlebench.task import InvalidTask, Task, TaskOptions, open_task
 
 RNG = np.random.default_rng(12)
 N = 60

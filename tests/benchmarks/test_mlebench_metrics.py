@@ -10,9 +10,20 @@ import pytest
 from sklearn import metrics as skm
 
 import benchmarks.mlebench as package
-from benchmarks.mlebench import competitions, metrics, submission
-from benchmarks.mlebench import (ALIASES, COMPETITIONS, LITE_IDS, METRICS, Score, UnknownCompetition, UnknownMetric,
-                                 competition, metric_by_name)
+from benchmarks.mlebench import (
+    ALIASES,
+    COMPETITIONS,
+    LITE_IDS,
+    METRICS,
+    Score,
+    UnknownCompetition,
+    UnknownMetric,
+    competition,
+    competitions,
+    metric_by_name,
+    metrics,
+    submission,
+)
 
 # The 22 ids of MLE-bench Lite (issue 12, MLE-bench's experiments/splits/low.txt).
 LITE = """aerial-cactus-identification aptos2019-blindness-detection denoising-dirty-documents

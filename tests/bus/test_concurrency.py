@@ -1,6 +1,5 @@
 """Eight real processes writing at once: no row lost, none duplicated, no torn record."""
 
-import pytest
 import collections
 import json
 import subprocess
@@ -8,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pyarrow.compute as pc
+import pytest
 
 from bus import Bus, BusConfig
 from tests.bus.workers import content

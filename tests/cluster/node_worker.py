@@ -23,9 +23,9 @@ from ray.cluster_utils import Cluster
 from ray.core.generated import autoscaler_pb2
 
 from actors.orchestrator_actor import draining_nodes
+from actors.runs import make_spec
 from benchmarks.mlebench.task import shipped_tasks
 from bus import Bus
-from actors.runs import make_spec
 from cluster.run import make_job, run_job
 from cluster.scheduler import run_batch
 

@@ -19,11 +19,11 @@ from actors.agent import Agent
 from actors.llm.scripted import ScriptedLLM
 from actors.orchestrator import Orchestrator, OrchestratorConfig
 from actors.policy import BaselinePolicy
+from actors.runs import RunPolicy
 from benchmarks.mlebench.task import Task, shipped_tasks
 from benchmarks.perf.scripted_project import script
 from bus import Bus
 from bus.repair import repair
-from actors.runs import RunPolicy
 from cluster.experiments import run_here
 from cluster.tasks import import_task
 

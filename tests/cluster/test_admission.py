@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import ray
 
 from actors.runs import RunPolicy, make_spec
@@ -113,6 +114,7 @@ def _wait(predicate, what: str, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 def test_runs_of_three_projects_start_round_robin_in_dispatch_order(ray_cluster, bus):
     queue = run_queue()
     projects = ["rr-a", "rr-b", "rr-c"]
@@ -135,6 +137,7 @@ def test_runs_of_three_projects_start_round_robin_in_dispatch_order(ray_cluster,
     assert [r for _, r in starts] == admitted  # one slot: Ray started them in the order admitted
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 def test_runs_waiting_at_a_pause_never_start_and_run_once_after_resume(ray_cluster, bus):
     proj = bus.create_project("pz")
     specs = [_both_cpus("pz-1", 3), _both_cpus("pz-2"), _both_cpus("pz-3")]
@@ -163,6 +166,7 @@ def test_runs_waiting_at_a_pause_never_start_and_run_once_after_resume(ray_clust
     assert sorted(_started(bus, "pz")) == ["pz-1", "pz-2", "pz-3"]
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 def test_a_run_that_waited_past_the_budget_gets_only_what_is_left(bus):
     """--budget 10s ended at 20 s: runs given 8 s at dispatch started 10 s later. A run's
     time limit is now cut, when it starts, to the budget's end (the spec's deadline)."""
@@ -191,6 +195,7 @@ class _Holder:
         return ray.get(queue.admitted.remote("dead", "r"))
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 def test_what_a_dead_orchestrator_held_is_taken_back(ray_cluster):
     holder = _Holder.remote()
     assert ray.get(holder.take.remote())

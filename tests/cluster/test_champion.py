@@ -3,6 +3,7 @@ best run's predictions put in place by the framework; the stop reason says which
 says "no submission" (with why) when there is none."""
 
 import pytest
+
 from actors.champion import settle_submission
 from actors.orchestrator import OrchestratorConfig
 from actors.runs import RunResult, record_result

@@ -99,6 +99,7 @@ def test_rays_own_log_lines_are_kept_off_stderr_and_shown_when_asked(mode):
         assert any(kept in line for line in lines), (kept, out.stderr)
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 def test_ctrl_c_ends_a_status_watch_quietly(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "aisci")
     Bus(tmp_path / "root").create_project("w1")
@@ -256,6 +257,7 @@ def test_an_agent_pool_far_beyond_a_cluster_is_refused_in_one_line(tmp_path, cap
     assert not (tmp_path / "bus" / "projects").exists()
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 @pytest.mark.parametrize("form", ["127.0.0.1:{port}", "localhost:{port}"])
 def test_an_address_nobody_answers_is_one_line_in_seconds(tmp_path, form):
     """`--address 1.2.3.4:1`: Ray retried the GCS for over ten minutes, then a traceback.

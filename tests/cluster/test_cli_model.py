@@ -5,7 +5,6 @@ from actors.llm.config import LLMConfig
 from bus import Bus
 from cluster.cli import main
 from cluster.cli_run import check_model
-
 from tests.actors.stub_endpoint import StubEndpoint, completion, no_tools
 
 MODELS = [{"id": "smol", "max_model_len": 4096}]

@@ -4,7 +4,6 @@ endpoint settings never reached the actors there)."""
 
 from __future__ import annotations
 
-import pytest
 import os
 import signal
 import subprocess
@@ -12,6 +11,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import pytest
 
 pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
 

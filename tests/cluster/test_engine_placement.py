@@ -106,6 +106,7 @@ def all_gpus_taken(ray_cluster):
     ray.kill(holder)
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 def test_an_engine_waiting_for_a_busy_gpu_is_bounded_by_the_budget(all_gpus_taken, bus):
     llm = with_engine(LLMConfig(backend="vllm", model="/models/none"), {"gpus": 1})
     t0 = time.monotonic()

@@ -40,6 +40,7 @@ def test_a_run_reports_its_metrics_and_lands_on_the_bus(bus, proj):
     assert dict(event["metrics"])["score"] == 0.75 and event["instance"] == "run-r1"
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 @needs_bwrap
 def test_failures_timeouts_and_memory_are_normal_results(bus, proj, tmp_path):
     failed = run(bus, "exp", "boom", "python3 -c 'raise ValueError(\"bad feature\")'")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
 import threading
 import time
 
+import pytest
 import ray
 
 from actors.pool import AgentPool
+from actors.runs import make_spec
 from actors.state import State
 from benchmarks.mlebench.task import shipped_tasks
-from actors.runs import make_spec
 from cluster.run import make_job, prepare, run_job, start_orchestrator
 from cluster.scheduler import run_batch, run_queue
 

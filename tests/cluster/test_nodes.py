@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-import pytest
 import json
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
 

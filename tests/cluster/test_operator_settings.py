@@ -5,17 +5,16 @@ orchestrator's decisions and the grade. Each attempt changes nothing."""
 
 from __future__ import annotations
 
-import pytest
 import json
 
 import pyarrow.compute as pc
+import pytest
 
 from benchmarks.mlebench.task import Task, shipped_tasks
 from bus import Bus
 from cluster.grading import finish_project, grade_of
-from cluster.job import JOB_FILE
+from cluster.job import JOB_FILE, save_job
 from cluster.run import make_job
-from cluster.job import save_job
 
 from .inprocess import Hybrid, call, run_project
 

@@ -4,7 +4,6 @@ continues it to a graded submission without redoing finished work."""
 
 from __future__ import annotations
 
-import pytest
 import json
 import os
 import signal
@@ -12,6 +11,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from actors.state import State
 from benchmarks.mlebench.task import shipped_tasks

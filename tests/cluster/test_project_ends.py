@@ -4,10 +4,11 @@ are cut to; paused time does not count against it."""
 
 from __future__ import annotations
 
-import pytest
 import json
-from collections import Counter
 import time
+from collections import Counter
+
+import pytest
 
 from actors.llm.config import LLMConfig
 from actors.roles import ROLES
@@ -105,6 +106,7 @@ def test_paused_time_does_not_count_against_the_budget(bus):
     assert resumed.elapsed_s < paused_at - first + 5 and resumed.time_left_s() > 3500
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 def test_an_agent_stops_at_the_projects_deadline(bus):
     """A subtask cannot outlive the budget: its agent stops at the next step after the
     deadline (a real model would otherwise take its 24 steps whatever the budget)."""

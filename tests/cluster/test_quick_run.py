@@ -54,6 +54,7 @@ def test_a_command_runs_in_a_copy_of_code_and_its_changes_become_the_agents_vers
     assert "wrote code/check.py" in out and "__pycache__" not in out  # python's own cache is not the agent's file
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 @needs_sandbox
 def test_exit_codes_time_limits_and_floods_are_told_and_nothing_survives(bus, proj):
     t0 = time.monotonic()
@@ -82,6 +83,7 @@ def test_writes_outside_the_roles_scope_are_reported_and_not_written(bus, proj):
     assert not (proj.dir / "code" / "new.py").exists() and not (proj.dir / "task" / "planted").exists()
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 @needs_sandbox
 def test_no_answers_no_unreadable_folder_no_operator_file_and_no_network(bus, proj, tmp_path):
     answers = tmp_path / "competition" / "prepared" / "private" / "answers.csv"

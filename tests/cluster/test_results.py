@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-import pytest
 import json
+
+import pytest
 
 from actors.agent import Agent, Subtask
 from actors.llm.scripted import reply

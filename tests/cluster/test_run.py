@@ -11,10 +11,10 @@ from actors.agent import Agent
 from actors.baseline import BaselineLLM
 from actors.orchestrator import Orchestrator, OrchestratorConfig
 from actors.policy import BaselinePolicy
-from benchmarks.mlebench.task import Task, TaskOptions, shipped_tasks
 from actors.runs import RunPolicy
-from cluster.experiments import run_here
+from benchmarks.mlebench.task import Task, TaskOptions, shipped_tasks
 from cluster.errors import UserError
+from cluster.experiments import run_here
 from cluster.run import make_job, parse_budget, run_job, run_task
 from cluster.tasks import import_task
 

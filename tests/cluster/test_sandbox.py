@@ -13,8 +13,14 @@ import pytest
 
 from cluster import sandbox
 
-from .sandbox_helpers import CHECKOUT, SHIPPED_ANSWERS, log, needs_bwrap, needs_root, run
-
+from .sandbox_helpers import (
+    CHECKOUT,
+    SHIPPED_ANSWERS,
+    log,
+    needs_bwrap,
+    needs_root,
+    run,
+)
 
 # -- 1. An allow-list: a run sees its folders, the interpreter, the system; nothing else --------
 

@@ -21,7 +21,6 @@ from cluster import sandbox
 
 from .sandbox_helpers import gone, log, needs_bwrap, run
 
-
 # -- 4. The framework never follows a run's link, never blocks on its file, never reads unbounded -
 
 @pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=needs_bwrap), "none"])
@@ -90,6 +89,7 @@ def test_no_process_outlives_its_run(bus, proj, mode):
     assert slow["status"] == "timeout" and gone(f"aisci-slow-{tag}")
 
 
+@pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
 @pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=needs_bwrap), "none"])
 def test_the_run_is_killed_when_the_runner_raises(bus, proj, mode):
     tag = secrets.token_hex(4)

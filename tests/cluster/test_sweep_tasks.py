@@ -2,8 +2,8 @@
 (laid out as ``mlebench prepare`` leaves it), found and checked before Ray starts, and
 passed to each member's job (no Ray here: nothing is run)."""
 
-import ray
 import pytest
+import ray
 import yaml
 
 from benchmarks.mlebench.task import Task

@@ -4,11 +4,11 @@ that is not a whole task is refused before anything is written."""
 
 from __future__ import annotations
 
-import pytest
 import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from actors.workspace import prompt_map
 from benchmarks.mlebench.task import Task, shipped_tasks

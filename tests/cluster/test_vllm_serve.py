@@ -18,7 +18,12 @@ import pytest
 from bus import Bus
 from cluster.cli import main
 
-from ..actors.vllm_model import ENGINE, assert_ended_cleanly, assert_replays, smollm2_dir
+from ..actors.vllm_model import (
+    ENGINE,
+    assert_ended_cleanly,
+    assert_replays,
+    smollm2_dir,
+)
 
 pytestmark = pytest.mark.vllm
 
