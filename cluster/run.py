@@ -101,8 +101,12 @@ def load_policy(path: str) -> RunPolicy:
                                                       "memory_mb, ...)"))
 
 
+MAX_BUDGET_S = 365 * 86400.0  # a year: past it a budget is a typo (99999d), and deadlines far out overflow timers
+
+
 def parse_budget(text: str | float) -> float:
-    """'90s', '30m', '2h', '1d' or plain seconds -> seconds (> 0). Raises ``UserError``."""
+    """'90s', '30m', '2h', '1d' or plain seconds -> seconds (> 0, at most a year).
+    Raises ``UserError``."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     raw = str(text).strip().lower()
     try:
@@ -111,6 +115,9 @@ def parse_budget(text: str | float) -> float:
         seconds = float("nan")
     if not seconds > 0 or seconds == float("inf"):
         raise UserError(f"budget {text!r}: use a positive number of seconds or e.g. 90s, 30m, 2h, 1d")
+    if seconds > MAX_BUDGET_S:
+        raise UserError(f"budget {text!r}: give at most 365d (a paused project's budget does not run: "
+                        "`aisci pause` and `aisci resume` for work spread over longer)")
     return seconds
 
 

@@ -62,7 +62,7 @@ from bus import Bus
 
 from .display import untrusted
 from .driver import PreemptionNotice, console, pause_now, result_of
-from .engine import place_engine
+from .engine import check_vllm, place_engine
 from .errors import UserError
 from .grading import finish_project, grade_of
 from .job import ProjectJob, ProjectOutcome
@@ -221,7 +221,13 @@ class SweepSpec(BaseModel):
 
 
 def members(bus: Bus, sweep: str) -> list[dict]:
-    """The projects of a sweep and their coordinates, as recorded on the bus."""
+    """The projects of a sweep and their coordinates, as recorded on the bus. Raises
+    ``UserError`` for a sweep never run on this bus (named as the user named it, not as
+    the bus stores it)."""
+    if f"sweep-{sweep}" not in bus.projects():
+        known = sorted(p.removeprefix("sweep-") for p in bus.projects() if p.startswith("sweep-"))
+        raise UserError(f"no sweep {sweep!r} under {bus.root}: " + (f"the sweeps there are {', '.join(known)}"
+                        if known else "none has run there yet (`aisci sweep FILE` runs one)"))
     view = bus.project(f"sweep-{sweep}").as_role("viewer")
     return yaml.safe_load(view.read("sweep/members.yaml")) or []
 
@@ -242,6 +248,8 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                               f"context window {servers[key].context_tokens or 'unknown'} tokens", markup=False,
                               highlight=False)
             job.llm = servers[key]
+        elif job.llm.backend == "vllm":
+            check_vllm(job.llm)
     connect(address)
     engines: dict[str, Any] = {}  # each vllm engine placed and started before anything is written
     for job, _ in grid:

@@ -94,6 +94,13 @@ def _head(path: Path) -> pd.DataFrame:
         raise InvalidTask(f"{path}: not a readable CSV ({why})") from None
 
 
+def _zips(public: Path) -> str:
+    """A hint naming the zip archives in ``public`` (MLE-bench's raw downloads ship
+    train.zip and test.zip; the tables and images must be unpacked first)."""
+    zips = sorted(p.name for p in public.glob("*.zip"))
+    return f"; {public} holds {', '.join(zips[:3])}: unpack it there (unzip -d {public} {zips[0]})" if zips else ""
+
+
 def _train_table(public: Path, sample: str) -> Path:
     csvs = sorted(p for p in public.glob("*.csv") if p.name != sample and not p.name.startswith("test"))
     named = [public / n for n in _TRAIN_NAMES if (public / n).is_file()]
@@ -102,7 +109,8 @@ def _train_table(public: Path, sample: str) -> Path:
     if len(csvs) == 1:
         return csvs[0]
     raise InvalidTask(f"{public}: no training table: expected train.csv (or train_labels.csv, labels.csv) beside "
-                      f"the sample submission; found {[p.name for p in csvs][:6] or 'no other CSV'}")
+                      f"the sample submission; found {[p.name for p in csvs][:6] or 'no other CSV'}"
+                      + _zips(public))
 
 
 def _labels(train: pd.DataFrame, where: Path, targets: Sequence[str], predicts: str) -> str | None:
@@ -117,6 +125,10 @@ def _labels(train: pd.DataFrame, where: Path, targets: Sequence[str], predicts: 
             if values and values <= names:  # one name is enough: a table sorted by class starts with one
                 return c
     missing = [t for t in targets if t not in train.columns]
+    padded = [c for c in train.columns if c != c.strip() and c.strip() in {t.strip() for t in missing}]
+    if padded:
+        raise InvalidTask(f"{where}: the column name {padded[0]!r} has spaces around it: remove them from the "
+                          "header (column names are matched exactly)")
     raise InvalidTask(f"{where}: cannot find the labels: it lacks the target column(s) {missing[:5]} of the sample "
                       f"submission" + (", and no column of it holds only their names as values (one class per "
                                        "row)" if len(targets) > 1 else "") + f"; its columns: {list(train.columns)[:8]}")
@@ -178,7 +190,7 @@ def derive_data(public: Path, sample_submission: Path, id_column: str, target_co
     if test is None or id_column not in test.columns:
         if not sample_submission.is_relative_to(public):
             raise InvalidTask(f"{public}: no test.csv with the id column {id_column!r}, and the sample submission "
-                              "is not public: cannot tell the test rows")
+                              "is not public: cannot tell the test rows" + _zips(public))
         test_path, test = sample_submission, _head(sample_submission)
     labels = set(target_columns) | ({label} if label else set())
     inputs = [c for c in train.columns if c not in labels]  # the id too: detecting-insults' id is its text
@@ -204,7 +216,6 @@ def derive_data(public: Path, sample_submission: Path, id_column: str, target_co
         raise InvalidTask(f"{public}: {folder}/ holds images, but no training id of {train_path.name} "
                           f"({train_id!r}, e.g. {str(train[train_id].iloc[0])!r}) names one: expected "
                           f"{folder}/<id> or {folder}/<id>.png (or .jpg...)")
-    zips = sorted(p.name for p in public.glob("*.zip"))
     raise InvalidTask(f"{public}: nothing to learn from: {train_path.name} holds only ids and labels, "
                       f"{test_path.name} no feature the training table has, and no folder holds a file per id"
-                      + (f" ({', '.join(zips[:3])}: unpack it into a folder)" if zips else ""))
+                      + _zips(public))

@@ -144,6 +144,10 @@ class Task:
             raise InvalidTask(f"{self.config.id}: grader {name!r} is not a metric we know; give --metric with one "
                               f"of {known_names}") from None
         columns = list(pd.read_csv(self.sample_path, nrows=0).columns)
+        padded = [c for c in columns if c != c.strip()]
+        if padded:  # "id, target": the graders and the answers name columns exactly, so it is never stripped here
+            raise InvalidTask(f"{self.sample_path}: the column name {padded[0]!r} has spaces around it: write the "
+                              f"header as {','.join(c.strip() for c in columns[:6])} (column names are matched exactly)")
         id_column = self.options.id_column or (columns[0] if columns else "")
         if id_column not in columns or len(columns) < 2:
             raise InvalidTask(f"{self.sample_path}: cannot tell its id column (columns {columns[:6]}): give "

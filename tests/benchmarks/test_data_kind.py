@@ -109,3 +109,30 @@ def test_a_task_file_that_is_not_utf8_is_one_invalid_task(tmp_path, which):
     with pytest.raises(InvalidTask, match="UTF-8") as e:
         Task(task_dir).data  # noqa: B018  (derived on first use)
     assert which in str(e.value) and len(str(e.value).splitlines()) == 1
+
+
+def test_a_training_table_left_in_its_zip_is_named(tmp_path):
+    """MLE-bench's raw downloads ship train.zip: "no training table ... found no other
+    CSV" said nothing of the zip beside it."""
+    task_dir = tmp_path / "t"
+    shutil.copytree(shipped_tasks()["digits"], task_dir)
+    public = task_dir / "prepared" / "public"
+    shutil.make_archive(str(public / "train"), "zip", public, "train.csv")
+    (public / "train.csv").unlink()
+    with pytest.raises(InvalidTask, match=r"no training table.*holds train.zip: unpack it there \(unzip -d ") as e:
+        Task(task_dir).data  # noqa: B018
+    assert len(str(e.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("which", ["sample_submission.csv", "train.csv"])
+def test_a_column_name_with_spaces_around_it_is_said_as_such(tmp_path, which):
+    """`id, target` in a header: the target column is ' target', which the labels'
+    column never matched; the message showed [' target'] and left the user to spot it."""
+    task_dir = tmp_path / "t"
+    shutil.copytree(shipped_tasks()["digits"], task_dir)
+    path = task_dir / "prepared" / "public" / which
+    lines = path.read_text().split("\n", 1)
+    path.write_text(lines[0].replace(",target", ", target") + "\n" + lines[1])
+    with pytest.raises(InvalidTask, match=r"the column name ' target' has spaces around it") as e:
+        Task(task_dir).data  # noqa: B018
+    assert which in str(e.value) and len(str(e.value).splitlines()) == 1

@@ -60,6 +60,16 @@ def test_user_mistakes_are_one_line_before_anything_starts(tmp_path, capsys):
         (["run", "digits", "--policy", str(tmp_path / "none.yaml")], "--policy"),
         (["resume", "nope"], "no project 'nope'"),
         (["bus", "query", "tokens", "--project", "nope"], "no project 'nope'"),
+        # A value that starts with a dash is the option's value, checked by the option
+        # (argparse said "expected one argument", which hid the mistake).
+        (["run", "digits", "--budget", "-5m"], "budget '-5m': use a positive"),
+        (["run", "digits", "--agents", "-3"], "-3: give 1 or more"),
+        (["run", "digits", "--branches", "-2"], "-2: give 1 or more"),
+        (["run", "digits", "--budget", "99999d"], "give at most 365d"),
+        (["run", "digits", "--budget", "1e300"], "give at most 365d"),
+        (["leaderboard", "nosuch"], "no sweep 'nosuch' under"),
+        (["status", "--sweep", "nosuch"], "no sweep 'nosuch' under"),
+        (["run", "digits", "--model", "vllm:/no/such/model"], "no such file or folder"),
     ]
     for argv, needle in cases:
         assert main(["--root", root, *argv]) == 2, argv

@@ -38,7 +38,8 @@ def _aisci(root: Path, *argv: str, timeout: float = 240) -> subprocess.Completed
 @pytest.mark.slow  # a whole project / a CLI process starting Ray of its own (10-22 s)
 def test_a_gpu_engine_on_a_cluster_without_gpus_is_refused_at_once(tmp_path):
     t0 = time.monotonic()
-    out = _aisci(tmp_path / "root", "run", "digits", "--model", "vllm:/models/none", "--llm-gpus", "1",
+    (tmp_path / "model").mkdir()
+    out = _aisci(tmp_path / "root", "run", "digits", "--model", f"vllm:{tmp_path / 'model'}", "--llm-gpus", "1",
                  "--budget", "1h")
     assert out.returncode == 2, out.stderr[-2000:]
     line = out.stderr.strip().splitlines()[-1]
@@ -50,8 +51,9 @@ def test_a_gpu_engine_on_a_cluster_without_gpus_is_refused_at_once(tmp_path):
 @pytest.mark.slow  # a whole project / a CLI process starting Ray of its own (10-22 s)
 def test_an_engine_that_cannot_start_is_one_line_and_no_project(tmp_path):
     # No --llm-gpus on a cluster without a GPU: the CPU engine, which fails to start
-    # (no such model; or no vLLM installed): vLLM's reason in one line, at once.
-    out = _aisci(tmp_path / "root", "run", "digits", "--model", f"vllm:{tmp_path / 'no-such-model'}",
+    # (an empty model folder; or no vLLM installed): vLLM's reason in one line, at once.
+    (tmp_path / "empty-model").mkdir()
+    out = _aisci(tmp_path / "root", "run", "digits", "--model", f"vllm:{tmp_path / 'empty-model'}",
                  "--budget", "1h")
     assert out.returncode == 2, out.stderr[-2000:]
     line = out.stderr.strip().splitlines()[-1]
@@ -69,6 +71,8 @@ def test_bad_engine_settings_are_one_line(tmp_path, capsys):
         (["--model", "baseline", "--llm-gpus", "1"], "vllm:PATH only"),
         (["--model", "vllm:/m", "--llm-config", str(settings)], "a YAML mapping"),
         (["--model", "vllm:/m", "--llm-config", str(tmp_path / "missing.yaml")], "cannot read it"),
+        (["--model", "vllm:/no/such/model"], "no such file or folder"),  # said before Ray starts
+        (["--model", f"vllm:{tmp_path / 'nope.gguf'}"], "no such file or folder"),
     ):
         assert main(["--root", root, "run", "digits", *argv]) == 2, argv
         err = capsys.readouterr().err.strip()
