@@ -6,7 +6,9 @@ and on a 2-core machine the baseline's four runs were all shown "running" while 
 waited. A run has started when its own process says so: the ``experiment_start``
 event that ``cluster.experiments`` records as the run begins (after its latest
 ``dispatch``: a run dispatched again after a pause waits again). Subtasks go to the
-agent pool straight away: in flight is running for them.
+agent pool straight away: in flight is running for them. A run withdrawn from the
+queue at a pause (``run_withdrawn`` after its latest dispatch, ``cluster.scheduler``)
+is neither: it waits for the resume, which dispatches it again.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from actors.state import State
 
 __all__ = ["InFlight", "in_flight"]
 
-_KINDS = pa.array(["dispatch", "experiment_start"])
+_KINDS = pa.array(["dispatch", "experiment_start", "run_withdrawn"])
 
 
 @dataclass(frozen=True)
@@ -31,14 +33,12 @@ class InFlight:
 
 def in_flight(events: pa.Table, state: State) -> InFlight:
     """The work in flight of the project whose ``events`` gave ``state``, split."""
-    started: set[str] = set()
+    latest: dict[str, str] = {}  # run -> the kind of its latest dispatch, start or withdrawal
     rows = events.filter(pc.is_in(events.column("kind"), value_set=_KINDS)).select(["kind", "run"]).to_pylist()
     for r in rows:
-        if not r["run"]:
-            continue
-        if r["kind"] == "dispatch":
-            started.discard(r["run"])
-        else:
-            started.add(r["run"])
-    waiting = {i for i in state.in_flight if i in state.run_records and i not in started}
-    return InFlight(running=sorted(state.in_flight - waiting), queued=sorted(waiting))
+        if r["run"]:
+            latest[r["run"]] = r["kind"]
+    runs = {i for i in state.in_flight if i in state.run_records}
+    waiting = {i for i in runs if latest.get(i) != "experiment_start"}
+    withdrawn = {i for i in runs if latest.get(i) == "run_withdrawn"}
+    return InFlight(running=sorted(state.in_flight - waiting), queued=sorted(waiting - withdrawn))

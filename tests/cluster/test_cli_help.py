@@ -202,13 +202,15 @@ def test_status_shows_runs_waiting_for_a_cpu_as_queued_and_a_sweeps_waiting_memb
     view.record("decision", "experiment: next", path="plan/steps/0001.json")
     _run_dispatched(view, "forest-3", started=True)
     _run_dispatched(view, "knn-5", started=False)
+    _run_dispatched(view, "svm-7", started=False)  # withdrawn at a pause not yet recorded: not waiting for a CPU
+    view.record("run_withdrawn", "svm-7: not started (waiting for resources at the pause)", run="svm-7")
     sweep = bus.create_project("sweep-grid").as_role("system", "sweep")
     sweep.write("sweep/members.yaml", yaml.safe_dump([{"project": "q1"}, {"project": "grid-later"}]))
     capsys.readouterr()
     assert main(["--root", str(tmp_path / "root"), "status", "--sweep", "grid"]) == 0
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:]]
             for line in capsys.readouterr().out.splitlines() if line.startswith("│")}
-    assert rows["q1"][2:4] == ["forest-3", "knn-5"], rows  # running, queued
+    assert rows["q1"][2:4] == ["forest-3", "knn-5"], rows  # running, queued (svm-7 neither)
     assert rows["q1"][0] == "running" and rows["grid-later"][0].startswith("waiting: not started yet"), rows
     bus.project("q1").as_role("system", "driver").record("paused", "Ctrl-C")  # nothing runs: nothing under way
     assert main(["--root", str(tmp_path / "root"), "status", "q1"]) == 0
