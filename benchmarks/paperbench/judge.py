@@ -31,9 +31,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from .grade import LeafGrade, PaperGrade, code_dev_rubric, grade_tree
 from .paper import Paper
@@ -78,7 +78,7 @@ class JudgeAnswer(BaseModel):
     """A validated verdict (GRADE_SCHEMA)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    score: Literal[0, 1]
+    score: StrictInt = Field(ge=0, le=1)  # strict: true is not 1 (Literal[0, 1] would take it)
     explanation: str = Field(min_length=1)
 
 
