@@ -49,8 +49,9 @@ class Limits(BaseModel):
     max_files_chars: int = Field(default=360_000, gt=0, description="Characters of file content per leaf: "
                                  "PaperBench fills the context left after the paper and the log (about 90k "
                                  "tokens of a 128k model); ours is that at 4 characters a token.")
-    max_log_chars: int = Field(default=256_000, gt=0, description="Characters of reproduce.log, kept from the "
-                               "start after repeats are collapsed: PaperBench keeps half the context (64k tokens).")
+    max_log_chars: int = Field(default=256_000, gt=0, description="Characters of reproduce.log kept from the "
+                               "start after repeats are collapsed (the log is read, like any file, up to "
+                               "max_file_bytes first): PaperBench keeps half the context (64k tokens).")
     max_listed_files: int = Field(default=2_000, gt=0, description="Entries in the tree shown for selection; "
                                   "past it the tree is listed to max_list_depth (PaperBench: 4 levels when the "
                                   "full tree does not fit), then cut.")
@@ -118,7 +119,7 @@ class Submission:
 
     def reproduce_log(self) -> str | None:
         """reproduce.log with repeated lines collapsed, cut to max_log_chars; None if absent."""
-        log = self.read("reproduce.log", max_bytes=4 * self.limits.max_log_chars)
+        log = self.read("reproduce.log")  # PaperBench reads it as any file: its first max_file_bytes
         if log is None:
             return None
         reduced = reduce_log(log)
@@ -157,9 +158,8 @@ class Submission:
             resolved = path.resolve()
         except OSError:
             return None
+        # Resolving catches `..` and links (of the file or a folder above it) that lead outside.
         if not resolved.is_relative_to(self.root) or path.is_symlink() or not path.is_file():
-            return None
-        if any(p.is_symlink() for p in path.relative_to(self.root).parents if str(p) != "."):
             return None
         with open(path, "rb") as f:
             data = f.read(max_bytes or self.limits.max_file_bytes)

@@ -204,3 +204,29 @@ def test_the_reproduction_is_killed_at_its_time_limit(tmp_path):
     assert outcome.timed_out and outcome.exit_code is None
     log = (sub / "reproduce.log").read_text()
     assert log.startswith("started") and "killed after the 1 s limit" in log
+
+
+def test_a_linked_folder_leading_outside_is_not_read(paper, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "leak.py").write_text("SECRET = 3\n")
+    sub = tmp_path / "s"
+    sub.mkdir()
+    (sub / "main.py").write_text("x = 1\n")
+    (sub / "lib").symlink_to(outside, target_is_directory=True)
+    model = Answers('{"score": 0, "explanation": "x"}', pick=["lib/leak.py", "main.py"])
+    leaf, _ = one_leaf(paper, sub, model)
+    assert leaf.judge_metadata["files_shown"] == ["main.py"] and "SECRET" not in model.grading_calls[0][-3]["content"]
+
+
+def test_the_log_is_reduced_and_capped(tmp_path):
+    from benchmarks.paperbench import Submission
+    from benchmarks.paperbench.submission import reduce_log
+
+    lines = ["start"] + [f"epoch {i} loss {1 / (i + 1):.4f} at 2026-01-01T00:00:{i % 60:02d}Z" for i in range(500)] + ["done"]
+    assert reduce_log("\n".join(lines)).splitlines() == ["start", lines[1], "  (repeated 500 times)", "done"]
+    sub = tmp_path / "s"
+    sub.mkdir()
+    (sub / "reproduce.log").write_text("\n".join(f"line {chr(97 + i % 26)} {'x' * 50}" for i in range(5000)))
+    log = Submission(sub, Limits(max_log_chars=1000)).reproduce_log()
+    assert log.startswith("line a") and len(log) < 1100 and log.endswith("over the judge's cap)")
