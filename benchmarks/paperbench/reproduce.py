@@ -1,7 +1,9 @@
 """The reproduction step: run a submission's ``reproduce.sh`` and keep its output.
 
 As PaperBench does it (``paperbench/reproduce.py``, openai/frontier-evals, project/paperbench):
-write the start time (epoch seconds) to ``reproduce.log.creation_time``, then run
+date every file of the submission before the start (so that only what the script writes
+counts as reproduced, whatever mtimes the submission came with: ours, PaperBench has no
+such step), write the start time (epoch seconds) to ``reproduce.log.creation_time``, then run
 ``bash reproduce.sh`` from the submission folder with stdout and stderr together into
 ``reproduce.log``, under a time limit. The judge later shows Result Analysis leaves only the
 files written after that start time (benchmarks.paperbench.submission).
@@ -50,11 +52,13 @@ def run_reproduction(submission: str | Path, timeout_s: float, wrap: Sequence[st
     """
     root = Path(submission).resolve()
     log = root / "reproduce.log"
+    started = int(time.time())
+    _age(root, started - 1)
+    (root / "reproduce.log.creation_time").write_text(f"{started}\n")  # ours, whatever the submission held
     if not (root / "reproduce.sh").is_file():
         log.write_text("reproduce.sh not found\n")
         return Reproduction(repro_script_exists=False, exit_code=None, timed_out=False,
                             repro_execution_time_s=0.0, log_bytes=log.stat().st_size)
-    (root / "reproduce.log.creation_time").write_text(f"{int(time.time())}\n")
     start = time.monotonic()
     with open(log, "wb") as out:
         proc = subprocess.Popen([*wrap, "bash", "reproduce.sh"], cwd=root, stdout=out, stderr=subprocess.STDOUT,
@@ -72,3 +76,15 @@ def run_reproduction(submission: str | Path, timeout_s: float, wrap: Sequence[st
             out.write(f"\n(reproduce.sh killed after the {timeout_s:g} s limit)\n")
     return Reproduction(repro_script_exists=True, exit_code=code, timed_out=timed_out,
                         repro_execution_time_s=time.monotonic() - start, log_bytes=log.stat().st_size)
+
+
+def _age(root: Path, when: float) -> None:
+    """Date every file of the submission before the reproduction starts. The judge shows
+    Result Analysis only files modified after the start; a submission could otherwise ship
+    results (or a reproduce.log.creation_time) dated in the future and have them count as
+    reproduced. Links are left alone (never followed)."""
+    for here, _, names in os.walk(root):
+        for name in names:
+            path = Path(here) / name
+            if not path.is_symlink() and path.is_file():
+                os.utime(path, (when, when))

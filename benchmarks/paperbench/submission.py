@@ -161,8 +161,11 @@ class Submission:
         # Resolving catches `..` and links (of the file or a folder above it) that lead outside.
         if not resolved.is_relative_to(self.root) or path.is_symlink() or not path.is_file():
             return None
-        with open(path, "rb") as f:
-            data = f.read(max_bytes or self.limits.max_file_bytes)
+        try:
+            with open(path, "rb") as f:
+                data = f.read(max_bytes or self.limits.max_file_bytes)
+        except OSError:  # unreadable (permissions, vanished): as absent
+            return None
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:

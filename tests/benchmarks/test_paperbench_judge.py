@@ -230,3 +230,20 @@ def test_the_log_is_reduced_and_capped(tmp_path):
     (sub / "reproduce.log").write_text("\n".join(f"line {chr(97 + i % 26)} {'x' * 50}" for i in range(5000)))
     log = Submission(sub, Limits(max_log_chars=1000)).reproduce_log()
     assert log.startswith("line a") and len(log) < 1100 and log.endswith("over the judge's cap)")
+
+
+def test_results_shipped_with_a_future_date_do_not_count_as_reproduced(paper, tmp_path):
+    """The dates are the runner's: a submission whose results.csv (and creation_time) claim
+    to be newer than the run still has no reproduced results if reproduce.sh wrote none."""
+    sub = tmp_path / "s"
+    shutil.copytree(REFERENCE, sub)
+    (sub / "reproduce.sh").write_text("echo nothing to run\n")
+    (sub / "results.csv").write_text("dataset,model,scaling,accuracy_mean\nwine,knn,gain,0.30\n")
+    (sub / "reproduce.log.creation_time").write_text("0\n")
+    future = 4_000_000_000
+    os.utime(sub / "results.csv", (future, future))
+    assert run_reproduction(sub, timeout_s=30, env=ENV).exit_code == 0
+    assert int((sub / "reproduce.log.creation_time").read_text()) > 0
+    grade = judge_submission(paper, sub, ScriptedJudgeModel())
+    ra = [leaf for leaf in grade.graded_task_tree.leaves() if leaf.task_category == "Result Analysis"]
+    assert all(leaf.score == 0 and "no reproduced results" in leaf.explanation for leaf in ra)
