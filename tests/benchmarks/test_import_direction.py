@@ -1,12 +1,15 @@
-"""The arrows point one way: the MLE-bench library (benchmarks/mlebench) is imported by
-cluster/ and actors/ and imports none of them, nor the bus (issue 12's code layout)."""
+"""The arrows point one way: the benchmark libraries (benchmarks/mlebench, benchmarks/paperbench)
+are imported by cluster/ and actors/ and import none of them, nor the bus (issue 12's code
+layout; issue 15 adds PaperBench under the same rule)."""
 
 import ast
 from pathlib import Path
 
-import benchmarks.mlebench
+import pytest
 
-LIBRARY = Path(benchmarks.mlebench.__file__).parent
+import benchmarks.mlebench
+import benchmarks.paperbench
+
 PRODUCT = ("cluster", "actors", "bus", "benchmarks.perf")
 
 
@@ -20,9 +23,12 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def test_the_mlebench_library_imports_nothing_of_the_product():
-    files = sorted(LIBRARY.rglob("*.py"))
-    assert len(files) >= 8
-    wrong = {f"{f.relative_to(LIBRARY)}: {name}" for f in files for name in _imports(f)
+@pytest.mark.parametrize(("library", "at_least"), [(benchmarks.mlebench, 8), (benchmarks.paperbench, 8)],
+                         ids=["mlebench", "paperbench"])
+def test_the_benchmark_libraries_import_nothing_of_the_product(library, at_least):
+    root = Path(library.__file__).parent
+    files = sorted(root.rglob("*.py"))
+    assert len(files) >= at_least
+    wrong = {f"{f.relative_to(root)}: {name}" for f in files for name in _imports(f)
              if any(name == p or name.startswith(p + ".") for p in PRODUCT)}
     assert not wrong, wrong
