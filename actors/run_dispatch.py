@@ -118,8 +118,13 @@ class RunDispatcher:
             watcher.join()
 
     def _watch(self, stop: threading.Event) -> None:
-        seq = self.state_now().seq
         try:
+            # Runs owed already (in flight when a previous orchestrator stopped): now, so
+            # that the re-dispatched subtask that asked for them can wait for them.
+            state = self.state_now()
+            seq = state.seq
+            if state.pending_runs:
+                self.dispatch(state)
             while not stop.wait(WATCH_POLL_S):
                 events = self.project.events(since=seq)
                 if "run_requested" in events.column("kind").to_pylist():

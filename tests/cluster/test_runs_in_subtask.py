@@ -56,10 +56,10 @@ def new_project(bus, name):
     return proj
 
 
-def orchestrator(bus, name, decisions, run_agents, budget_s=600.0):
-    config = OrchestratorConfig(project=name, policy="llm", budget_s=budget_s)
+def orchestrator(bus, name, decisions, run_agents, run_experiments=None):
+    config = OrchestratorConfig(project=name, policy="llm", budget_s=600)
     return Orchestrator(bus, config, LLMPolicy(bus, ScriptedLLM({"orchestrator": decisions})), run_agents,
-                        functools.partial(run_batch, bus.config, name), run_policy=POLICY)
+                        run_experiments or functools.partial(run_batch, bus.config, name), run_policy=POLICY)
 
 
 def answer(messages: list[dict]) -> str:
@@ -179,3 +179,41 @@ def test_an_agent_that_dies_mid_subtask_leaves_its_run_going_and_the_retry_waits
     [last] = recorded_calls(bus.project("rid").as_role("viewer"), "experimenter-experimenter-1")[-1:]
     seen = answer(last["request"]["messages"])
     assert seen.startswith("r-d: ok in ") and "cv_score=0.75" in seen, seen
+
+
+class Crash(BaseException):
+    """The orchestrator's process dies here: nothing after it is recorded."""
+
+
+def test_a_crash_while_a_subtasks_run_goes_neither_loses_nor_doubles_the_run(ray_cluster, bus):
+    new_project(bus, "ric")
+    first = Agent(bus, ScriptedLLM({"experimenter-1": [reply(calls=[launch("r-c")]), call("finish", summary="x")]}))
+
+    def die_once_the_run_is_dispatched(subs):
+        first.run("ric", subs[0])
+        deadline = time.monotonic() + 300
+        while not events(bus, "ric", "dispatch", "r-c"):
+            assert time.monotonic() < deadline, "the run was not dispatched within 300 s"
+            time.sleep(0.05)
+        raise Crash  # the subtask has no complete event; its run was dispatched and never ran
+
+    # A dead process's runs die with it (Ray ends a dead owner's tasks): these never run.
+    dead = orchestrator(bus, "ric", [decide("dispatch", "measure", "experimenter", "run r-c")],
+                        die_once_the_run_is_dispatched, run_experiments=lambda specs: [])
+    with pytest.raises(Crash):
+        dead.run()
+    assert not events(bus, "ric", "experiment_start")
+
+    bus.project("ric").as_role("system", "driver").record("resumed", "aisci resume")
+    again = ScriptedLLM({"experimenter-1": [reply(calls=[launch("r-c")]), call("wait_for_runs", runs=["r-c"]),
+                                            call("finish", summary="r-c ran")]})
+    agent = Agent(bus, again)
+    state = orchestrator(bus, "ric", [decide("stop", "done")], lambda subs: [agent.run("ric", s) for s in subs]).run()
+    assert state.stop_reason.startswith("done"), state.stop_reason
+    assert "already asked for (by an earlier attempt" in answer(again.requests[1].messages)
+    seen = answer(again.requests[2].messages)  # the re-dispatched subtask waited for the same run
+    assert seen.startswith("r-c: ok in ") and "cv_score=0.75" in seen, seen
+    assert [e["attempt"] for e in events(bus, "ric", "dispatch", "r-c")] == [1, 2]  # once more, under its id
+    assert len(events(bus, "ric", "experiment_start", "r-c")) == 1 and len(events(bus, "ric", "experiment", "r-c")) == 1
+    [complete] = events(bus, "ric", "complete")
+    assert events(bus, "ric", "experiment", "r-c")[0]["seq"] < complete["seq"]
