@@ -120,7 +120,8 @@ def main() -> None:
                 print(f"{tool}: {args.tool_steps} steps, overhead per step outside the model p50 {t50:.1f} ms, "
                       f"p95 {t95:.1f} ms (the tool's own work included)")
                 figures.append(f"{tool}_p50_ms={t50:.1f} {tool}_p95_ms={t95:.1f}")
-            print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            print(f"run sandbox: {'bwrap' if sandbox.probe().ok else 'none'}; load average "
+                  f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
             print("agent_bench_tools " + " ".join(figures))
     finally:
         shutil.rmtree(root, ignore_errors=True)
