@@ -1,8 +1,9 @@
 """The Orchestrator: one per project, thin control over thick state.
 
 Its loop, ``run()``: re-ground from the bus -> finish what is owed (the subtasks of
-the last committed step, then the experiments they asked for: agents through the
-shared pool, runs as Ray tasks, independent ones at the same time) -> check the stop
+the last committed step, and the experiments they ask for, started as soon as an agent
+asks (``actors.run_dispatch``), so that the agent can wait for the result: agents
+through the shared pool, runs as Ray tasks, independent ones at the same time) -> check the stop
 conditions (target metric, wall clock, steps, tokens) -> decide and commit the next
 step. Everything it knows is re-read from the bus at every tick (``actors.state``), so
 a restarted orchestrator continues where the bus says it stopped: a subtask with a
@@ -21,14 +22,15 @@ import json
 import time
 from typing import Callable, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from bus import Bus
 
 from .agent import AgentResult, Subtask
 from .champion import settle_submission
 from .policy import Decision, Policy, State
-from .runs import RunPolicy, RunRequest, RunResult, RunSpec, record_result, resolve
+from .run_dispatch import RunDispatcher
+from .runs import RunPolicy, RunResult, RunSpec
 from .tree import NodeView, Tree, TreeNode, node_path, read_node, record_node
 
 RunExperiments = Callable[[list[RunSpec]], list[RunResult]]
@@ -86,6 +88,8 @@ class Orchestrator:
         # failed run's result by its id (a result is written once).
         self._nodes: dict[str, TreeNode | None] = {}
         self._failures: dict[str, str] = {}
+        self.runs = RunDispatcher(self.project, self.view, self.system, self.run_policy, self.hidden,
+                                  run_experiments, lambda: State.from_events(self.project.events(), self.config))
 
     def run(self) -> State:
         """Tick until a stop condition holds or a pause is asked for; returns the final state.
@@ -230,41 +234,23 @@ class Orchestrator:
         overhead = time.perf_counter() - t0
         left = state.time_left_s()  # the budget holds inside a subtask too: its agent stops at the deadline
         deadline = None if left is None else time.time() + max(left, 0.0)
-        results = self.run_agents([s.model_copy(update={"deadline": deadline}) for s in subtasks])
+        with self.runs.watching():  # the runs they ask for start now: an agent can wait for its results
+            results = self.run_agents([s.model_copy(update={"deadline": deadline}) for s in subtasks])
         t1 = time.perf_counter()
         for s, result in zip(subtasks, results):
             self.view.record("complete", f"{s.id} {result.status}: {result.summary[:200]}", subtask=s.id,
                              status=result.status, metrics={"steps": float(result.steps)})
         self.tick_overhead_ms[-1] += (overhead + time.perf_counter() - t1) * 1000
+        self.runs.wait()  # the step's runs end (or are withdrawn at a pause) before the next tick reads them
 
     def _dispatch_runs(self, state: State) -> None:
-        """The runs agents asked for: each request read back by its hash, checked again,
-        resolved against the operator's policy and the budget left. A refusal is the
-        run's result (the agents read why); the rest run, and each records its own
-        result (an ``experiment`` event), which is what marks it done."""
+        """The runs owed that no batch of this process is running (asked for at the very
+        end of a subtask, or in flight when a previous orchestrator stopped): started
+        through ``RunDispatcher`` (``actors.run_dispatch``), then waited for."""
         t0 = time.perf_counter()
-        specs: list[RunSpec] = []
-        if self._pause_asked_since(state):
-            return
-        for run in state.pending_runs:
-            try:
-                request = RunRequest.model_validate_json(self.project.read_object(run.request_hash or ""))
-            except (ValidationError, ValueError) as e:  # cannot come from the tool: a damaged or forged request
-                record_result(self.system, RunResult(id=run.id, status="refused", reason=f"unreadable request: {e}"))
-                continue
-            self.system.write_if_changed(f"experiments/{run.id}/spec.json", request.model_dump_json(indent=1),
-                                         f"asked for by {run.subtask or 'an agent'}: {request.command}"[:200])
-            spec = resolve(request, self.run_policy, state.time_left_s(), self.hidden)
-            if isinstance(spec, RunResult):
-                record_result(self.system, spec)
-                continue
-            again = state.dispatches[run.id]
-            self.view.record("dispatch", f"{run.id}: {request.command[:120]}" + (" (again)" if again else ""),
-                             run=run.id, attempt=again + 1, metrics={"gpus": spec.gpus, "timeout_s": spec.timeout_s})
-            specs.append(spec)
+        self.runs.dispatch(state)
         self.tick_overhead_ms[-1] += (time.perf_counter() - t0) * 1000
-        if specs:
-            self.run_experiments(specs)
+        self.runs.wait()
 
     def _stop(self, state: State, reason: str) -> State:
         reason = f"{reason}; {settle_submission(self.system, state, self.config.bus_memory)}"

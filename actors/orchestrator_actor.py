@@ -51,7 +51,9 @@ class OrchestratorActor:
     def __init__(self, bus_config: dict, config: dict, pool: AgentPool, llm_config: dict,
                  run_experiments: RunExperiments, run_policy: dict, hidden: tuple[str, ...]):
         """``run_experiments`` executes resolved runs (``cluster.scheduler.run_batch``, bound
-        to the bus and the project by the driver); ``run_policy`` and ``hidden`` are the
+        to the bus and the project by the driver), called from threads of this actor
+        (runs start while subtasks go: ``actors.run_dispatch``; the actor owns them, so
+        an agent that dies leaves its runs going); ``run_policy`` and ``hidden`` are the
         operator's (from the job, never from the bus)."""
         self.bus = Bus(config=BusConfig.model_validate(bus_config))
         self.config = OrchestratorConfig.model_validate(config)

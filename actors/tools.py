@@ -14,7 +14,9 @@ live in modules of their own; here they are schemas and argument checks.
 
 ``launch_experiment`` only records what the agent asks for (a ``RunRequest``, kept in
 the version store, and a ``run_requested`` event that gives the run its id); the
-orchestrator runs it under the operator's policy (``actors.runs``).
+orchestrator, which watches for requests while the subtask goes, starts it at once under
+the operator's policy (``actors.runs``, ``actors.run_dispatch``), so ``wait_for_runs``
+can wait for its result in the same subtask.
 """
 
 from __future__ import annotations
@@ -71,9 +73,10 @@ SCHEMAS = {
     "append_log": _schema("append_log", "Append a record to a log file (logs/...).", {"path": _S, "text": _S},
                           ["path", "text"]),
     "launch_experiment": _schema(
-        "launch_experiment", "Ask for an experiment run: `command` runs in experiments/<name>/ with the project's "
-        "code, sandboxed, after your subtask ends; it should write metrics.json there ({\"cv_score\": ...}). "
-        "`name` must be new in the project (a re-run gets a new name). The operator caps resources and time.",
+        "launch_experiment", "Start an experiment run: `command` runs in experiments/<name>/ with the project's "
+        "code, sandboxed, as soon as the cluster's run queue has the CPUs/GPUs it asks for; it should write "
+        "metrics.json there ({\"cv_score\": ...}). wait_for_runs waits for it and answers its result. `name` "
+        "must be new in the project (a re-run gets a new name). The operator caps resources and time.",
         {"name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,47}$"}, "command": _S,
          "gpus": {"type": "number"}, "cpus": {"type": "number"}, "memory_mb": _I, "timeout_s": _I},
         ["name", "command"]),
@@ -97,9 +100,10 @@ SCHEMAS = {
         "regex true) in the files you may read under `folder` (default: all). Answers path:line: text lines.",
         {"pattern": _S, "regex": _B, "folder": _S, "ignore_case": _B, "max_matches": _I}, ["pattern"]),
     "wait_for_runs": _schema(
-        "wait_for_runs", "The status of runs (launch_experiment): queued, running, or ended with its status, metrics "
-        "and, when it failed, the end of its output. Waits up to timeout_s (default 120, at most 900) for the runs "
-        "under way to end; never for queued ones. `runs`: names (default: the runs your role asked for).",
+        "wait_for_runs", "Wait for runs (launch_experiment) to end and answer each: ended with its status, "
+        "metrics and the end of its output, or still queued, waiting for a CPU/GPU, or running. Waits up to "
+        "timeout_s (default 120, at most 900) while any is not ended. `runs`: names (default: the runs your role "
+        "asked for).",
         {"runs": {"type": "array", "items": _S}, "timeout_s": _I}, []),
     "finish": _schema("finish", "End the subtask with a short summary of what you did and what you found.",
                       {"summary": _S}, ["summary"]),
@@ -248,7 +252,7 @@ class ToolBox:
         if not 0 <= timeout <= run_status.MAX_WAIT_S:
             raise FormatError(f"wait_for_runs: timeout_s must be 0 to {run_status.MAX_WAIT_S:.0f} seconds")
         names = None if runs is None else list(dict.fromkeys(r[:48] for r in runs))
-        return run_status.wait_for_runs(self.view, names, timeout, self.deadline, self.subtask_id)
+        return run_status.wait_for_runs(self.view, names, timeout, self.deadline)
 
     def _append_log(self, path: str, text: str) -> str:
         text = str(text) if str(text).endswith("\n") else f"{text}\n"
@@ -291,8 +295,9 @@ class ToolBox:
                                run=request.name, subtask=self.subtask_id or None)
         if self._first_request(request.name) != row["seq"]:  # another agent asked for this name a moment before
             return taken
-        return (f"queued run {request.name}: it starts after your subtask ends, in experiments/{request.name}/ "
-                "(output.log, result.json and what it writes appear there)")
+        return (f"queued run {request.name}: it starts as soon as the run queue has what it asks for, in "
+                f"experiments/{request.name}/ (output.log, result.json and what it writes appear there); "
+                f"wait_for_runs(runs [\"{request.name}\"]) waits for it and answers its status and metrics")
 
     def _first_request(self, name: str) -> int | None:
         """The seq of the request that owns the run id ``name`` (the first one), if any."""

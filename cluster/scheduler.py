@@ -106,8 +106,11 @@ def run_batch(bus_config: BusConfig, project: str, specs: list[RunSpec], queue: 
             continue
         kind, spec = pending.pop(ready[0])
         if kind == "grant":
-            if not ray.get(ready[0]) or pause.asked or pause.check():  # withdrawn, or admitted as the pause came
-                if pause.asked:
+            granted = ray.get(ready[0])
+            # Withdrawn, or admitted as the pause came. A grant withdrawn by another batch
+            # of this project (runs started inside a subtask) is seen here as the pause too.
+            if not granted or pause.check():
+                if pause.check():
                     runs.release.remote(project, spec.id)
                     _withdrawn(bus_config, project, spec)
                 continue

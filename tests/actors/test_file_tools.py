@@ -139,16 +139,30 @@ def test_wait_for_runs_answers_ended_queued_and_unknown_runs_at_once(bus, proj):
     _request(proj, "lr-2", "s0")
     record_result(system, RunResult(id="lr-2", status="failed", reason="exit code 1; see output.log", duration_s=1,
                                     output_tail="Traceback ...\nKeyError: 'species'\n"))
-    _request(proj, "rf-1", "s1", "experimenter-s1")  # asked for in this subtask: starts after it
+    _request(proj, "rf-1", "s1", "experimenter-s1")  # asked for, not dispatched (no orchestrator here)
     t0 = time.monotonic()
-    mine, named = results_of(bus, [("wait_for_runs", {}), ("wait_for_runs", {"runs": ["lr-2", "nope"]})],
+    mine, named = results_of(bus, [("wait_for_runs", {"timeout_s": 0}), ("wait_for_runs", {"runs": ["lr-2", "nope"]})],
                              role="experimenter")
-    assert time.monotonic() - t0 < 10  # nothing under way: no waiting
+    assert time.monotonic() - t0 < 10  # nothing under way in the second call: no waiting
     lines = mine.splitlines()
     assert lines[0] == "lr-1: ok in 3.5 s, cv_score=0.91"
     assert lines[1].startswith("lr-2: failed in 1.0 s, no metrics; exit code 1") and "KeyError: 'species'" in mine
-    assert "rf-1: queued: it starts after your subtask ends (call finish" in mine
+    assert "rf-1: queued: asked for, not dispatched yet" in mine and "1 still under way" in mine
     assert named.splitlines()[-1] == "nope: no such run (launch_experiment asks for one)"
+
+
+def test_wait_for_runs_does_not_wait_for_withdrawn_runs_nor_past_a_pause(bus, proj):
+    system = proj.as_role("system", "run")
+    _request(proj, "w-1", "s0")
+    system.record("dispatch", "w-1", run="w-1")
+    system.record("run_withdrawn", "w-1: not started", run="w-1")
+    _request(proj, "q-1", "s0")  # queued: waited for, until the pause
+    system.record("pause_requested", "paused by `aisci pause`")
+    t0 = time.monotonic()
+    [out] = results_of(bus, [("wait_for_runs", {"timeout_s": 600})], role="experimenter")
+    assert time.monotonic() - t0 < 60  # the pause ends the wait, not the 600 s
+    assert "w-1: withdrawn at a pause before it started: dispatched again when the project resumes" in out
+    assert "q-1: queued" in out and "the project is asked to pause; 1 still under way" in out
 
 
 @pytest.mark.slow  # 2-7 s of waiting on timeouts or restarts; the fast subset stays under 2 min
