@@ -11,7 +11,7 @@ logs for them (``paperbench/monitor``). We do both sides:
 - ``hits`` reads any text (the recorded model calls) for one; the driver records a hit.
 
 A source matches when its host and path appear in the text, with or without the scheme,
-``www.``, a trailing slash or ``.git``, case-insensitively (hosts and GitHub's owner and
+``www.``, a trailing slash or ``.git``, or as an SSH address (``git@host:path``), case-insensitively (hosts and GitHub's owner and
 repository names are case-insensitive).
 """
 
@@ -37,7 +37,9 @@ def source_pattern(source: str) -> re.Pattern[str] | None:
         return None
     # Not preceded by a host character (so `evilgithub.com` is not `github.com`), not
     # followed by more of a name (so `owner/repo2` is not `owner/repo`).
-    return re.compile(r"(?<![a-z0-9.-])(?:www\.)?" + re.escape(core) + r"(?:\.git)?(?![a-z0-9_-])", re.IGNORECASE)
+    host, slash, rest = core.partition("/")
+    body = re.escape(host) + (r"[/:]" + re.escape(rest) if slash else "")  # git@github.com:owner/repo too
+    return re.compile(r"(?<![a-z0-9.-])(?:www\.)?" + body + r"(?:\.git)?(?![a-z0-9_-])", re.IGNORECASE)
 
 
 def blocked_source(text: str, sources: Iterable[str]) -> str | None:

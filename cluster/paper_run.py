@@ -203,7 +203,8 @@ def finish_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, out: PaperO
                       f"{'; '.join(out.blacklist_hits)[:300]}", status="disqualified")
         say(f"[red]blacklist[/red]: {len(out.blacklist_hits)} hits (report/blacklist.json): PaperBench disqualifies")
     files = _submission(system)
-    out.refused = absolute_paths(files, [str(bus.root.resolve()), str(proj.dir.resolve())])
+    roots = [str(proj.dir.resolve()), str(proj.dir), str(bus.root.resolve()), str(bus.root)]  # the most precise first
+    out.refused = absolute_paths(files, list(dict.fromkeys(roots)))
     scratch_dir = str(bus.root / "scratch" / job.project / "reproduce")
     folder: Path | None = None
     if out.refused:
