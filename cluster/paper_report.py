@@ -47,8 +47,8 @@ def paper_section(project: Project) -> list[str]:
         ran = "missing" if not repro["repro_script_exists"] else ("timed out" if repro["timed_out"] else
                                                                   f"exit code {repro['exit_code']}")
         lines += [f"- reproduce.sh: {ran}, {repro['repro_execution_time_s']:.1f} s, log "
-                  f"{repro['log_bytes']} bytes (`report/reproduce.log`); submission commit "
-                  f"{repro.get('commit') or '-'}", ""]
+                  f"{repro['log_bytes']} bytes (`report/reproduce.log`); submission: git commit "
+                  f"{repro.get('commit') or '-'} ({repro.get('commits', 0)} commits, one per bus version)", ""]
     if grade is None:
         lines += ["- Not graded: no judge model configured (`aisci paper --judge openai:<model>`).", ""]
     else:

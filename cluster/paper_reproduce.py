@@ -4,7 +4,8 @@ PaperBench copies the submission into a fresh container and runs ``bash reproduc
 there under a time limit (``paperbench/reproduce.py``). Ours: the submission's files as
 the bus holds them (``export_submission``: a fresh copy, as ``git clean -xdf`` leaves a
 checkout: no venv, no caches, nothing a run left behind) go into a scratch folder, made a
-git repository (one commit: what the judge grades is named by its hash), then
+git repository (one commit per bus version of a submission file: what the judge grades is
+named by the last hash), then
 ``reproduce.sh`` runs there as an experiment runs (``cluster.sandbox``: bubblewrap, no
 network unless the operator allows it, the operator's memory, disk and process limits, the
 paper's folder, with its rubric, hidden), its output streamed into ``reproduce.log``.
@@ -36,34 +37,63 @@ RUN_ID = "reproduce"
 LOG_CAP_BYTES = 20_000_000  # the judge reads the first 200 kB; the rest is kept for people, up to this
 
 
-def export_submission(files: dict[str, bytes], dest: str | Path) -> str | None:
-    """Write ``files`` (path under submission/ -> content) into ``dest`` and make it a git
-    repository of one commit; returns the commit's hash (None where git is not installed).
-    Paths in skipped folders (venv, caches: PaperBench's judge skips them too) are left out."""
+MAX_COMMITS = 1000  # versions past this are folded into the last commit (a model rewriting a file in a loop)
+
+
+def export_submission(files: dict[str, bytes], dest: str | Path,
+                      history: list[tuple[str, bytes, str]] = ()) -> list[str]:
+    """Make ``dest`` a git repository of the submission: one commit per bus version of a
+    ``submission/`` file (``history``: (path, content, message) in the bus's order), then
+    the final files (``files``: path -> content, the latest versions) as they are. Paths in
+    skipped folders (venv, caches: PaperBench's judge skips them too) are left out, so the
+    copy is what ``git clean -xdf`` leaves. The .git folder is removed again: the
+    reproduction gets the files, as PaperBench's fresh copy. Returns the commits' hashes,
+    oldest first ([] where git is not installed or fails: the files are written anyway)."""
     dest = Path(dest)
-    for rel, data in sorted(files.items()):
+    dest.mkdir(parents=True, exist_ok=True)
+
+    def put(rel: str, data: bytes) -> bool:
         if any(s in part for s in SKIPPED_DIRS for part in Path(rel).parts[:-1]):
-            continue
+            return False
         path = dest / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+        return True
+
     git = shutil.which("git")
-    if git is None:
-        return None
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_AUTHOR_NAME": "aisci", "GIT_AUTHOR_EMAIL": "aisci@localhost",
            "GIT_COMMITTER_NAME": "aisci", "GIT_COMMITTER_EMAIL": "aisci@localhost", "HOME": str(dest)}
     # safe.directory: the folder belongs to the run's uid when the runner is root.
-    base = [git, "-c", f"safe.directory={dest}", "-C", str(dest)]
-    try:
-        for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "--allow-empty", "-m", "the submission"]):
-            subprocess.run([*base, *args], check=True, env=env, capture_output=True)
+    base = [git or "git", "-c", f"safe.directory={dest}", "-C", str(dest)]
+    commits: list[str] = []
+
+    def commit(message: str) -> None:
+        subprocess.run([*base, "add", "-A"], check=True, env=env, capture_output=True)
+        subprocess.run([*base, "commit", "-q", "--allow-empty", "-m", message[:500]], check=True, env=env,
+                       capture_output=True)
         head = subprocess.run([*base, "rev-parse", "HEAD"], check=True, env=env, capture_output=True)
-    except subprocess.CalledProcessError as e:  # no commit hash; the reproduction goes on without one
+        commits.append(head.stdout.decode().strip())
+
+    try:
+        if git is not None:
+            subprocess.run([*base, "init", "-q"], check=True, env=env, capture_output=True)
+            for rel, data, message in list(history)[:MAX_COMMITS]:
+                if put(rel, data):
+                    commit(message)
+        for rel, data in sorted(files.items()):
+            put(rel, data)
+        if git is not None:
+            status = subprocess.run([*base, "status", "--porcelain"], check=True, env=env, capture_output=True)
+            if status.stdout.strip() or not commits:
+                commit("the submission as the bus holds it at the end")
+    except subprocess.CalledProcessError as e:  # no history; the reproduction goes on without one
         logging.getLogger(__name__).warning("git on the submission's copy: %s", e.stderr.decode()[-300:])
-        return None
+        commits = []
+        for rel, data in sorted(files.items()):
+            put(rel, data)
     finally:
-        shutil.rmtree(dest / ".git", ignore_errors=True)  # the reproduction gets the files only, as PaperBench's
-    return head.stdout.decode().strip()
+        shutil.rmtree(dest / ".git", ignore_errors=True)
+    return commits
 
 
 def absolute_paths(files: dict[str, bytes], forbidden: list[str]) -> list[str]:
@@ -80,17 +110,18 @@ def absolute_paths(files: dict[str, bytes], forbidden: list[str]) -> list[str]:
 
 
 def reproduce(files: dict[str, bytes], scratch_dir: str, timeout_s: float, policy: RunPolicy,
-              hidden: tuple[str, ...], cpus: float = 1.0) -> tuple[Reproduction, Path, str | None]:
+              hidden: tuple[str, ...], cpus: float = 1.0,
+              history: list[tuple[str, bytes, str]] = ()) -> tuple[Reproduction, Path, list[str]]:
     """Run the submission's reproduce.sh in a fresh copy under ``scratch_dir``.
 
-    Returns (what the run did, the reproduced folder, the copy's git commit). The folder
+    Returns (what the run did, the reproduced folder, the copy's git commits). The folder
     is the caller's to grade and then wipe. Raises ``sandbox.MountRefused`` where a mount
     would show a hidden path, ``SandboxUnavailable`` where bubblewrap is missing."""
     slot = confine.UidSlot() if policy.sandbox == "bwrap" and os.geteuid() == 0 else None
     with slot or contextlib.nullcontext():
         uid = slot.uid if slot else None
         work = scratch.make(scratch_dir, RUN_ID, None, uid)
-        commit = export_submission(files, work)
+        commit = export_submission(files, work, history)
         if uid is not None:
             for here, dirs, names in os.walk(work):
                 for name in dirs + names:

@@ -35,7 +35,7 @@ from actors.pool import AgentPool
 from actors.runs import RunPolicy
 from actors.state import State
 from benchmarks.paperbench import Paper, PaperGrade, Reproduction
-from bus import Bus, Project
+from bus import Bus, BusError, Project
 from bus.paths import check_project_name
 
 from . import scratch
@@ -43,7 +43,7 @@ from .driver import PreemptionNotice, console, watch
 from .job import ProjectJob, ProjectOutcome, save_job
 from .lease import DriverLease
 from .paper_grade import JudgeConfig, grade_json, grade_submission
-from .paper_reproduce import absolute_paths, reproduce
+from .paper_reproduce import absolute_paths, export_submission, reproduce
 from .quick_run import SandboxExecutor
 from .report import write_report
 from .run import (
@@ -175,6 +175,23 @@ def _submission(system) -> dict[str, bytes]:
     return {p[len("submission/"):]: system.read_bytes(p) for p in system.list("submission")}
 
 
+def _history(proj: Project, system) -> list[tuple[str, bytes, str]]:
+    """Every version of a submission/ file, in the bus's order: (path, content, message)."""
+    events = proj.events()
+    rows = events.filter(pc.starts_with(events.column("path"), "submission/")).to_pylist()
+    out = []
+    for r in rows:
+        if r["kind"] not in ("write", "append", "recovered") or r["version"] is None:
+            continue
+        try:
+            data = system.read_version(r["path"], r["version"])
+        except BusError:  # a version no longer readable: the final files are written anyway
+            continue
+        out.append((r["path"][len("submission/"):], data,
+                    f"{r['path']} v{r['version']} by {r['instance']}: {r['summary'] or ''}"))
+    return out
+
+
 def monitor_blacklist(proj: Project, sources: list[str]) -> list[str]:
     """PaperBench's monitor: ``path: source`` for each agent transcript (the recorded model
     calls, logs/llm/<instance>/) naming a blacklisted source; the judge's are not read."""
@@ -215,15 +232,16 @@ def finish_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, out: PaperO
         say(f"[red]refused[/red]: the submission names absolute paths of the workspace: {'; '.join(out.refused)}")
     elif not settings.code_dev:
         try:
-            repro, folder, commit = reproduce(files, scratch_dir, settings.reproduce_timeout_s, job.run_policy,
-                                              job.hidden)
+            repro, folder, commits = reproduce(files, scratch_dir, settings.reproduce_timeout_s, job.run_policy,
+                                               job.hidden, history=_history(proj, system))
         except Exception:
             scratch.wipe(scratch_dir)
             raise
         out.reproduction = repro
         log = (folder / "reproduce.log").read_bytes()
         system.write("report/reproduce.log", log, summary=f"output of reproduce.sh ({repro.log_bytes} bytes)")
-        system.write("report/reproduction.json", json.dumps({**repro.model_dump(), "commit": commit}, indent=1),
+        system.write("report/reproduction.json", json.dumps({**repro.model_dump(), "commit": commits[-1] if commits else None,
+                                                               "commits": len(commits)}, indent=1),
                      summary="how the reproduction went")
         system.record("reproduced", f"reproduce.sh {_said(repro)} in {repro.repro_execution_time_s:.1f} s",
                       path="report/reproduce.log", status="ok" if repro.exit_code == 0 else "failed",
@@ -239,7 +257,6 @@ def finish_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, out: PaperO
         else:
             if folder is None:  # Code-Dev: the submission as written, not run
                 folder = Path(scratch.make(scratch_dir, "reproduce", None, None))
-                from .paper_reproduce import export_submission
                 export_submission(files, folder)
             grade = grade_submission(bus, job.project, paper, folder, settings.judge, settings.code_dev)
             out.paper_grade = grade

@@ -118,7 +118,7 @@ def test_the_baseline_reproduces_the_shipped_paper_and_the_scripted_judge_grades
     log = viewer.read("report/reproduce.log")
     assert "wine knn scaled accuracy" in log and "wrote results.csv" in log
     repro = json.loads(viewer.read("report/reproduction.json"))
-    assert repro["exit_code"] == 0 and not repro["timed_out"] and repro["commit"]
+    assert repro["exit_code"] == 0 and not repro["timed_out"] and repro["commit"] and repro["commits"] == 3
     grade = json.loads(viewer.read("report/paperbench.json"))
     assert grade["score"] > 0 and grade["num_leaf_nodes"] == 23 and grade["num_invalid_leaf_nodes"] == 0
     events = proj.events().to_pylist()
@@ -142,3 +142,16 @@ def test_without_a_judge_it_ends_after_the_reproduction_and_says_so(ray_cluster,
     viewer = Bus(root).project("nj").as_role("viewer")
     assert "wine knn gain" in viewer.read("report/reproduce.log")
     assert not viewer.exists("report/paperbench.json")
+
+
+def test_the_submission_copy_has_one_commit_per_bus_version_and_no_caches(tmp_path):
+    from cluster.paper_reproduce import export_submission
+    history = [("run.py", b"print(1)\n", "v1"), ("run.py", b"print(2)\n", "v2"), ("README.md", b"# r\n", "v3"),
+               (".venv/lib/x.py", b"cached\n", "a venv")]
+    files = {"run.py": b"print(2)\n", "README.md": b"# r\n", "__pycache__/run.pyc": b"\0"}
+    commits = export_submission(files, tmp_path / "copy", history)
+    assert len(commits) == 3 and len(set(commits)) == 3  # the venv's version is not one
+    assert sorted(p.name for p in (tmp_path / "copy").rglob("*")) == ["README.md", "run.py"]
+    assert (tmp_path / "copy" / "run.py").read_bytes() == b"print(2)\n"
+    # A final state the history does not reach (a version no longer readable) is one more commit.
+    assert len(export_submission({"run.py": b"print(3)\n"}, tmp_path / "copy2", history[:1])) == 2
