@@ -1,11 +1,15 @@
 """The baseline (no model) for a paper project: read the paper, write a reproduction.
 
-Two phases, as tool calls the real agent loop executes (``actors.baseline.BaselineLLM``
-hands the phases ``paperread`` and ``paperwrite`` here):
+Its phases, as tool calls the real agent loop executes (``actors.baseline.BaselineLLM``
+hands the phases ``paper*`` here; ``actors.paper_policy`` orders them):
 
 - ``paperread`` (analyst): reads task/paper.md and task/addendum.md and writes
   analysis/paper/structure.md (the paper's sections) and analysis/paper/setup.md (the
   experimental setup it could make out, each value with the sentence it came from);
+- ``papermethod``, ``paperexperiments``, ``paperbaselines`` (analysts, at the same time):
+  each keeps the sections of its aspect in analysis/paper/<aspect>.md;
+- ``paperplan`` (planner): the synthesis, plan/paper_tasks.md (prioritised tasks, what the
+  addendum puts out of scope);
 - ``paperwrite`` (writer): writes submission/: the template that fits the paper's kind of
   claim (``actors/templates/paper_preprocessing_cv.py.tmpl``: a preprocessing step helps one
   model and not another, under k-fold cross-validation, on scikit-learn's bundled
@@ -160,4 +164,69 @@ def _paperwrite(step: int, results: list[str], params: dict) -> list[ToolCall]:
     return [_call("finish", summary="wrote submission/ (reproduce.sh, reproduce.py, README.md)")]
 
 
-PAPER_PLANS = {"paperread": _paperread, "paperwrite": _paperwrite}
+def _split(paper: str) -> list[tuple[str, str]]:
+    """(heading, text) of each section of a markdown paper."""
+    sections, head, lines = [], "", []
+    for line in paper.splitlines():
+        if line.startswith("#"):
+            if head or any(x.strip() for x in lines):
+                sections.append((head, "\n".join(lines).strip()))
+            head, lines = line.lstrip("#").strip(), []
+        else:
+            lines.append(line)
+    sections.append((head, "\n".join(lines).strip()))
+    return sections
+
+
+# A reader per aspect, as a model's readers would split the paper: the sections (and, for
+# baselines, the sentences) it keeps.
+ASPECTS = {
+    "method": r"method|setup|model|approach|algorithm",
+    "experiments": r"experiment|result|evaluat|protocol|table|appendix",
+    "baselines": r"baseline|compar|related|ablation",
+}
+
+
+def _reader(aspect: str):
+    def plan(step: int, results: list[str], params: dict) -> list[ToolCall]:
+        if step == 0:
+            return [_call("read_file", path="task/paper.md"), _call("read_file", path="analysis/paper/structure.md")]
+        if step == 1:
+            pattern = re.compile(ASPECTS[aspect], re.IGNORECASE)
+            kept = [f"## {h}\n\n{t}" for h, t in _split(results[0] if results else "") if h and pattern.search(h)]
+            if aspect == "baselines":  # sentences naming a comparison, wherever they are
+                sentences = re.split(r"(?<=[.!?])\s+", " ".join((results[0] if results else "").split()))
+                kept += [f"- {x}" for x in sentences if pattern.search(x)][:20]
+            text = f"# The paper's {aspect}, as read\n\n" + ("\n\n".join(kept) or "(nothing found)") + "\n"
+            return [_call("write_file", path=f"analysis/paper/{aspect}.md", content=text,
+                          summary=f"{aspect}: {len(kept)} passages")]
+        return [_call("finish", summary=f"wrote analysis/paper/{aspect}.md")]
+    return plan
+
+
+def _paperplan(step: int, results: list[str], params: dict) -> list[ToolCall]:
+    """The synthesis: a prioritised task list from the readers' notes and the addendum."""
+    if step == 0:
+        return [_call("read_file", path="task/addendum.md"), _call("read_file", path="analysis/paper/setup.md"),
+                *[_call("read_file", path=f"analysis/paper/{a}.md") for a in ASPECTS]]
+    if step == 1:
+        addendum, setup = (results + ["", ""])[:2]
+        notes = {a: (results[2 + i] if len(results) > 2 + i else "") for i, a in enumerate(ASPECTS)}
+        out_of_scope = [line.strip("- ").strip() for line in addendum.splitlines() if "out of scope" in line.lower()]
+        read = [a for a, t in notes.items() if t and not t.startswith("ERROR")]
+        tasks = ["1. Implement the setup read in analysis/paper/setup.md (data, models, preprocessing).",
+                 "2. Implement the evaluation protocol of analysis/paper/experiments.md.",
+                 "3. Run every configuration of the paper's main table from reproduce.sh, printing and writing "
+                 "results in the addendum's format.",
+                 "4. Compare with the baselines named in analysis/paper/baselines.md.",
+                 "5. Write README.md: what reproduce.sh runs and how the numbers compare with the paper."]
+        text = ("# Reproduction tasks, most important first\n\n" + "\n".join(tasks) +
+                "\n\n## Out of scope (the addendum)\n\n" + ("\n".join(f"- {x}" for x in out_of_scope) or "- none")
+                + f"\n\nFrom the readers' notes: {', '.join(read) or 'none could be read'}; setup: "
+                f"{'read' if setup and not setup.startswith('ERROR') else 'not read'}.\n")
+        return [_call("write_file", path="plan/paper_tasks.md", content=text, summary="prioritised reproduction tasks")]
+    return [_call("finish", summary="wrote plan/paper_tasks.md")]
+
+
+PAPER_PLANS = {"paperread": _paperread, "paperwrite": _paperwrite, "paperplan": _paperplan,
+               **{f"paper{a}": _reader(a) for a in ASPECTS}}

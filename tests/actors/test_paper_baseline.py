@@ -38,17 +38,27 @@ def test_a_paper_of_another_kind_gets_no_template_and_is_told_why():
     assert config is None and "no model the template knows" in evidence[-1]
 
 
-def test_the_paper_policy_reads_then_writes_then_stops():
+def test_the_paper_policy_maps_then_fans_out_readers_then_plans_then_writes():
     policy = PaperPolicy()
     state = State(config=OrchestratorConfig(project="p", track="paper"))
-    first = policy.decide(state)
-    assert [(s.id, s.role) for s in first.subtasks] == [("paperread-1", "analyst")]
+    assert [(s.id, s.role) for s in policy.decide(state).subtasks] == [("paperread-1", "analyst")]
     state.completed["paperread-1"] = False  # failed: retried once
     assert [s.id for s in policy.decide(state).subtasks] == ["paperread-2"]
     state.completed["paperread-2"] = True
+    readers = policy.decide(state).subtasks  # at the same time
+    assert [(s.id, s.role) for s in readers] == [("papermethod-1", "analyst"), ("paperexperiments-1", "analyst"),
+                                                 ("paperbaselines-1", "analyst")]
+    state.completed.update({"papermethod-1": True, "paperexperiments-1": False, "paperbaselines-1": True})
+    assert [s.id for s in policy.decide(state).subtasks] == ["paperexperiments-2"]  # only the failed one again
+    state.completed["paperexperiments-2"] = True
+    assert [(s.id, s.role) for s in policy.decide(state).subtasks] == [("paperplan-1", "planner")]
+    state.completed["paperplan-1"] = True
     assert [(s.id, s.role) for s in policy.decide(state).subtasks] == [("paperwrite-1", "writer")]
     state.completed["paperwrite-1"] = True
     assert policy.decide(state).stop
+    state.completed["paperwrite-1"] = False
+    state.completed["paperwrite-2"] = False
+    assert policy.decide(state).stop and "failed twice" in policy.decide(state).reason
 
 
 def test_blacklist_matching():

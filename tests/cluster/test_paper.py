@@ -115,6 +115,10 @@ def test_the_baseline_reproduces_the_shipped_paper_and_the_scripted_judge_grades
     proj = Bus(root).project("knn")
     viewer = proj.as_role("viewer")
     assert not viewer.exists("task/rubric.json")
+    # The reading fanned out (three readers at once), then a synthesis planned the work.
+    for aspect in ("structure", "setup", "method", "experiments", "baselines"):
+        assert viewer.read(f"analysis/paper/{aspect}.md").strip()
+    assert "Out of scope" in viewer.read("plan/paper_tasks.md")
     log = viewer.read("report/reproduce.log")
     assert "wine knn scaled accuracy" in log and "wrote results.csv" in log
     repro = json.loads(viewer.read("report/reproduction.json"))
