@@ -11,8 +11,8 @@ logs for them (``paperbench/monitor``). We do both sides:
 - ``hits`` reads any text (the recorded model calls) for one; the driver records a hit.
 
 A source matches when its host and path appear in the text, with or without the scheme,
-``www.``, a trailing slash or ``.git``, or as an SSH address (``git@host:path``), case-insensitively (hosts and GitHub's owner and
-repository names are case-insensitive).
+``www.``, a trailing slash or ``.git``, or as an SSH address (``git@host:path``),
+case-insensitively (hosts and GitHub's owner and repository names are case-insensitive).
 """
 
 from __future__ import annotations

@@ -61,8 +61,9 @@ def export_submission(files: dict[str, bytes], dest: str | Path,
         return True
 
     git = shutil.which("git")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_AUTHOR_NAME": "aisci", "GIT_AUTHOR_EMAIL": "aisci@localhost",
-           "GIT_COMMITTER_NAME": "aisci", "GIT_COMMITTER_EMAIL": "aisci@localhost", "HOME": str(dest)}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_AUTHOR_NAME": "aisci",
+           "GIT_AUTHOR_EMAIL": "aisci@localhost", "GIT_COMMITTER_NAME": "aisci",
+           "GIT_COMMITTER_EMAIL": "aisci@localhost", "HOME": str(dest)}
     # safe.directory: the folder belongs to the run's uid when the runner is root.
     base = [git or "git", "-c", f"safe.directory={dest}", "-C", str(dest)]
     commits: list[str] = []
@@ -135,8 +136,8 @@ def reproduce(files: dict[str, bytes], scratch_dir: str, timeout_s: float, polic
             return Reproduction(repro_script_exists=False, exit_code=None, timed_out=False,
                                 repro_execution_time_s=0.0, log_bytes=log_path.stat().st_size), Path(work), commit
         env = sandbox.run_env(policy, RUN_ID, cpus)
-        limits = {"CORE": 0, "FSIZE": policy.disk_mb << 20, "AS": policy.memory_mb << 20,
-                  "NPROC": policy.max_procs if uid is not None else confine.tasks_of_uid(os.getuid()) + policy.max_procs}
+        procs = policy.max_procs if uid is not None else confine.tasks_of_uid(os.getuid()) + policy.max_procs
+        limits = {"CORE": 0, "FSIZE": policy.disk_mb << 20, "AS": policy.memory_mb << 20, "NPROC": procs}
         if policy.sandbox == "bwrap":
             binds = sandbox.binds_for(scratch_dir, work, RUN_ID, policy, 0)
             sandbox.refuse_hidden(binds, hidden, policy.ro_mounts)

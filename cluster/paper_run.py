@@ -240,8 +240,8 @@ def finish_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, out: PaperO
         out.reproduction = repro
         log = (folder / "reproduce.log").read_bytes()
         system.write("report/reproduce.log", log, summary=f"output of reproduce.sh ({repro.log_bytes} bytes)")
-        system.write("report/reproduction.json", json.dumps({**repro.model_dump(), "commit": commits[-1] if commits else None,
-                                                               "commits": len(commits)}, indent=1),
+        record = {**repro.model_dump(), "commit": commits[-1] if commits else None, "commits": len(commits)}
+        system.write("report/reproduction.json", json.dumps(record, indent=1),
                      summary="how the reproduction went")
         system.record("reproduced", f"reproduce.sh {_said(repro)} in {repro.repro_execution_time_s:.1f} s",
                       path="report/reproduce.log", status="ok" if repro.exit_code == 0 else "failed",

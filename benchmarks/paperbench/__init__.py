@@ -28,5 +28,5 @@ from .submission import Limits, Submission
 
 __all__ = ["TASK_CATEGORIES", "GradedTaskNode", "InvalidPaper", "InvalidRubric", "JudgeModel", "LeafGrade", "Limits",
            "Paper", "PaperGrade", "Reproduction", "ScriptedJudgeModel", "SimpleJudge", "Submission", "TaskNode",
-           "code_dev_rubric", "grade_tree", "judge_submission", "load_rubric", "parse_rubric", "prepare_reproduction", "run_reproduction",
-           "score_from_children", "shipped_papers"]
+           "code_dev_rubric", "grade_tree", "judge_submission", "load_rubric", "parse_rubric",
+           "prepare_reproduction", "run_reproduction", "score_from_children", "shipped_papers"]

@@ -159,3 +159,24 @@ def test_the_submission_copy_has_one_commit_per_bus_version_and_no_caches(tmp_pa
     assert (tmp_path / "copy" / "run.py").read_bytes() == b"print(2)\n"
     # A final state the history does not reach (a version no longer readable) is one more commit.
     assert len(export_submission({"run.py": b"print(3)\n"}, tmp_path / "copy2", history[:1])) == 2
+
+
+@pytest.mark.slow
+def test_code_dev_grades_the_code_development_leaves_without_running_anything(ray_cluster, bus):
+    from actors.paper_baseline import REPRODUCE_SH, read_setup, render
+    from cluster.paper_grade import JudgeConfig
+    paper = Paper(SHIPPED)
+    job = make_paper_job(paper, "cd")
+    proj = import_paper(bus, paper, "cd")
+    writer = proj.as_role("writer", "w")
+    writer.write("submission/reproduce.py", render(read_setup(paper.paper_text, paper.addendum)[0], paper.title))
+    writer.write("submission/reproduce.sh", REPRODUCE_SH)
+    out = PaperOutcome(project="cd", kind="ended", reason="done")
+    settings = PaperSettings(paper=str(paper.root), code_dev=True, judge=JudgeConfig(kind="scripted"))
+    finish_paper(bus, job, settings, out, say=lambda *a, **k: None)
+    assert out.reproduction is None and out.paper_grade.code_only
+    assert out.paper_grade.num_leaf_nodes == 10 and out.paper_grade.score > 0
+    viewer = proj.as_role("viewer")
+    assert not viewer.exists("report/reproduce.log")
+    assert json.loads(viewer.read("report/paperbench.json"))["code_only"]
+    assert "Code-Dev score" in viewer.read("report/report.md")
