@@ -11,8 +11,8 @@ __all__ = ["paper_section"]
 
 
 def _read(system, path: str):
-    try:
-        return json.loads(system.read(path))
+    try:  # exists() first: a read of a missing file is a `refused` event, noise in every task's project
+        return json.loads(system.read(path)) if system.exists(path) else None
     except (BusError, ValueError):
         return None
 

@@ -180,3 +180,11 @@ def test_code_dev_grades_the_code_development_leaves_without_running_anything(ra
     assert not viewer.exists("report/reproduce.log")
     assert json.loads(viewer.read("report/paperbench.json"))["code_only"]
     assert "Code-Dev score" in viewer.read("report/report.md")
+
+
+def test_the_report_of_a_task_project_has_no_paper_section_and_reads_nothing_missing(project):
+    from cluster.report import write_report
+    before = project.events().num_rows
+    text = write_report(project, None)
+    assert "Paper reproduction" not in text
+    assert not [e for e in project.events().to_pylist()[before:] if e["kind"] == "refused"]
