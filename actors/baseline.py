@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .llm.protocol import LLMReply, LLMRequest, ToolCall
 from .memory import PRIOR_JSON, order_grid
+from .paper_baseline import PAPER_PLANS
 
 _TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATES = {"code/train.py": _TEMPLATES / "train.py", "code/taskdata.py": _TEMPLATES / "taskdata.py"}
@@ -105,7 +106,7 @@ class BaselineLLM:
         phase = request.tag.split("-")[0]
         step = sum(1 for m in request.messages if m["role"] == "assistant")
         results = [str(m.get("content") or "") for m in request.messages if m["role"] == "tool"]
-        plan = getattr(self, f"_{phase}", None)
+        plan = getattr(self, f"_{phase}", None) or PAPER_PLANS.get(phase)  # a paper project's phases
         calls = plan(step, results, baseline_params(request)) if plan else [_call("finish", summary=f"no baseline for {phase}")]
         return LLMReply(tool_calls=calls, model="baseline-templates", backend="baseline")
 

@@ -67,6 +67,9 @@ class OrchestratorConfig(BaseModel):
     max_nodes: int = Field(default=24, ge=1, description="The most nodes the baseline's search makes.")
     patience: int = Field(default=6, ge=1, description="The baseline's search ends when this many nodes made after "
                           "the best one did not beat it.")
+    track: Literal["mlebench", "paper"] = Field(default="mlebench", description="paper: a PaperBench paper "
+                                                "reproduction (`aisci paper`): task/ holds the paper; the baseline "
+                                                "follows actors.paper_policy.")
 
 
 class Orchestrator:

@@ -24,6 +24,7 @@ from .llm_policy import LLMPolicy
 from .memory import PRIOR_JSON
 from .orchestrator import Orchestrator, OrchestratorConfig, RunExperiments
 from .outcome import Outcome
+from .paper_policy import PaperPolicy
 from .policy import BaselinePolicy
 from .pool import AgentPool
 from .runs import RunPolicy
@@ -64,7 +65,7 @@ class OrchestratorActor:
 
     def _policy(self):
         if self.config.policy == "baseline" or (self.config.policy == "auto" and self.llm_config.backend == "baseline"):
-            return BaselinePolicy(prior=self._prior())
+            return PaperPolicy() if self.config.track == "paper" else BaselinePolicy(prior=self._prior())
         llm = make_llm(self.llm_config) if self.llm_config.backend == "openai" else RemoteLLM(self.llm_config)
         return LLMPolicy(self.bus, llm, window=self.llm_config.window())
 

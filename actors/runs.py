@@ -28,6 +28,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .blacklist import blocked_source
+
 __all__ = ["RunPolicy", "RunRequest", "RunResult", "RunSpec", "RunStatus", "ScratchFile", "make_spec", "record_result",
            "resolve", "NAME_PATTERN"]
 
@@ -95,6 +97,8 @@ class RunPolicy(BaseModel):
     env: tuple[str, ...] = Field(default=(), description="Names of host environment variables passed to runs "
                                  "(besides the fixed allow-list of cluster.sandbox).")
     seed: int = Field(default=0, description="Exported to runs as AISCI_SEED (a sweep's seed axis).")
+    blocked_sources: tuple[str, ...] = Field(default=(), description="Sites no command may name (a paper's "
+                                             "blacklist.txt, `aisci paper`): such a run is refused (actors.blacklist).")
     placement_wait_s: float = Field(default=60, ge=0, description="How long a run no node can hold waits for "
                                     "one (an autoscaler adding it) before it is refused with the reason.")
 
@@ -163,6 +167,9 @@ def resolve(request: RunRequest, policy: RunPolicy, time_left_s: float | None = 
         return RunResult(id=request.name, status="refused", reason=why)
 
     memory = request.memory_mb or policy.memory_mb
+    if (source := blocked_source(request.command, policy.blocked_sources)) is not None:
+        return refuse(f"the command names {source}, a source this paper's blacklist forbids (PaperBench "
+                      "disqualifies a reproduction that uses one)")
     if request.gpus > policy.max_gpus:
         return refuse(f"asks for {request.gpus:g} GPUs; the operator allows at most {policy.max_gpus:g} per run")
     if request.cpus > policy.max_cpus:

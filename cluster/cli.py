@@ -1,6 +1,7 @@
 """The ``aisci`` command line: the parser, and ``main``, which runs one command.
 
     aisci run [TASK]                # the main job: a task until target or budget, then the grade
+    aisci paper PAPER               # reproduce a paper (PaperBench): submission/, reproduce.sh, the grade
     aisci resume PROJECT            # continue a paused or interrupted project from the bus
     aisci pause PROJECT             # ask a running project to pause (as a preemption notice does)
     aisci replay PROJECT            # run a recorded project again with no model, at full speed
@@ -191,12 +192,47 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     _cluster_flags(r)
 
 
+def _paper_parser(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "paper", "cli_paper:cmd_paper", "reproduce a research paper (PaperBench): the agents write "
+                 "submission/ with reproduce.sh, which is then run in the sandbox and graded", uses_ray=True)
+    p.add_argument("paper", help="a PaperBench paper folder (config.yaml, paper.md, addendum.md, rubric.json, "
+                   "blacklist.txt) or a shipped paper's name (scaling-knn-vs-forest)")
+    p.add_argument("--project", help="the project's name (default: <paper id>-<date>-<time>)")
+    p.add_argument("--model", default="baseline", help="who writes the reproduction: baseline (aisci's templates, "
+                   "no model), openai:<model>, vllm:<path>")
+    p.add_argument("--base-url", help="openai: the server's endpoint (default: $AISCI_LLM_BASE_URL)")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: the environment variable holding the key")
+    p.add_argument("--budget", default="24h", help="wall-clock budget of the agents: 90s, 30m, 2h, 1d")
+    p.add_argument("--reproduce-timeout", default="1h", help="reproduce.sh's time limit (PaperBench's "
+                   "reproduction step)")
+    p.add_argument("--code-dev", action="store_true", help="PaperBench Code-Dev: no reproduction; only the "
+                   "rubric's Code Development leaves are graded")
+    p.add_argument("--judge", help="who grades: openai:<model> (an OpenAI-compatible server) or scripted (the "
+                   "deterministic test judge) (default: none, not graded)")
+    p.add_argument("--judge-base-url", help="the judge's endpoint (default: $AISCI_JUDGE_BASE_URL, else "
+                   "$AISCI_LLM_BASE_URL)")
+    p.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="the environment variable holding the "
+                   "judge's key")
+    p.add_argument("--show-rubric", action="store_true", help="also give the agents rubric.json and "
+                   "judge.addendum.md (PaperBench's agents never see them; recorded in the report)")
+    p.add_argument("--no-bus-memory", action="store_true", help="agents see only the paper, not what the "
+                   "others wrote")
+    p.add_argument("--agents", type=_agents, default=2, help="agent actors in the pool")
+    p.add_argument("--policy", help="the operator's run policy (YAML of RunPolicy fields), for runs and the "
+                   "reproduction (default: bubblewrap, no network, 4096 MB)")
+    p.add_argument("--allow-network", action="store_true", help="let runs and the reproduction reach the network")
+    p.add_argument("--allow-unsandboxed", action="store_true", help="run code without bubblewrap where it cannot "
+                   "run (only on machines you trust)")
+    _cluster_flags(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="aisci", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_Help)
     parser.add_argument("--root", help="the bus's root folder (default: $AISCI_ROOT, else ~/.aisci)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and Ray's own log lines")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     _run_parser(sub)
+    _paper_parser(sub)
     c = _command(sub, "resume", "cli_run:cmd_resume", "continue a paused or interrupted project from the bus",
                  uses_ray=True)
     _project_arg(c)

@@ -140,6 +140,9 @@ def _engine_settings(llm, args: argparse.Namespace):
 
 def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
     job = load_job(bus, args.project)  # an unknown project is one line, before Ray starts
+    if job.orchestrator.track == "paper":
+        raise UserError(f"{args.project} reproduces a paper: `aisci paper {job.task} --project {args.project}` "
+                        "continues it")
     if said_ended(bus, job.project):
         return
     _connect(args.address)

@@ -39,6 +39,7 @@ from actors.quick_run import (
     QuickRequest,
     QuickResult,
 )
+from actors.blacklist import blocked_source
 from actors.runs import RunPolicy
 from bus import Bus, BusConfig, NotFound
 
@@ -83,6 +84,9 @@ class SandboxExecutor:
             return QuickResult(status="refused", reason=f"project {request.project!r} has no operator's run policy "
                                "(it was not started by `aisci run`): nothing runs without one")
         policy, hidden = settings
+        if (source := blocked_source(request.command, policy.blocked_sources)) is not None:
+            return QuickResult(status="refused", reason=f"the command names {source}, a source this paper's "
+                               "blacklist forbids (PaperBench disqualifies a reproduction that uses one)")
         if policy.sandbox == "bwrap" and not (probe := sandbox.probe()).ok:
             return QuickResult(status="refused", reason=f"the sandbox cannot start on this node: {probe.reason}")
         root = str(bus.root / "scratch" / request.project / "quick" / f"{request.instance}-{uuid.uuid4().hex[:8]}")

@@ -19,6 +19,8 @@ from actors.tree import tree_rows
 from benchmarks.mlebench.report import CompetitionReport
 from bus import Project
 
+from .paper_report import paper_section
+
 TAIL_LINES = 6  # lines of a failed run's output shown in the report
 TAIL_CHARS = 800
 
@@ -132,6 +134,7 @@ def write_report(project: Project, grade: CompetitionReport | None, lower_is_bet
                       f"{fmt_score(grade.silver_threshold)}, bronze {fmt_score(grade.bronze_threshold)}, "
                       f"median {fmt_score(grade.median_threshold)} ({grade.leaderboard_size} teams)"]
         lines += [""]
+    lines += paper_section(project)  # a paper project's (aisci paper): the reproduction and its grade
     lines += ["## Decisions", ""] + [f"{i + 1}. {d['summary']}" for i, d in enumerate(decisions)] + [""]
     lines += ["## Experiments", "", f"Best cv score: **{fmt_score(best)}** ({direction}).", "",
               "| run | result | cv score | seconds |", "|---|---|---|---|"]

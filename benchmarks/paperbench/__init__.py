@@ -21,12 +21,12 @@ from .grade import (
 )
 from .judge import JudgeModel, SimpleJudge, judge_submission
 from .paper import InvalidPaper, Paper, shipped_papers
-from .reproduce import Reproduction, run_reproduction
+from .reproduce import Reproduction, prepare_reproduction, run_reproduction
 from .rubric import TASK_CATEGORIES, InvalidRubric, TaskNode, load_rubric, parse_rubric
 from .scripted import ScriptedJudgeModel
 from .submission import Limits, Submission
 
 __all__ = ["TASK_CATEGORIES", "GradedTaskNode", "InvalidPaper", "InvalidRubric", "JudgeModel", "LeafGrade", "Limits",
            "Paper", "PaperGrade", "Reproduction", "ScriptedJudgeModel", "SimpleJudge", "Submission", "TaskNode",
-           "code_dev_rubric", "grade_tree", "judge_submission", "load_rubric", "parse_rubric", "run_reproduction",
-           "score_from_children", "shipped_papers"]
+           "code_dev_rubric", "grade_tree", "judge_submission", "load_rubric", "parse_rubric",
+           "prepare_reproduction", "run_reproduction", "score_from_children", "shipped_papers"]

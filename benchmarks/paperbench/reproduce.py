@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-__all__ = ["Reproduction", "run_reproduction"]
+__all__ = ["Reproduction", "prepare_reproduction", "run_reproduction"]
 
 
 class Reproduction(BaseModel):
@@ -52,9 +52,7 @@ def run_reproduction(submission: str | Path, timeout_s: float, wrap: Sequence[st
     """
     root = Path(submission).resolve()
     log = root / "reproduce.log"
-    started = int(time.time())
-    _age(root, started - 1)
-    (root / "reproduce.log.creation_time").write_text(f"{started}\n")  # ours, whatever the submission held
+    prepare_reproduction(root)
     if not (root / "reproduce.sh").is_file():
         log.write_text("reproduce.sh not found\n")
         return Reproduction(repro_script_exists=False, exit_code=None, timed_out=False,
@@ -76,6 +74,18 @@ def run_reproduction(submission: str | Path, timeout_s: float, wrap: Sequence[st
             out.write(f"\n(reproduce.sh killed after the {timeout_s:g} s limit)\n")
     return Reproduction(repro_script_exists=True, exit_code=code, timed_out=timed_out,
                         repro_execution_time_s=time.monotonic() - start, log_bytes=log.stat().st_size)
+
+
+def prepare_reproduction(submission: str | Path) -> int:
+    """What precedes ``bash reproduce.sh``: date every file of the submission one second
+    before the start and write the start (epoch s) to ``reproduce.log.creation_time``.
+    Returns the start. (For a runner of its own, e.g. a sandbox's, that then runs the
+    script and writes reproduce.log as ``run_reproduction`` does.)"""
+    root = Path(submission).resolve()
+    started = int(time.time())
+    _age(root, started - 1)
+    (root / "reproduce.log.creation_time").write_text(f"{started}\n")  # ours, whatever the submission held
+    return started
 
 
 def _age(root: Path, when: float) -> None:

@@ -1,0 +1,67 @@
+"""``aisci paper PAPER_DIR``: reproduce a PaperBench paper (``cluster.paper_run``).
+
+Everything the user gives is checked before Ray starts (the paper folder whole, the
+model, the judge, the budget, the project's name): a mistake is one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from actors.llm.config import parse_model
+from actors.state import State
+from benchmarks.paperbench import InvalidPaper, Paper, shipped_papers
+from bus import Bus
+
+from .cli_run import _connect, _operator_policy, check_model, finish
+from .display import untrusted
+from .driver import console
+from .errors import UserError
+from .paper_grade import parse_judge
+from .paper_run import (
+    PaperSettings,
+    make_paper_job,
+    paper_grade_of,
+    run_paper,
+    settings_of,
+)
+from .run import parse_budget
+
+__all__ = ["cmd_paper", "open_paper"]
+
+
+def open_paper(name_or_folder: str) -> Paper:
+    """A shipped paper by its name, or a paper folder. Raises ``UserError`` (one line)."""
+    from pathlib import Path
+    shipped = shipped_papers()
+    folder = shipped.get(name_or_folder) or Path(name_or_folder).expanduser()
+    if not Path(folder).is_dir():
+        raise UserError(f"no paper {name_or_folder!r}: give a PaperBench paper folder (config.yaml, paper.md, "
+                        f"addendum.md, rubric.json, blacklist.txt) or a shipped paper's name "
+                        f"({', '.join(sorted(shipped)) or 'none'})")
+    try:
+        return Paper(folder)
+    except InvalidPaper as e:
+        raise UserError(str(e)) from None
+
+
+def cmd_paper(bus: Bus, args: argparse.Namespace) -> None:
+    paper = open_paper(args.paper)
+    judge = parse_judge(args.judge, args.judge_base_url, args.judge_api_key_env)
+    llm = parse_model(args.model, base_url=args.base_url, api_key_env=args.api_key_env)
+    settings = PaperSettings(paper=str(paper.root), show_rubric=args.show_rubric, code_dev=args.code_dev,
+                             judge=judge, reproduce_timeout_s=parse_budget(args.reproduce_timeout))
+    job = make_paper_job(paper, args.project, llm, parse_budget(args.budget), not args.no_bus_memory, args.agents,
+                         args.allow_unsandboxed, _operator_policy(args))
+    if job.project in bus.projects():
+        before = settings_of(bus, job.project)
+        if before is None or before.paper != settings.paper:
+            raise UserError(f"project {job.project!r} exists and does not work on {paper.id}: give a new --project")
+        if State.from_events(bus.project(job.project).events()).stopped:
+            grade = paper_grade_of(bus, job.project)
+            said = f"PaperBench score {grade['score']:.3f}" if grade else "not graded"
+            console.print(f"{job.project} ended already ({said}); report: `aisci report {untrusted(job.project)}`")
+            return
+    job.llm = check_model(job.llm)
+    _connect(args.address)
+    finish([run_paper(bus, job, settings, grace_s=args.grace)])

@@ -1,0 +1,303 @@
+"""``aisci paper PAPER_DIR``: a PaperBench paper reproduced by the same orchestrator,
+agent pool and bus as ``aisci run``, then reproduced and graded as PaperBench does.
+
+1. The paper goes onto the bus as the task (``task/``: paper.md or paper.pdf,
+   addendum.md, blacklist.txt, config.yaml, assets/), never rubric.json nor
+   judge.addendum.md (PaperBench's agents do not see them) unless the operator asks for
+   them (``show_rubric``, recorded in the report).
+2. The orchestrator (``track="paper"``) has the agents write ``submission/``: reproduce.sh,
+   the code, a README. The operator's run policy carries the paper's blacklist
+   (``RunPolicy.blocked_sources``): the ``run`` tool and experiment runs refuse commands
+   naming a blacklisted source.
+3. When the project ends: the agents' recorded model calls are read for blacklisted sources
+   (a hit is recorded: PaperBench disqualifies), the submission is refused if a file names an
+   absolute path of this workspace, else reproduced in the sandbox (``cluster.paper_reproduce``),
+   its log and outcome put on the bus (``report/reproduce.log``, ``report/reproduction.json``,
+   a ``reproduced`` event), and graded when a judge is configured (``cluster.paper_grade``):
+   ``report/paperbench.json`` and a ``paper_graded`` event whose hash names the grade.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+import pyarrow.compute as pc
+import ray
+from pydantic import BaseModel, Field
+
+from actors.blacklist import hits
+from actors.llm.config import LLMConfig, actor_env
+from actors.orchestrator import OrchestratorConfig
+from actors.pool import AgentPool
+from actors.runs import RunPolicy
+from actors.state import State
+from benchmarks.paperbench import Paper, PaperGrade, Reproduction
+from bus import Bus, BusError, Project
+from bus.paths import check_project_name
+
+from . import scratch
+from .driver import PreemptionNotice, console, watch
+from .job import ProjectJob, ProjectOutcome, save_job
+from .lease import DriverLease
+from .paper_grade import JudgeConfig, grade_json, grade_submission
+from .paper_reproduce import absolute_paths, export_submission, reproduce
+from .quick_run import SandboxExecutor
+from .report import write_report
+from .run import (
+    ProjectBusy,
+    connect,
+    moves_off_drained_node,
+    say_not_done,
+    start_orchestrator,
+)
+from .sandbox import default_sandbox
+
+__all__ = ["PaperOutcome", "PaperSettings", "finish_paper", "import_paper", "make_paper_job", "paper_files",
+           "run_paper"]
+
+SETTINGS_FILE = "paper.json"  # in the operator's area: no role reads or changes it
+NOT_GRADED = ("no judge model configured: not graded (give --judge openai:<model> with --judge-base-url URL, "
+              "or --judge scripted for the deterministic test judge)")
+
+
+class PaperSettings(BaseModel):
+    """The paper side of a project's job (``<root>/operator/<project>/paper.json``)."""
+
+    paper: str = Field(description="The paper folder (PaperBench's layout).")
+    show_rubric: bool = Field(default=False, description="rubric.json and judge.addendum.md also go onto the bus "
+                              "(PaperBench's agents never see them: off by default).")
+    code_dev: bool = Field(default=False, description="PaperBench Code-Dev: no reproduction, only Code "
+                           "Development leaves graded.")
+    judge: JudgeConfig | None = Field(default=None, description="Who grades; None: not graded.")
+    reproduce_timeout_s: float = Field(default=3600.0, gt=0, description="reproduce.sh's time limit.")
+
+
+class PaperOutcome(ProjectOutcome):
+    reproduction: Reproduction | None = None
+    refused: list[str] = Field(default_factory=list, description="Why the submission was refused (absolute paths).")
+    blacklist_hits: list[str] = Field(default_factory=list)
+    paper_grade: PaperGrade | None = None
+
+
+def paper_files(paper: Paper, show_rubric: bool = False) -> dict[str, Path]:
+    """bus path (``task/...``) -> source: what the agents are given."""
+    files = {f"task/{p.relative_to(paper.root).as_posix()}": p for p in paper.agent_files()}
+    files["task/config.yaml"] = paper.root / "config.yaml"
+    if show_rubric:
+        files["task/rubric.json"] = paper.root / "rubric.json"
+        if (paper.root / "judge.addendum.md").is_file():
+            files["task/judge.addendum.md"] = paper.root / "judge.addendum.md"
+    return files
+
+
+def import_paper(bus: Bus, paper: Paper, project: str, show_rubric: bool = False) -> Project:
+    """Create ``project`` with the paper's files under task/ (idempotent)."""
+    proj = bus.create_project(project, f"paper {paper.id}")
+    system = proj.as_role("system", "import")
+    have = set(system.list("task"))
+    for path, src in paper_files(paper, show_rubric).items():
+        if path not in have and not src.is_symlink():
+            system.write_from(path, src, summary=f"paper input: {path[len('task/'):]}")
+    return proj
+
+
+def make_paper_job(paper: Paper, project: str | None = None, llm: LLMConfig | None = None, budget_s: float = 86400.0,
+                   bus_memory: bool = True, agents: int = 2, allow_unsandboxed: bool = False,
+                   run_policy: RunPolicy | None = None) -> ProjectJob:
+    """A project job for ``paper``; the run policy (the operator's, or the default sandbox)
+    gets the paper's blacklist. Raises ``InvalidPath`` for a bad project name."""
+    llm = llm or LLMConfig()
+    project = project or f"{paper.id}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    check_project_name(project)
+    policy = run_policy or RunPolicy(sandbox=default_sandbox(llm.backend == "baseline", allow_unsandboxed))
+    policy = policy.model_copy(update={"blocked_sources": tuple(paper.blacklist)})
+    config = OrchestratorConfig(project=project, budget_s=budget_s, bus_memory=bus_memory, track="paper")
+    return ProjectJob(task=str(paper.root), orchestrator=config, llm=llm, agents=agents, run_policy=policy,
+                      hidden=(str(paper.root),))  # the rubric's folder: no run may see it
+
+
+def _prepare(bus: Bus, job: ProjectJob, paper: Paper, settings: PaperSettings) -> State:
+    connect()
+    from actors.orchestrator_actor import NAMESPACE, orchestrator_name
+    try:
+        ray.get_actor(orchestrator_name(job.project), namespace=NAMESPACE)
+        raise ProjectBusy(f"project {job.project!r} is already running on this cluster")
+    except ValueError:
+        pass
+    proj = import_paper(bus, paper, job.project, settings.show_rubric)
+    save_job(bus, job)
+    bus.operator.write(job.project, SETTINGS_FILE, settings.model_dump_json(indent=1).encode())
+    state = State.from_events(proj.events(), job.orchestrator)
+    if state.started is None:
+        proj.as_role("system", "driver").record("started", f"paper {paper.id}: the budget runs from here"
+                                                + ("; the agents are shown the rubric" if settings.show_rubric else ""))
+    return state
+
+
+def run_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, pool: AgentPool | None = None,
+              grace_s: float = 30.0, quiet: bool = False) -> PaperOutcome:
+    """Run the project to its end (or a pause), then reproduce and grade it."""
+    paper = Paper(settings.paper)
+    t0 = time.time()
+    _prepare(bus, job, paper, settings)
+    say = (lambda *_, **__: None) if quiet else console.print
+    say(f"[bold]aisci paper[/bold] {paper.id} -> project [bold]{job.project}[/bold] on {bus.root} "
+        f"(model: {job.llm.backend}{'' if job.orchestrator.bus_memory else ', bus memory OFF'})")
+    with DriverLease(bus) as lease:
+        lease.hold(job.project)
+        pool = pool or AgentPool(job.agents, bus.config, job.llm, bus_memory=job.orchestrator.bus_memory,
+                                 env=actor_env(job.llm), executor=SandboxExecutor(bus.config))
+        notice = PreemptionNotice()
+        try:
+            while True:
+                actor = start_orchestrator(bus, job, pool)
+                outcome = watch(bus, job, actor, actor.run.remote(), t0, notice, grace_s, quiet)
+                ray.kill(actor)
+                if not moves_off_drained_node(bus, job.project, outcome, notice):
+                    break
+        finally:
+            notice.close()
+        out = PaperOutcome(project=job.project, wall_s=time.time() - t0, **outcome.model_dump())
+        if out.kind == "moved":
+            out.kind = "paused"
+        if out.paused or out.failed:
+            say(say_not_done(out))
+            return out
+        finish_paper(bus, job, settings, out, say)
+    out.wall_s = time.time() - t0
+    return out
+
+
+def _submission(system) -> dict[str, bytes]:
+    return {p[len("submission/"):]: system.read_bytes(p) for p in system.list("submission")}
+
+
+def _history(proj: Project, system) -> list[tuple[str, bytes, str]]:
+    """Every version of a submission/ file, in the bus's order: (path, content, message)."""
+    events = proj.events()
+    rows = events.filter(pc.starts_with(events.column("path"), "submission/")).to_pylist()
+    out = []
+    for r in rows:
+        if r["kind"] not in ("write", "append", "recovered") or r["version"] is None:
+            continue
+        try:
+            data = system.read_version(r["path"], r["version"])
+        except BusError:  # a version no longer readable: the final files are written anyway
+            continue
+        out.append((r["path"][len("submission/"):], data,
+                    f"{r['path']} v{r['version']} by {r['instance']}: {r['summary'] or ''}"))
+    return out
+
+
+def monitor_blacklist(proj: Project, sources: list[str]) -> list[str]:
+    """PaperBench's monitor: ``path: source`` for each agent transcript (the recorded model
+    calls, logs/llm/<instance>/) naming a blacklisted source; the judge's are not read."""
+    if not sources:
+        return []
+    system = proj.as_role("system", "monitor")
+    found = []
+    for path in system.list("logs/llm"):
+        if path.split("/")[2].startswith("judge-"):
+            continue
+        for source in hits(system.read_bytes(path).decode("utf-8", "replace"), sources):
+            found.append(f"{path}: {source}")
+    return found
+
+
+def finish_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, out: PaperOutcome, say=console.print) -> None:
+    """The end of a paper project: monitor, submission check, reproduction, grade, report."""
+    paper = Paper(settings.paper)
+    proj = bus.project(job.project)
+    system = proj.as_role("system", "paper")
+    out.blacklist_hits = monitor_blacklist(proj, paper.blacklist)
+    if out.blacklist_hits:
+        system.write("report/blacklist.json", json.dumps(out.blacklist_hits, indent=1),
+                     summary=f"{len(out.blacklist_hits)} blacklisted sources named in the agents' model calls")
+        system.record("blacklist_hit", f"the agents' model calls name blacklisted sources (PaperBench disqualifies): "
+                      f"{'; '.join(out.blacklist_hits)[:300]}", status="disqualified")
+        say(f"[red]blacklist[/red]: {len(out.blacklist_hits)} hits (report/blacklist.json): PaperBench disqualifies")
+    files = _submission(system)
+    roots = [str(proj.dir.resolve()), str(proj.dir), str(bus.root.resolve()), str(bus.root)]  # the most precise first
+    out.refused = absolute_paths(files, list(dict.fromkeys(roots)))
+    scratch_dir = str(bus.root / "scratch" / job.project / "reproduce")
+    folder: Path | None = None
+    if out.refused:
+        system.write("report/reproduction.json", json.dumps({"refused": out.refused}, indent=1),
+                     summary="the submission was refused: it names absolute paths of the workspace")
+        system.record("submission_refused", f"the submission names absolute paths of this workspace (a fresh copy "
+                      f"elsewhere has none): {'; '.join(out.refused)[:300]}", status="refused")
+        say(f"[red]refused[/red]: the submission names absolute paths of the workspace: {'; '.join(out.refused)}")
+    elif not settings.code_dev:
+        try:
+            repro, folder, commits = reproduce(files, scratch_dir, settings.reproduce_timeout_s, job.run_policy,
+                                               job.hidden, history=_history(proj, system))
+        except Exception:
+            scratch.wipe(scratch_dir)
+            raise
+        out.reproduction = repro
+        log = (folder / "reproduce.log").read_bytes()
+        system.write("report/reproduce.log", log, summary=f"output of reproduce.sh ({repro.log_bytes} bytes)")
+        record = {**repro.model_dump(), "commit": commits[-1] if commits else None, "commits": len(commits)}
+        system.write("report/reproduction.json", json.dumps(record, indent=1),
+                     summary="how the reproduction went")
+        system.record("reproduced", f"reproduce.sh {_said(repro)} in {repro.repro_execution_time_s:.1f} s",
+                      path="report/reproduce.log", status="ok" if repro.exit_code == 0 else "failed",
+                      metrics={"duration_s": repro.repro_execution_time_s, "timed_out": float(repro.timed_out),
+                               "exit_code": float(repro.exit_code if repro.exit_code is not None else -1)})
+        say(f"reproduction: reproduce.sh {_said(repro)} in {repro.repro_execution_time_s:.1f} s; "
+            f"log: {proj.dir / 'report' / 'reproduce.log'}")
+    try:
+        if out.refused:
+            pass
+        elif settings.judge is None:
+            say(NOT_GRADED)
+        else:
+            if folder is None:  # Code-Dev: the submission as written, not run
+                folder = Path(scratch.make(scratch_dir, "reproduce", None, None))
+                export_submission(files, folder)
+            grade = grade_submission(bus, job.project, paper, folder, settings.judge, settings.code_dev)
+            out.paper_grade = grade
+            data = grade_json(grade, settings.judge)
+            digest = proj.put_object(data.encode())
+            system.write("report/paperbench.json", data, summary=f"PaperBench score {grade.score:.3f}")
+            system.record("paper_graded", f"PaperBench{' Code-Dev' if grade.code_only else ''} score "
+                          f"{grade.score:.3f} ({grade.num_leaf_nodes} leaves, {grade.num_invalid_leaf_nodes} "
+                          f"invalid; judge {settings.judge.label})", hash=digest,
+                          metrics={"score": grade.score, "invalid_leaves": float(grade.num_invalid_leaf_nodes)})
+            say(f"PaperBench score [bold]{grade.score:.3f}[/bold] ({grade.num_leaf_nodes} leaves; "
+                f"judge {settings.judge.label}); tree: {proj.dir / 'report' / 'paperbench.json'}")
+    finally:
+        scratch.wipe(scratch_dir)
+    write_report(proj, None)
+    say(f"report: {proj.dir / 'report' / 'report.md'}")
+
+
+def _said(repro: Reproduction) -> str:
+    if not repro.repro_script_exists:
+        return "is missing"
+    if repro.timed_out:
+        return "timed out"
+    return f"exited {repro.exit_code}" if repro.exit_code is not None else "did not run (the sandbox failed)"
+
+
+def paper_grade_of(bus: Bus, project: str) -> dict | None:
+    """The project's recorded PaperBench grade (by the hash on its last ``paper_graded``
+    event), or None."""
+    proj = bus.project(project)
+    events = proj.events()
+    rows = events.filter(pc.equal(events.column("kind"), "paper_graded"))
+    if rows.num_rows == 0:
+        return None
+    digest = rows.column("hash")[-1].as_py()
+    return json.loads(proj.read_object(digest)) if digest else None
+
+
+def settings_of(bus: Bus, project: str) -> PaperSettings | None:
+    if not bus.operator.exists(project, SETTINGS_FILE):
+        return None
+    return PaperSettings.model_validate_json(bus.operator.read(project, SETTINGS_FILE))
+
+

@@ -1,0 +1,190 @@
+"""`aisci paper`: a PaperBench paper reproduced and graded by the real orchestrator, agents
+(the baseline), sandbox, Ray and bus; the submission check, the blacklist, bad input."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from actors.runs import RunPolicy, RunRequest, RunResult, resolve
+from actors.tools import ToolBox
+from benchmarks.paperbench import Paper, shipped_papers
+from cluster.cli import main
+from cluster.paper_run import (
+    PaperOutcome,
+    PaperSettings,
+    finish_paper,
+    import_paper,
+    make_paper_job,
+    paper_files,
+)
+from cluster.quick_run import SandboxExecutor
+
+SHIPPED = shipped_papers()["scaling-knn-vs-forest"]
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def _copy(tmp_path) -> Path:
+    folder = tmp_path / "paper"
+    shutil.copytree(SHIPPED, folder)
+    return folder
+
+
+def test_bad_input_is_one_line_before_ray_starts(tmp_path, capsys):
+    root = str(tmp_path / "root")
+    assert main(["--root", root, "paper", str(tmp_path / "nowhere")]) == 2
+    assert "no paper" in _one_line(capsys)
+    no_rubric = _copy(tmp_path)
+    (no_rubric / "rubric.json").unlink()
+    assert main(["--root", root, "paper", str(no_rubric)]) == 2
+    assert "rubric.json" in _one_line(capsys)
+    shutil.rmtree(no_rubric)
+    no_paper = _copy(tmp_path)
+    (no_paper / "paper.md").unlink()
+    assert main(["--root", root, "paper", str(no_paper)]) == 2
+    assert "neither paper.md nor paper.pdf" in _one_line(capsys)
+    shutil.rmtree(no_paper)
+    bad_config = _copy(tmp_path)
+    (bad_config / "config.yaml").write_text("id: [unclosed\n")
+    assert main(["--root", root, "paper", str(bad_config)]) == 2
+    assert "config.yaml: not YAML" in _one_line(capsys)
+    assert main(["--root", root, "paper", "scaling-knn-vs-forest", "--judge", "gpt-4o"]) == 2
+    assert "--judge" in _one_line(capsys)
+    assert "Ray:" not in capsys.readouterr().out  # nothing started
+
+
+def test_the_agents_are_given_the_paper_never_the_rubric(bus):
+    paper = Paper(SHIPPED)
+    given = set(paper_files(paper))
+    assert {"task/paper.md", "task/addendum.md", "task/blacklist.txt", "task/config.yaml"} <= given
+    assert not {"task/rubric.json", "task/judge.addendum.md"} & given
+    assert {"task/rubric.json", "task/judge.addendum.md"} <= set(paper_files(paper, show_rubric=True))
+    proj = import_paper(bus, paper, "p")
+    assert not [p for p in proj.as_role("viewer").list() if "rubric" in p or "judge" in p]
+
+
+def test_a_blacklisted_source_in_a_run_command_is_refused(bus, tmp_path):
+    blocked = ("https://github.com/someone/scale-before-distance",)
+    policy = RunPolicy(sandbox="none", blocked_sources=blocked)
+    bus.create_project("p")
+    tools = ToolBox(bus.project("p").as_role("coder", "coder-1"), ("run",),
+                    executor=SandboxExecutor(bus.config, policy=policy))
+    for command in ("git clone https://github.com/someone/scale-before-distance",
+                    "curl -L WWW.GitHub.com/Someone/Scale-Before-Distance.git | sh",
+                    "pip download github.com/someone/scale-before-distance/"):
+        out = tools.call("run", {"command": command})
+        assert "refused" in out and "blacklist" in out, out
+    assert "blacklist" not in tools.call("run", {"command": "echo github.com/someone/scale-before-distance2"})
+    refused = resolve(RunRequest(name="r1", command="wget https://github.com/someone/scale-before-distance/x.py"),
+                      policy)
+    assert isinstance(refused, RunResult) and refused.status == "refused" and "blacklist" in refused.reason
+    assert resolve(RunRequest(name="r2", command="python3 train.py"), policy).command == "python3 train.py"
+
+
+def test_a_submission_naming_a_workspace_path_is_refused(bus):
+    paper = Paper(SHIPPED)
+    job = make_paper_job(paper, "abs")
+    proj = import_paper(bus, paper, "abs")
+    writer = proj.as_role("writer", "w")
+    writer.write("submission/reproduce.sh", f"python3 {proj.dir}/submission/run.py\n")
+    writer.write("submission/README.md", "fine\n")
+    out = PaperOutcome(project="abs", kind="ended", reason="done")
+    finish_paper(bus, job, PaperSettings(paper=str(paper.root)), out, say=lambda *a, **k: None)
+    assert out.refused == [f"reproduce.sh: {proj.dir.resolve()}"] and out.reproduction is None
+    viewer = proj.as_role("viewer")
+    assert [e for e in proj.events().to_pylist() if e["kind"] == "submission_refused"]
+    assert not viewer.exists("report/reproduce.log")
+    assert "Submission refused" in viewer.read("report/report.md")
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_the_baseline_reproduces_the_shipped_paper_and_the_scripted_judge_grades_it(ray_cluster, tmp_path, capsys):
+    root = str(tmp_path / "root")
+    assert main(["--root", root, "paper", "scaling-knn-vs-forest", "--project", "knn", "--judge", "scripted",
+                 "--budget", "15m"]) == 0
+    said = capsys.readouterr().out
+    from bus import Bus
+    proj = Bus(root).project("knn")
+    viewer = proj.as_role("viewer")
+    assert not viewer.exists("task/rubric.json")
+    # The reading fanned out (three readers at once), then a synthesis planned the work.
+    for aspect in ("structure", "setup", "method", "experiments", "baselines"):
+        assert viewer.read(f"analysis/paper/{aspect}.md").strip()
+    assert "Out of scope" in viewer.read("plan/paper_tasks.md")
+    log = viewer.read("report/reproduce.log")
+    assert "wine knn scaled accuracy" in log and "wrote results.csv" in log
+    repro = json.loads(viewer.read("report/reproduction.json"))
+    assert repro["exit_code"] == 0 and not repro["timed_out"] and repro["commit"] and repro["commits"] == 3
+    grade = json.loads(viewer.read("report/paperbench.json"))
+    assert grade["score"] > 0 and grade["num_leaf_nodes"] == 23 and grade["num_invalid_leaf_nodes"] == 0
+    events = proj.events().to_pylist()
+    graded = [e for e in events if e["kind"] == "paper_graded"]
+    assert graded and json.loads(proj.read_object(graded[-1]["hash"]))["score"] == grade["score"]
+    judge_calls = [e for e in events if e["kind"] == "llm_call" and (e["instance"] or "").startswith("judge-")]
+    assert judge_calls  # the judge's calls are recorded like any model call
+    assert "PaperBench score" in viewer.read("report/report.md") and "PaperBench score" in said
+    # Ended: the same command says so and does nothing.
+    assert main(["--root", root, "paper", "scaling-knn-vs-forest", "--project", "knn"]) == 0
+    assert "ended already" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_without_a_judge_it_ends_after_the_reproduction_and_says_so(ray_cluster, tmp_path, capsys):
+    root = str(tmp_path / "root")
+    assert main(["--root", root, "paper", "scaling-knn-vs-forest", "--project", "nj", "--budget", "15m"]) == 0
+    assert "no judge model configured: not graded" in capsys.readouterr().out
+    from bus import Bus
+    viewer = Bus(root).project("nj").as_role("viewer")
+    assert "wine knn gain" in viewer.read("report/reproduce.log")
+    assert not viewer.exists("report/paperbench.json")
+
+
+def test_the_submission_copy_has_one_commit_per_bus_version_and_no_caches(tmp_path):
+    from cluster.paper_reproduce import export_submission
+    history = [("run.py", b"print(1)\n", "v1"), ("run.py", b"print(2)\n", "v2"), ("README.md", b"# r\n", "v3"),
+               (".venv/lib/x.py", b"cached\n", "a venv")]
+    files = {"run.py": b"print(2)\n", "README.md": b"# r\n", "__pycache__/run.pyc": b"\0"}
+    commits = export_submission(files, tmp_path / "copy", history)
+    assert len(commits) == 3 and len(set(commits)) == 3  # the venv's version is not one
+    assert sorted(p.name for p in (tmp_path / "copy").rglob("*")) == ["README.md", "run.py"]
+    assert (tmp_path / "copy" / "run.py").read_bytes() == b"print(2)\n"
+    # A final state the history does not reach (a version no longer readable) is one more commit.
+    assert len(export_submission({"run.py": b"print(3)\n"}, tmp_path / "copy2", history[:1])) == 2
+
+
+@pytest.mark.slow
+def test_code_dev_grades_the_code_development_leaves_without_running_anything(ray_cluster, bus):
+    from actors.paper_baseline import REPRODUCE_SH, read_setup, render
+    from cluster.paper_grade import JudgeConfig
+    paper = Paper(SHIPPED)
+    job = make_paper_job(paper, "cd")
+    proj = import_paper(bus, paper, "cd")
+    writer = proj.as_role("writer", "w")
+    writer.write("submission/reproduce.py", render(read_setup(paper.paper_text, paper.addendum)[0], paper.title))
+    writer.write("submission/reproduce.sh", REPRODUCE_SH)
+    out = PaperOutcome(project="cd", kind="ended", reason="done")
+    settings = PaperSettings(paper=str(paper.root), code_dev=True, judge=JudgeConfig(kind="scripted"))
+    finish_paper(bus, job, settings, out, say=lambda *a, **k: None)
+    assert out.reproduction is None and out.paper_grade.code_only
+    assert out.paper_grade.num_leaf_nodes == 10 and out.paper_grade.score > 0
+    viewer = proj.as_role("viewer")
+    assert not viewer.exists("report/reproduce.log")
+    assert json.loads(viewer.read("report/paperbench.json"))["code_only"]
+    assert "Code-Dev score" in viewer.read("report/report.md")
+
+
+def test_the_report_of_a_task_project_has_no_paper_section_and_reads_nothing_missing(project):
+    from cluster.report import write_report
+    before = project.events().num_rows
+    text = write_report(project, None)
+    assert "Paper reproduction" not in text
+    assert not [e for e in project.events().to_pylist()[before:] if e["kind"] == "refused"]
