@@ -168,17 +168,18 @@ class Orchestrator:
 
     def _record_nodes(self, step: Decision, state: State) -> bool:
         """Record the committed step's nodes not yet on the bus (after a crash between the
-        decision and its nodes, the next tick does it). A node whose parent is unknown is
-        the policy's fault, raised. Returns whether any was recorded."""
+        decision and its nodes, the next tick does it). A node whose parent (an
+        ensemble's member) is unknown is the policy's fault, raised. Returns whether any was recorded."""
         tree: Tree = state.tree
         seqs = {i: n.seq for i, n in tree.nodes.items()}
         new = False
         for node in step.nodes:
             if node.id in tree.nodes:
                 continue
-            if node.parent is not None and node.parent not in seqs:
-                raise ValueError(f"node {node.id}: its parent {node.parent} is not in the tree")
-            row = record_node(self.view, self.project, node, seqs.get(node.parent or ""))
+            parents = list(dict.fromkeys([p for p in [node.parent, *node.members] if p is not None]))
+            if unknown := [p for p in parents if p not in seqs]:
+                raise ValueError(f"node {node.id}: its parent(s) {', '.join(unknown)} not in the tree")
+            row = record_node(self.view, self.project, node, [seqs[p] for p in parents])
             seqs[node.id], new = row["seq"], True
         return new
 
