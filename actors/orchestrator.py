@@ -13,6 +13,10 @@ What it reads back from the bus it reads from the version store, by the hash its
 event recorded (a committed step, a run request), never from a file a role could have
 rewritten since. Runs are executed only as the operator's ``RunPolicy`` allows
 (``actors.runs.resolve``).
+
+Crash points (``bus.crashpoints``, tests only): ``orchestrator_after_decision`` (a
+step committed, its tree nodes not yet recorded), ``orchestrator_after_node`` (after
+each node's ``tree_node`` event).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from bus import Bus
+from bus.crashpoints import crashpoint
 
 from .agent import AgentResult, Subtask
 from .champion import settle_submission
@@ -181,6 +186,7 @@ class Orchestrator:
                 raise ValueError(f"node {node.id}: its parent(s) {', '.join(unknown)} not in the tree")
             row = record_node(self.view, self.project, node, [seqs[p] for p in parents])
             seqs[node.id], new = row["seq"], True
+            crashpoint("orchestrator_after_node")  # tests: a step's nodes half recorded
         return new
 
     def _step(self, digest: str) -> Decision:
@@ -200,6 +206,7 @@ class Orchestrator:
         self.view.write_if_changed(step, data, decision.reason[:120])
         self.view.record("decision", decision.reason, path=step, hash=digest,
                          metrics={"subtasks": float(len(decision.subtasks))})
+        crashpoint("orchestrator_after_decision")  # tests: a step committed, none of its nodes recorded
 
     def _render_plan(self, state: State) -> None:
         """plan/decisions.md and plan/roadmap.json are views of the committed steps,

@@ -16,8 +16,8 @@
   search would otherwise end (improving stalled, nothing left to improve, or the step
   that fills ``max_nodes``), once per set of members; its parent is its best member.
 
-``next_nodes`` returns up to ``branches`` nodes at once (run in parallel, placed by
-Ray), debugs first, then improves, then the ensemble; none when the search is done (``max_nodes`` made,
+``next_nodes`` returns up to ``branches`` nodes at once, less those still in flight
+(run in parallel, placed by Ray), debugs first, then improves, then the ensemble; none when the search is done (``max_nodes`` made,
 nothing left to try, or no better score in the last ``patience`` nodes).
 """
 
@@ -128,7 +128,8 @@ def next_nodes(tree: Tree, data: str, kind: str, branches: int, max_nodes: int, 
     or [] when the search is done. With a ``prior`` (memory across projects), the drafts
     are ordered and narrowed by it (``actors.memory.order_grid``): what won on similar
     tasks is drafted first."""
-    room = min(branches, max_nodes - len(tree.nodes))
+    in_flight = sum(1 for n in tree.nodes.values() if n.status == "pending")  # they hold their places
+    room = min(branches - in_flight, max_nodes - len(tree.nodes))
     tried = {n.node.key() for n in tree.nodes.values()}
     out: list[TreeNode] = []
 
