@@ -15,6 +15,8 @@
   scored by cross-validation on the members' out-of-fold predictions. Made when the
   search would otherwise end (improving stalled, nothing left to improve, or the step
   that fills ``max_nodes``), once per set of members; its parent is its best member.
+  With a prior whose best run was an ensemble's, the first ensemble comes as soon as
+  the families are drafted.
 
 ``next_nodes`` returns up to ``branches`` nodes at once, less those still in flight
 (run in parallel, placed by Ray), debugs first, then improves, then the ensemble; none when the search is done (``max_nodes`` made,
@@ -78,6 +80,14 @@ def _prior_winners(prior: dict | None, data: str, kind: str) -> list[tuple[str, 
         if point and (project not in best or rank < best[project][0]):
             best[project] = (rank, model, dict(params))
     return [(model, params) for _, model, params in best.values()]
+
+
+def _ensemble_won(prior: dict | None) -> bool:
+    """Whether the best run of a similar earlier project was an ensemble node's (its run
+    is named after the node). Only a when: nothing of the prior is run."""
+    runs = prior.get("runs") if isinstance(prior, dict) else None
+    return isinstance(runs, list) and any(isinstance(r, dict) and r.get("rank") == 1 and
+                                          str(r.get("run", "")).startswith("ensemble-") for r in runs)
 
 
 def neighbours(model: str, params: dict) -> list[dict]:
@@ -159,6 +169,8 @@ def next_nodes(tree: Tree, data: str, kind: str, branches: int, max_nodes: int, 
             if fix:
                 add("debug", fix[0], fix[1], f"fix {n.id}: {fix[2]}", parent=n.id)
     ranked = tree.ranked()
+    if _ensemble_won(prior) and not any(n.node.operator == "ensemble" for n in tree.nodes.values()):
+        add_ensemble()  # memory: an ensemble won on a similar task, so it is tried once the families are drafted
     if ranked and _stalled(tree, ranked[0].id, patience):
         add_ensemble()  # the last try before the search ends (once per set of members)
         return out

@@ -161,3 +161,24 @@ def test_a_prior_drafts_what_won_first_and_ignores_what_is_not_in_the_space():
     assert not any(n.params.get("n_jobs") or n.params.get("n_neighbors") == 10**9 for n in nodes)
     plain = next_nodes(Tree(is_lower_better=False), "tabular", "classification", branches=8, max_nodes=20, patience=3)
     assert (plain[0].model, plain[0].params) != ("knn", {"n_neighbors": 5, "weights": "distance"})
+
+
+def test_a_prior_where_an_ensemble_won_makes_the_ensemble_once_the_families_are_drafted(project):
+    view, system = project.as_role("orchestrator", "o"), project.as_role("system", "s")
+    prior = {"runs": [{"project": "digits-1", "run": "ensemble-1", "rank": 1, "of": 9, "model": None},
+                      {"project": "digits-1", "run": "draft-4", "rank": 2, "of": 9, "model": "knn",
+                       "params": {"n_neighbors": 7}}]}
+
+    def grow(prior):
+        return next_nodes(tree_of(project), "tabular", "classification", branches=2, max_nodes=20, patience=6,
+                          prior=prior)
+
+    first = grow(prior)
+    assert (first[0].model, first[0].params) == ("knn", {"n_neighbors": 7})  # the best template run there
+    while step := grow(prior):  # the whole search, to its end
+        for i, n in enumerate(step):
+            record_node(view, project, n, None)
+            result(system, n.id, score=0.8 + i / 100)
+    ops = [n.node.operator for n in tree_of(project).nodes.values()]
+    assert ops.count("ensemble") == 1 and ops[:ops.index("ensemble")] == ["draft"] * ops.index("ensemble")
+    assert ops.index("ensemble") == 4  # right after the 4 families' drafts, not after improving stalled
