@@ -10,8 +10,8 @@ per data kind and task kind (``GRIDS``). It is a baseline, labelled as one (back
 
 The orchestrator's baseline policy tells it what to do through the subtask: the phase
 is the subtask id's prefix (``analyse-1``, ``implement-1``, ...; a node of the
-solution tree: ``draft-1``, ``improve-2``, ``debug-1``, one run each, named after the
-node), and parameters ride on a line ``BASELINE: {json}`` of the subtask's context.
+solution tree: ``draft-1``, ``improve-2``, ``debug-1``, ``ensemble-1``, one run each,
+named after the node), and parameters ride on a line ``BASELINE: {json}`` of the subtask's context.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ from .memory import PRIOR_JSON, order_grid
 from .paper_baseline import PAPER_PLANS
 
 _TEMPLATES = Path(__file__).parent / "templates"
-TEMPLATES = {"code/train.py": _TEMPLATES / "train.py", "code/taskdata.py": _TEMPLATES / "taskdata.py"}
+TEMPLATES = {"code/train.py": _TEMPLATES / "train.py", "code/taskdata.py": _TEMPLATES / "taskdata.py",
+             "code/ensemble.py": _TEMPLATES / "ensemble.py"}
+_SUMMARIES = {"code/train.py": "baseline pipeline: CV score, fit, predict; --model/--params",
+              "code/taskdata.py": "baseline loader: task.json's data as arrays; the submission",
+              "code/ensemble.py": "baseline ensemble: runs' predictions averaged or voted, scored by CV"}
 _PARAMS = re.compile(r"^BASELINE: (\{.*\})$", re.M)
 
 # (data kind, task kind) -> the runs: (model of train.py, its parameters).
@@ -129,15 +133,14 @@ class BaselineLLM:
 
     def _implement(self, step, results, params):
         if step == 0:
-            return [_call("write_file", path=path, content=src.read_text(),
-                          summary="baseline pipeline: CV score, fit, predict; --model/--params" if path.endswith(
-                              "train.py") else "baseline loader: task.json's data as arrays; the submission")
+            return [_call("write_file", path=path, content=src.read_text(), summary=_SUMMARIES[path])
                     for path, src in TEMPLATES.items()]
         if step == 1:
             return [_call("append_log", path="logs/implementation.md",
                           text="- code/train.py (+ code/taskdata.py): baseline pipeline for tabular, text and "
-                               "image data (linear models, forests, boosting, knn, TF-IDF, naive Bayes)")]
-        return [_call("finish", summary="wrote code/train.py and code/taskdata.py")]
+                               "image data (linear models, forests, boosting, knn, TF-IDF, naive Bayes); "
+                               "code/ensemble.py combines runs' predictions")]
+        return [_call("finish", summary="wrote code/train.py, code/taskdata.py and code/ensemble.py")]
 
     def _experiment(self, step, results, params):
         if step == 0:  # what similar earlier projects found (memory across projects), if this one has it
@@ -157,6 +160,14 @@ class BaselineLLM:
         return [_call("finish", summary=f"asked for {params.get('run')}: {results[0][:200] if results else ''}")]
 
     _improve = _draft
+
+    def _ensemble(self, step, results, params):
+        """A node combining scored nodes: one run of code/ensemble.py over their runs."""
+        if step == 0:
+            runs = ",".join(params.get("members") or [])
+            return [_call("launch_experiment", name=params["run"], timeout_s=900, cpus=1,
+                          command=f"python3 ../../code/ensemble.py --runs {runs}")]
+        return [_call("finish", summary=f"asked for {params.get('run')}: {results[0][:200] if results else ''}")]
 
     def _debug(self, step, results, params):
         """Read the failed run's result and spec (a model's debugger would fix code/ and

@@ -14,6 +14,10 @@ What it reads back from the bus it reads from the version store, by the hash its
 event recorded (a committed step, a run request), never from a file a role could have
 rewritten since. Runs are executed only as the operator's ``RunPolicy`` allows
 (``actors.runs.resolve``).
+
+Crash points (``bus.crashpoints``, tests only): ``orchestrator_after_decision`` (a
+step committed, its tree nodes not yet recorded), ``orchestrator_after_node`` (after
+each node's ``tree_node`` event).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel, Field
 
 from bus import Bus
+from bus.crashpoints import crashpoint
 
 from .agent import AgentResult, Subtask
 from .champion import settle_submission
@@ -175,18 +180,20 @@ class Orchestrator:
 
     def _record_nodes(self, step: Decision, state: State) -> bool:
         """Record the committed step's nodes not yet on the bus (after a crash between the
-        decision and its nodes, the next tick does it). A node whose parent is unknown is
-        the policy's fault, raised. Returns whether any was recorded."""
+        decision and its nodes, the next tick does it). A node whose parent (an
+        ensemble's member) is unknown is the policy's fault, raised. Returns whether any was recorded."""
         tree: Tree = state.tree
         seqs = {i: n.seq for i, n in tree.nodes.items()}
         new = False
         for node in step.nodes:
             if node.id in tree.nodes:
                 continue
-            if node.parent is not None and node.parent not in seqs:
-                raise ValueError(f"node {node.id}: its parent {node.parent} is not in the tree")
-            row = record_node(self.view, self.project, node, seqs.get(node.parent or ""))
+            parents = list(dict.fromkeys([p for p in [node.parent, *node.members] if p is not None]))
+            if unknown := [p for p in parents if p not in seqs]:
+                raise ValueError(f"node {node.id}: its parent(s) {', '.join(unknown)} not in the tree")
+            row = record_node(self.view, self.project, node, [seqs[p] for p in parents])
             seqs[node.id], new = row["seq"], True
+            crashpoint("orchestrator_after_node")  # tests: a step's nodes half recorded
         return new
 
     def _step(self, digest: str) -> Decision:
@@ -206,6 +213,7 @@ class Orchestrator:
         self.view.write_if_changed(step, data, decision.reason[:120])
         self.view.record("decision", decision.reason, path=step, hash=digest,
                          metrics={"subtasks": float(len(decision.subtasks))})
+        crashpoint("orchestrator_after_decision")  # tests: a step committed, none of its nodes recorded
 
     def _render_plan(self, state: State) -> None:
         """plan/decisions.md and plan/roadmap.json are views of the committed steps,

@@ -117,7 +117,8 @@ _GOALS = {"draft": "Run one first version of a model family (a new node of the s
           "improve": "Run one step from a scored node: the same model, one hyperparameter changed.",
           "debug": "A run failed: read its spec, its code version and the tail of its output, fix the cause "
                    "(code/ or the parameters), check the fix with run, then launch the run again.",
-          "ensemble": "Combine the predictions of several scored nodes."}
+          "ensemble": "Combine the predictions of several scored nodes (code/ensemble.py over their runs), "
+                      "scored by cross-validation on their out-of-fold predictions."}
 
 
 def _search(state: State) -> str:
@@ -128,11 +129,17 @@ def _node_context(node: TreeNode, tree: Tree) -> str:
     """What the subtask is told: the node (the baseline reads the BASELINE line) and, to
     debug, the failed parent's run: its spec, code version and the tail of its output."""
     params = {"node": node.id, "model": node.model, "params": node.params, "run": node.run, "parent": node.parent}
+    if node.members:  # an ensemble combines its members' runs (each member's own, else its last)
+        params["members"] = [_member_run(tree.nodes[m]) for m in node.members if m in tree.nodes]
     lines = [f"BASELINE: {json.dumps(params)}", f"Node {node.id} ({node.operator}): {node.why}"]
     parent = tree.nodes.get(node.parent or "")
     if parent is not None and node.operator == "debug":
         lines += debug_brief(parent)
     return "\n".join(lines)
+
+
+def _member_run(member) -> str:
+    return member.node.run if member.node.run in member.runs else (member.runs[-1] if member.runs else member.id)
 
 
 def debug_brief(parent) -> list[str]:

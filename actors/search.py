@@ -1,4 +1,4 @@
-"""The baseline's search over the solution tree (no model): draft, improve, debug.
+"""The baseline's search over the solution tree (no model): draft, improve, debug, ensemble.
 
 - **draft**: one node per model family of the task's grid (``actors.baseline.GRIDS``,
   the first parameters listed for each family);
@@ -9,10 +9,17 @@
   timeout or out of memory -> a smaller model; a parameter the model refuses ->
   dropped; an unknown model -> the first the pipeline lists; non-finite metrics -> the
   family's defaults). A failure it cannot recognise is left alone (a model's debugger
-  reads the traceback; the baseline cannot).
+  reads the traceback; the baseline cannot);
+- **ensemble**: the best node of each model family (the top ``ENSEMBLE_K`` by cv)
+  combined by ``code/ensemble.py`` (probabilities and values averaged, labels voted),
+  scored by cross-validation on the members' out-of-fold predictions. Made when the
+  search would otherwise end (improving stalled, nothing left to improve, or the step
+  that fills ``max_nodes``), once per set of members; its parent is its best member.
+  With a prior whose best run was an ensemble's, the first ensemble comes as soon as
+  the families are drafted.
 
-``next_nodes`` returns up to ``branches`` nodes at once (run in parallel, placed by
-Ray), debugs first, then improves; none when the search is done (``max_nodes`` made,
+``next_nodes`` returns up to ``branches`` nodes at once, less those still in flight
+(run in parallel, placed by Ray), debugs first, then improves, then the ensemble; none when the search is done (``max_nodes`` made,
 nothing left to try, or no better score in the last ``patience`` nodes).
 """
 
@@ -23,9 +30,9 @@ import re
 
 from .baseline import GRIDS
 from .memory import order_grid
-from .tree import Tree, TreeNode
+from .tree import NodeView, Tree, TreeNode
 
-__all__ = ["SPACES", "drafts", "known_fix", "neighbours", "next_nodes"]
+__all__ = ["ENSEMBLE", "SPACES", "drafts", "ensemble_members", "known_fix", "neighbours", "next_nodes"]
 
 # model -> parameter -> (values in order, the value when absent). A step is one place along a list.
 _C = ([0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0], 1.0)
@@ -58,18 +65,29 @@ def drafts(data: str, kind: str) -> list[tuple[str, dict]]:
 def _prior_winners(prior: dict | None, data: str, kind: str) -> list[tuple[str, dict]]:
     """The best run of each similar earlier project (``plan/prior.json``), where it is a
     point of this task's search space: a family the grid drafts, every parameter one
-    ``SPACES`` lists with one of its values. (The prior's text came from other projects:
+    ``SPACES`` lists with one of its values (an ensemble that won there is passed over
+    for the best such run: its members are what can be drafted). (The prior's text came from other projects:
     anything else in it is ignored, never run.)"""
     if not isinstance(prior, dict) or not isinstance(prior.get("runs"), list):
         return []
     families = {model for model, _ in drafts(data, kind)}
-    out: list[tuple[str, dict]] = []
+    best: dict[str, tuple[int, str, dict]] = {}  # project -> its best-ranked run that is a point (not an ensemble)
     for run in prior["runs"]:
         model, params = (run.get("model"), run.get("params")) if isinstance(run, dict) else (None, None)
-        if isinstance(run, dict) and run.get("rank") == 1 and model in families and isinstance(params, dict) and all(
-                k in SPACES.get(model, {}) and v in SPACES[model][k][0] for k, v in params.items()):
-            out.append((model, dict(params)))
-    return out
+        rank, project = (run.get("rank"), str(run.get("project"))) if isinstance(run, dict) else (None, "")
+        point = isinstance(rank, int) and model in families and isinstance(params, dict) and all(
+            k in SPACES.get(model, {}) and v in SPACES[model][k][0] for k, v in params.items())
+        if point and (project not in best or rank < best[project][0]):
+            best[project] = (rank, model, dict(params))
+    return [(model, params) for _, model, params in best.values()]
+
+
+def _ensemble_won(prior: dict | None) -> bool:
+    """Whether the best run of a similar earlier project was an ensemble node's (its run
+    is named after the node). Only a when: nothing of the prior is run."""
+    runs = prior.get("runs") if isinstance(prior, dict) else None
+    return isinstance(runs, list) and any(isinstance(r, dict) and r.get("rank") == 1 and
+                                          str(r.get("run", "")).startswith("ensemble-") for r in runs)
 
 
 def neighbours(model: str, params: dict) -> list[dict]:
@@ -115,38 +133,71 @@ def known_fix(model: str, params: dict, failure: str) -> tuple[str, dict, str] |
 
 def next_nodes(tree: Tree, data: str, kind: str, branches: int, max_nodes: int, patience: int,
                author: str = "baseline policy", prior: dict | None = None) -> list[TreeNode]:
-    """Up to ``branches`` new nodes (drafts first, then debugs, then improves, best-first),
+    """Up to ``branches`` new nodes (drafts first, then debugs, then improves, best-first,
+    then an ensemble of the best of each family when the search would otherwise end),
     or [] when the search is done. With a ``prior`` (memory across projects), the drafts
     are ordered and narrowed by it (``actors.memory.order_grid``): what won on similar
     tasks is drafted first."""
-    room = min(branches, max_nodes - len(tree.nodes))
+    in_flight = sum(1 for n in tree.nodes.values() if n.status == "pending")  # they hold their places
+    room = min(branches - in_flight, max_nodes - len(tree.nodes))
     tried = {n.node.key() for n in tree.nodes.values()}
     out: list[TreeNode] = []
 
-    def add(operator: str, model: str, params: dict, why: str, parent: str | None = None) -> None:
+    def add(operator: str, model: str, params: dict, why: str, parent: str | None = None,
+            members: list[str] = ()) -> None:
         node_id = tree.next_id(operator, {n.id for n in out})
         candidate = TreeNode(id=node_id, operator=operator, parent=parent, author=f"{author} ({_ROLE[operator]})",
-                             why=why, model=model, params=params, run=node_id)
+                             why=why, model=model, params=params, run=node_id, members=list(members))
         if candidate.key() not in tried and len(out) < room:
             tried.add(candidate.key())
             out.append(candidate)
+
+    def add_ensemble() -> None:
+        members = ensemble_members(tree)
+        if len(members) >= 2:
+            add("ensemble", ENSEMBLE, {}, "the mean (labels: the vote) of the best of each family: " + ", ".join(
+                f"{n.id} ({n.node.model}, cv {n.score:.5g})" for n in members), members[0].id, [n.id for n in members])
 
     for model, params in [*_prior_winners(prior, data, kind), *order_grid(drafts(data, kind), prior)]:
         add("draft", model, params, f"a first {model} ({json.dumps(params)})")
     if out:  # every family drafted before any is improved
         return out
     for n in tree.nodes.values():  # the buggy, in order, once each, two fixes deep at most
-        if n.is_buggy and not tree.children(n.id) and _debug_depth(tree, n.id) < 2 and n.node.model:
+        if (n.is_buggy and not tree.children(n.id) and _debug_depth(tree, n.id) < 2 and n.node.model
+                and n.node.operator != "ensemble"):
             fix = known_fix(n.node.model, dict(n.node.params), n.failure)
             if fix:
                 add("debug", fix[0], fix[1], f"fix {n.id}: {fix[2]}", parent=n.id)
     ranked = tree.ranked()
+    if _ensemble_won(prior) and not any(n.node.operator == "ensemble" for n in tree.nodes.values()):
+        add_ensemble()  # memory: an ensemble won on a similar task, so it is tried once the families are drafted
     if ranked and _stalled(tree, ranked[0].id, patience):
+        add_ensemble()  # the last try before the search ends (once per set of members)
         return out
+    last = len(tree.nodes) + room >= max_nodes  # this step fills the tree: the ensemble gets a place in it
+    if last:
+        add_ensemble()
     for n in ranked:
         for step in neighbours(n.node.model or "", dict(n.node.params)):
             add("improve", n.node.model, step, f"a step from {n.id} (cv {n.score:.5g}): {json.dumps(step)}", n.id)
+    if not out:  # nothing left to improve
+        add_ensemble()
     return out
+
+
+ENSEMBLE = "ensemble"  # an ensemble node's model (code/ensemble.py), never a family of the grid
+ENSEMBLE_K = 3  # members: three is the fewest a vote of labels can overrule the best one with
+
+
+def ensemble_members(tree: Tree) -> list[NodeView]:
+    """The best scored node of each model family (ensembles aside), best first, at most
+    ``ENSEMBLE_K``: an average gains from members that err differently, and two steps
+    of one family's parameters mostly err alike."""
+    best: dict[str, NodeView] = {}
+    for n in tree.ranked():
+        if n.node.operator != "ensemble":
+            best.setdefault(n.node.model or n.id, n)
+    return list(best.values())[:ENSEMBLE_K]
 
 
 _ROLE = {"draft": "experimenter", "improve": "experimenter", "debug": "debugger", "ensemble": "experimenter"}

@@ -1,4 +1,5 @@
 """The solution tree: every candidate solution is a node on the bus (as AIDE's journal).
+(An ensemble node has several parents, its ``members``: the tree is then a DAG.)
 
 A node is what a policy decided to try (``TreeNode``: its id, the operator that made
 it, its parent, who made it and why, and for the baseline the model and parameters
@@ -22,6 +23,7 @@ operator, parent, run, status, score), from the index alone.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -59,6 +61,15 @@ class TreeNode(BaseModel):
     params: dict[str, ParamValue] = Field(default_factory=dict, description="The baseline's model parameters.")
     run: str | None = Field(default=None, description="The run it plans (the baseline: its own id); None: the "
                             "runs its subtask asks for.")
+    members: list[str] = Field(default_factory=list, max_length=5, description="An ensemble's nodes (its parent "
+                               "is the first, the best by cv when it was made); empty for any other operator.")
+
+    @field_validator("members")
+    @classmethod
+    def _member_ids(cls, value: list[str]) -> list[str]:
+        if any(not isinstance(m, str) or not re.match(NODE_ID, m) for m in value) or len(set(value)) != len(value):
+            raise ValueError("members: distinct node ids")
+        return value
 
     @field_validator("why", mode="before")
     @classmethod
@@ -73,8 +84,9 @@ class TreeNode(BaseModel):
         return value
 
     def key(self) -> str:
-        """What it runs (model and parameters), to tell a candidate already tried."""
-        return json.dumps([self.model, self.params], sort_keys=True)
+        """What it runs (model and parameters; an ensemble: its members), to tell a
+        candidate already tried."""
+        return json.dumps([self.model, self.params] + ([sorted(self.members)] if self.members else []), sort_keys=True)
 
 
 class NodeView(BaseModel):
@@ -114,8 +126,8 @@ class Tree(BaseModel):
             node = read_node(row["hash"] or "")
             if node is None or node.id != row["subtask"] or node.id in tree.nodes:
                 continue  # damaged or forged content, or a second record of an id: the first owns it
-            if node.parent is not None and node.parent not in tree.nodes:
-                continue  # a parent must come first
+            if any(p not in tree.nodes for p in [node.parent, *node.members] if p is not None):
+                continue  # a parent (an ensemble's members) must come first
             runs = [r for r in state.runs if r.subtask == node.id or r.id == node.run]
             view = NodeView(node=node, seq=row["seq"], runs=[r.id for r in runs],
                             code=runs[0].code if runs else None)
@@ -166,7 +178,8 @@ class Tree(BaseModel):
         for n in (ranked + rest)[:limit]:
             score = f"cv {n.score:.5f}" if n.score is not None else n.status
             fail = f"; failed: {' '.join(n.failure.split())[:160]}" if n.is_buggy else ""
-            out.append(f"- {n.id} ({n.node.operator}{' of ' + n.node.parent if n.node.parent else ''}): {score}; "
+            of = ", ".join(n.node.members) if n.node.members else n.node.parent
+            out.append(f"- {n.id} ({n.node.operator}{' of ' + of if of else ''}): {score}; "
                        f"runs {', '.join(n.runs) or 'none'}{fail}")
         return out
 
@@ -179,15 +192,17 @@ def read_node(project, digest: str) -> TreeNode | None:
         return None
 
 
-def record_node(view, project, node: TreeNode, parent_seq: int | None) -> dict:
+def record_node(view, project, node: TreeNode, parent_seq: int | list[int] | None) -> dict:
     """Write ``node``: its content into the version store and ``plan/tree/<id>.json``,
-    then its ``tree_node`` event (the commit point). Returns the event row."""
+    then its ``tree_node`` event (the commit point; ``derived_from``: the parent's event,
+    for an ensemble its members' events, the parent first). Returns the event row."""
+    derived = [parent_seq] if isinstance(parent_seq, int) else list(parent_seq or [])
     data = node.model_dump_json(indent=1)
     digest = project.put_object(data.encode())
     view.write_if_changed(node_path(node.id), data, f"{node.operator} {node.id}: {node.why}"[:200])
     return view.record(NODE_EVENT, f"{node.operator} {node.id}" + (f" of {node.parent}" if node.parent else "")
                        + f": {node.why}"[:300], path=node_path(node.id), hash=digest, subtask=node.id,
-                       status=node.operator, run=node.run, derived_from=[parent_seq] if parent_seq else None)
+                       status=node.operator, run=node.run, derived_from=derived or None)
 
 
 def tree_rows(bus, projects: list[str] | None = None) -> list[dict]:

@@ -7,6 +7,7 @@ kind and where its parts are); no column name is written here.
     >>> data = load()                      # run from experiments/<run>/
     >>> data.X.shape, data.T.shape         # inputs of the training rows; truth (rows, targets)
     >>> write_submission(data, P)          # P: (test rows, targets), the target columns' order
+    >>> write_oof(data, P_oof)             # out-of-fold predictions of the training rows (ensembles)
 
 The targets, whatever shape the task gives them, become one matrix ``T`` of
 ``(rows, len(target_columns))``:
@@ -45,6 +46,7 @@ class Data:
     X_test: object
     T: np.ndarray  # (rows, targets): the truth in the target columns' order
     test_ids: pd.Series
+    train_ids: np.ndarray  # the training rows' ids (their order is that of T)
     mode: str  # single | columns | classes
     classes: list | None = None  # classes mode: the class of each target column (its name)
     y: np.ndarray | None = None  # classes mode: the class name of each training row
@@ -119,7 +121,25 @@ def load(size: int = IMAGE_SIZE) -> Data:
     else:
         X, X_test = _features(train, test, inputs["feature_columns"])
     return Data(spec=spec, X=X, X_test=X_test, T=T, test_ids=test[spec["id_column"]], mode=mode,
-                classes=classes, y=y)
+                classes=classes, y=y, train_ids=_train_ids(train, inputs))
+
+
+def load_truth() -> Data:
+    """The task's truth only (``T``, ``mode``, ids; no inputs: ``X`` is None), for what
+    scores predictions already made (an ensemble of runs)."""
+    spec = json.loads((TASK / "task.json").read_text())
+    inputs = spec.get("inputs")
+    if not inputs:
+        raise SystemExit(f"task.json: the data is not understood: {spec.get('data_unknown')}")
+    train, test = _tables(inputs)
+    mode, T, classes, y = _truth(spec, train)
+    return Data(spec=spec, X=None, X_test=None, T=T, test_ids=test[spec["id_column"]], mode=mode,
+                classes=classes, y=y, train_ids=_train_ids(train, inputs))
+
+
+def _train_ids(train: pd.DataFrame, inputs: dict) -> np.ndarray:
+    column = inputs.get("train_id_column")
+    return (train[column] if column in train else pd.Series(range(len(train)))).astype(str).to_numpy()
 
 
 def finish(data: Data, P: np.ndarray) -> np.ndarray:
@@ -138,6 +158,21 @@ def write_submission(data: Data, P: np.ndarray, path: str = "submission.csv") ->
     """``path``: the id column and one column per target, a row per test id."""
     P = finish(data, np.asarray(P))
     out = pd.DataFrame({data.spec["id_column"]: data.test_ids.to_numpy()})
+    for j, column in enumerate(data.targets):
+        out[column] = P[:, j]
+    out.to_csv(path, index=False)
+
+
+OOF_CSV = "oof.csv"  # a run's out-of-fold predictions of the training rows, as submission.csv's columns
+OOF_ID = "_train_id"  # its id column (a name no target column has)
+
+
+def write_oof(data: Data, P: np.ndarray, path: str = OOF_CSV) -> None:
+    """``path``: the out-of-fold predictions (each row predicted by a model that never saw
+    it, made gradable as the submission is), a row per training id, in the training
+    table's order: what an ensemble of runs is scored by, honestly, by cross-validation."""
+    P = finish(data, np.asarray(P))
+    out = pd.DataFrame({OOF_ID: data.train_ids})
     for j, column in enumerate(data.targets):
         out[column] = P[:, j]
     out.to_csv(path, index=False)

@@ -5,8 +5,9 @@
 Reads the task (../../task/task.json: what it asks and what its data is, tabular, text
 or images; ``taskdata.py`` beside this file loads it), scores the model by 5-fold
 cross-validation on the training rows by the task's metric, fits it on all of them,
-predicts the test rows into submission.csv here (the sample submission's columns) and
-writes metrics.json: {"cv_score": ...}.
+predicts the test rows into submission.csv here (the sample submission's columns),
+writes the out-of-fold predictions it was scored by into oof.csv (what ``ensemble.py``
+combines) and metrics.json: {"cv_score": ...}.
 
 Models by data kind: tabular (logreg/ridge, forest, hgb, knn on the feature columns),
 text (TF-IDF of words or characters + a linear model, or naive Bayes on word counts),
@@ -170,6 +171,7 @@ def main():
         oof, pred = np.column_stack([p[0] for p in pairs]), np.column_stack([p[1] for p in pairs])
     cv = score(spec["metric"], data.T, taskdata.finish(data, oof))
     taskdata.write_submission(data, pred)
+    taskdata.write_oof(data, oof)
     json.dump({"cv_score": cv}, open("metrics.json", "w"))
     print(f"{args.model} {json.dumps(params)} on {spec['data']} ({data.mode}, {data.T.shape[1]} target(s)): "
           f"cv {spec['metric']} = {cv:.5f}")

@@ -19,20 +19,23 @@ from cluster.tasks import import_task
 from tests.benchmarks import folders
 
 
-def run_template(task: Task, work: Path, model: str, params: dict | None = None) -> tuple[dict, Path]:
-    """``python ../../code/train.py`` in ``work/experiments/r`` with the task's public
-    files in ``work/task`` (as on the bus); returns metrics.json and the submission."""
-    shutil.copytree(task.public_dir, work / "task")
-    (work / "task" / "task.json").write_text(task.summary_json())
-    (work / "code").mkdir()
-    for path, src in TEMPLATES.items():
-        shutil.copy(src, work / path)
-    run = work / "experiments" / "r"
-    run.mkdir(parents=True)
+def run_template(task: Task, work: Path, model: str, params: dict | None = None, run: str = "r",
+                 setup: bool = True) -> tuple[dict, Path]:
+    """``python ../../code/train.py`` in ``work/experiments/<run>`` with the task's public
+    files in ``work/task`` (as on the bus; ``setup=False``: already there); returns
+    metrics.json and the submission."""
+    if setup:
+        shutil.copytree(task.public_dir, work / "task")
+        (work / "task" / "task.json").write_text(task.summary_json())
+        (work / "code").mkdir()
+        for path, src in TEMPLATES.items():
+            shutil.copy(src, work / path)
+    folder = work / "experiments" / run
+    folder.mkdir(parents=True)
     done = subprocess.run([sys.executable, "../../code/train.py", "--model", model, "--params", json.dumps(params or {})],
-                          cwd=run, capture_output=True, text=True, timeout=600)
+                          cwd=folder, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads((run / "metrics.json").read_text()), run / "submission.csv"
+    return json.loads((folder / "metrics.json").read_text()), folder / "submission.csv"
 
 
 # (builder, model, the data kind derived, a score the model must beat: better than the prior)

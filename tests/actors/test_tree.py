@@ -98,9 +98,51 @@ def test_the_search_drafts_then_debugs_then_improves_the_best_and_stops_when_sta
     for n in third:
         record_node(view, project, n, tree_of(project).nodes[n.parent].seq)
         result(system, n.id, score=0.85)
-    assert next_nodes(tree_of(project), "tabular", "classification", branches=2, max_nodes=20, patience=2) == []
     assert len(next_nodes(tree_of(project), "tabular", "classification", branches=2, max_nodes=20, patience=3)) == 2
     assert next_nodes(tree_of(project), "tabular", "classification", branches=2, max_nodes=6, patience=30) == []
+    # Stalled: the last try is an ensemble of the best node of each family (improve-1 is
+    # logreg as draft-1 is), top three by cv, its parent the best of them.
+    fourth = next_nodes(tree_of(project), "tabular", "classification", branches=2, max_nodes=20, patience=2)
+    assert [(n.id, n.operator, n.parent, n.members) for n in fourth] == [
+        ("ensemble-1", "ensemble", "draft-1", ["draft-1", "debug-1", "draft-3"])]
+    row = record_node(view, project, fourth[0], [tree_of(project).nodes[m].seq for m in fourth[0].members])
+    assert len(row["derived_from"]) == 3
+    result(system, "ensemble-1", score=0.88)
+    assert next_nodes(tree_of(project), "tabular", "classification", branches=2, max_nodes=20, patience=2) == []
+    assert "ensemble-1 (ensemble of draft-1, debug-1, draft-3): cv 0.88000" in "\n".join(tree_of(project).lines())
+
+
+def test_an_ensemble_takes_the_last_place_and_can_be_the_best_node(project):
+    view, system = project.as_role("orchestrator", "o"), project.as_role("system", "s")
+
+    def grow(**settings):
+        return next_nodes(tree_of(project), "tabular", "classification", branches=2, **settings)
+
+    for i, n in enumerate(grow(max_nodes=5, patience=9)):
+        record_node(view, project, n, None)
+        result(system, n.id, score=0.8 + i / 100)
+    drafts = grow(max_nodes=5, patience=9)
+    record_node(view, project, drafts[0], None)  # one in flight (no result yet): it holds one of the 2 places
+    assert [n.id for n in grow(max_nodes=5, patience=9)] == ["draft-4"]
+    for n in drafts:
+        if n.id != drafts[0].id:
+            record_node(view, project, n, None)
+        result(system, n.id, score=0.7)
+    # 4 nodes of 5: the step that fills the tree makes the ensemble (two scored families at least).
+    last = grow(max_nodes=5, patience=9)
+    assert [n.operator for n in last] == ["ensemble"] and last[0].members == ["draft-2", "draft-1", "draft-3"]
+    record_node(view, project, last[0], [tree_of(project).nodes[m].seq for m in last[0].members])
+    result(system, "ensemble-1", score=0.95)
+    tree = tree_of(project)
+    assert tree.best.id == "ensemble-1" and tree.path("ensemble-1") == ["draft-2", "ensemble-1"]
+    rows = {r["node"]: r for r in tree_rows(project.bus, [project.name])}
+    assert rows["ensemble-1"]["parent"] == "draft-2" and rows["ensemble-1"]["score"] == 0.95
+    # A member must be in the tree before the ensemble, as a parent must.
+    with pytest.raises(ValidationError):
+        TreeNode(id="ensemble-2", operator="ensemble", author="m", why="w", members=["draft-1", "draft-1"])
+    record_node(view, project, TreeNode(id="ensemble-2", operator="ensemble", author="m", why="w", parent="draft-1",
+                                        members=["draft-1", "draft-9"]), None)
+    assert "ensemble-2" not in tree_of(project).nodes
 
 
 def test_a_prior_drafts_what_won_first_and_ignores_what_is_not_in_the_space():
@@ -119,3 +161,24 @@ def test_a_prior_drafts_what_won_first_and_ignores_what_is_not_in_the_space():
     assert not any(n.params.get("n_jobs") or n.params.get("n_neighbors") == 10**9 for n in nodes)
     plain = next_nodes(Tree(is_lower_better=False), "tabular", "classification", branches=8, max_nodes=20, patience=3)
     assert (plain[0].model, plain[0].params) != ("knn", {"n_neighbors": 5, "weights": "distance"})
+
+
+def test_a_prior_where_an_ensemble_won_makes_the_ensemble_once_the_families_are_drafted(project):
+    view, system = project.as_role("orchestrator", "o"), project.as_role("system", "s")
+    prior = {"runs": [{"project": "digits-1", "run": "ensemble-1", "rank": 1, "of": 9, "model": None},
+                      {"project": "digits-1", "run": "draft-4", "rank": 2, "of": 9, "model": "knn",
+                       "params": {"n_neighbors": 7}}]}
+
+    def grow(prior):
+        return next_nodes(tree_of(project), "tabular", "classification", branches=2, max_nodes=20, patience=6,
+                          prior=prior)
+
+    first = grow(prior)
+    assert (first[0].model, first[0].params) == ("knn", {"n_neighbors": 7})  # the best template run there
+    while step := grow(prior):  # the whole search, to its end
+        for i, n in enumerate(step):
+            record_node(view, project, n, None)
+            result(system, n.id, score=0.8 + i / 100)
+    ops = [n.node.operator for n in tree_of(project).nodes.values()]
+    assert ops.count("ensemble") == 1 and ops[:ops.index("ensemble")] == ["draft"] * ops.index("ensemble")
+    assert ops.index("ensemble") == 4  # right after the 4 families' drafts, not after improving stalled

@@ -41,6 +41,12 @@ def test_a_timed_out_node_is_debugged_with_a_smaller_model_and_the_report_draws_
     assert json.loads(view.read("plan/tree/debug-1.json"))["params"] == {"n_estimators": 100}
     assert "timeout" in json.loads(view.read("plan/tree/draft-2.json"))["failure"]
     assert len(nodes) == 7 and grade.valid_submission
+    # The step that filled the tree made an ensemble of the best of each family, scored by cv like any node.
+    ensemble = nodes["ensemble-1"]
+    assert ensemble["operator"] == "ensemble" and ensemble["status"] == "ok" and ensemble["score"] is not None
+    members = json.loads(view.read("plan/tree/ensemble-1.json"))["members"]
+    assert len(members) == 3 and ensemble["parent"] == members[0]
+    assert len({nodes[m]["run"] for m in members}) == 3 and all(nodes[m]["status"] == "ok" for m in members)
     best = max((r for r in nodes.values() if r["score"] is not None), key=lambda r: r["score"])
     assert state.best_run.id == best["run"]  # the champion: the best node by cv score
     text = write_report(bus.project("t"), grade)
