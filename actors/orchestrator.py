@@ -152,6 +152,8 @@ class Orchestrator:
                 self._dispatch_runs(state)
                 continue
             decision = self.policy.decide(state)
+            if self._pause_asked_since(state):  # asked while the policy thought (a model: seconds): not committed,
+                continue  # the next tick records the pause; the resume decides again from the same bus
             self._commit(state, decision)
             self._overhead(t0)
 

@@ -5,6 +5,7 @@ request to pause one."""
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 
 import pyarrow as pa
@@ -94,6 +95,9 @@ def cmd_status(bus: Bus, args: argparse.Namespace) -> None:
     if not args.watch:
         print_table(status_table(bus, names, waiting), title=title)
         return
+    # Ctrl-C is the watch's only end, so it is listened to even where the shell started us
+    # with SIGINT ignored (a background job's children inherit that; `run` installs its own).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with Live(console=console, refresh_per_second=1) as live:
             while True:
