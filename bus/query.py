@@ -58,9 +58,10 @@ def metric_values(metrics: pa.ChunkedArray, name: str) -> tuple[np.ndarray, np.n
 DIRECTION_KEYS = ("is_lower_better", "lower_is_better")
 
 
-def _lower_is_better(table: pa.Table, code: np.ndarray, n: int) -> np.ndarray:
-    """Per project code, whether its metric is lower-is-better (False where unknown)."""
-    all_codes = pc.dictionary_encode(table.column("project")).combine_chunks().indices.to_numpy()
+def _lower_is_better(table: pa.Table, all_codes: np.ndarray, n: int) -> np.ndarray:
+    """Per project code (``all_codes``: each row's; ``n``: every project of the table,
+    not only those with the metric, whose direction rows may name any), whether its
+    metric is lower-is-better (False where unknown)."""
     lower = np.zeros(n, dtype=bool)
     for key in DIRECTION_KEYS:
         rows, values = metric_values(table.column("metrics"), key)
@@ -89,11 +90,13 @@ def best_metric(bus: Bus, metric: str, mode: str = "task", projects: list[str] |
                 .append_column("lower_is_better", pa.array([], pa.bool_())).select(out_cols))
     # Per project the best value, then the earliest event that reached it: O(n) with a
     # dictionary code per project and numpy (a join or a sort is 5-10x slower on 1M rows).
-    code = pc.dictionary_encode(table.column("project")).combine_chunks().indices.to_numpy()[rows]
+    encoded = pc.dictionary_encode(table.column("project")).combine_chunks()
+    all_codes, n_projects = encoded.indices.to_numpy(), len(encoded.dictionary)
+    code = all_codes[rows]
     if mode == "task":
-        lower = _lower_is_better(table, code, int(code.max()) + 1)
+        lower = _lower_is_better(table, all_codes, n_projects)
     else:
-        lower = np.full(int(code.max()) + 1, mode == "min")
+        lower = np.full(n_projects, mode == "min")
     signed = np.where(lower[code], -values, values)
     best = np.full(code.max() + 1, -np.inf)
     np.maximum.at(best, code, signed)

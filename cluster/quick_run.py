@@ -33,13 +33,13 @@ import stat
 import time
 import uuid
 
+from actors.blacklist import blocked_source
 from actors.quick_run import (
     OUTPUT_HEAD_CHARS,
     OUTPUT_TAIL_CHARS,
     QuickRequest,
     QuickResult,
 )
-from actors.blacklist import blocked_source
 from actors.runs import RunPolicy
 from bus import Bus, BusConfig, NotFound
 

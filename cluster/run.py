@@ -19,6 +19,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import ray
 import yaml
@@ -83,13 +84,27 @@ def _reachable(address: str) -> None:
                         "RAY_ADDRESS) for a new local cluster") from None
 
 
+def read_yaml(path: str | Path, flag: str) -> Any:
+    """The YAML document in ``path``; ``flag`` names the file in the one-line error
+    (unreadable, not UTF-8, not YAML: with the line and column of the fault). Raises
+    ``UserError``."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UserError(f"{flag} {path}: cannot read it ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{flag} {path}: not UTF-8 text (byte {e.start}): save it as UTF-8 YAML") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{flag} {path}: not valid YAML at {where}{problem}") from None
+
+
 def load_yaml_mapping(path: str, flag: str, what: str) -> dict:
     """A YAML file holding one mapping (``flag`` and ``what`` name it in the error).
     Raises ``UserError``."""
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"{flag} {path}: cannot read it ({e})") from None
+    data = read_yaml(path, flag) or {}
     if not isinstance(data, dict):
         raise UserError(f"{flag} {path}: a YAML mapping of {what}")
     return data

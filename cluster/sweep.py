@@ -74,6 +74,7 @@ from .run import (
     moves_off_drained_node,
     parse_budget,
     prepare,
+    read_yaml,
     start_orchestrator,
 )
 from .tasks import find_task
@@ -138,12 +139,10 @@ class SweepSpec(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> SweepSpec:
         """Read and check a sweep file. Raises ``UserError`` with one line saying what is wrong."""
-        try:
-            data: Any = yaml.safe_load(Path(path).read_text())
-        except OSError as e:
-            raise UserError(f"cannot read the sweep file {path} ({e.strerror}): give a YAML file") from None
-        except yaml.YAMLError as e:
-            raise UserError(f"sweep file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        data: Any = read_yaml(path, "sweep file")
+        if not isinstance(data, dict):
+            raise UserError(f"sweep file {path}: a YAML mapping of name, tasks, settings, seeds, models, budget, ... "
+                            "(benchmarks/sweeps/tabular.yaml is an example)")
         try:
             return cls.model_validate(data)
         except ValidationError as e:

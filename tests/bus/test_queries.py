@@ -32,6 +32,13 @@ def test_best_per_project_follows_each_projects_own_metric_direction(bus):
     assert query.best_metric(bus, "cv_score", mode="max").to_pylist()[0]["value"] == 61.0  # asked for: all by max
     with pytest.raises(ValueError, match="mode must be"):
         query.best_metric(bus, "cv_score", mode="best")
+    # A project that recorded its direction but never the metric asked for (the breaker's
+    # `bus query best --metric score` after a replay with no grade: an IndexError traceback).
+    for name in ("zz-no-score", "zzz-no-score"):
+        bus.create_project(name).as_role("system", "t").record("started", "the job started",
+                                                               metrics={"is_lower_better": 1.0})
+    best = {r["project"]: r["value"] for r in query.best_metric(bus, "cv_score").to_pylist()}
+    assert best == {"rmse": 53.9, "acc": 0.97, "old": 0.4}
 
 
 def test_best_metric_across_projects_and_tokens_per_role(bus):

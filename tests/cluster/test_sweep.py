@@ -79,4 +79,13 @@ def test_bad_sweep_files_say_what_is_wrong(tmp_path, capsys):
     for bad in (str(tmp_path), str(tmp_path / "missing.yaml")):
         assert main(["--root", str(tmp_path / "bus"), "sweep", bad]) == 2
         err = capsys.readouterr().err
-        assert err.startswith("aisci: cannot read the sweep file") and "Traceback" not in err, err
+        assert err.startswith("aisci: sweep file ") and "cannot read it" in err and "Traceback" not in err, err
+    # Not UTF-8, a YAML fault (with its line), not a mapping: one line each (a traceback, an
+    # internal class name, no line number were what the breaker saw).
+    for content, says in ((b"\xff\xfe bad", "not UTF-8 text (byte 0): save it as UTF-8"),
+                          (b"name: x\ntasks: [a, b\n", "not valid YAML at line 3, column 1"),
+                          (b"- a\n", "a YAML mapping of name, tasks"), (b"", "a YAML mapping of name, tasks")):
+        path.write_bytes(content)
+        assert main(["--root", str(tmp_path / "bus"), "sweep", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1 and "SweepSpec" not in err, err
