@@ -107,6 +107,14 @@ def _shipped_names() -> str:
     return ", ".join(names) or "none installed"
 
 
+def _name(text: str) -> str:
+    """A project's name as given: not empty (an empty --project was taken as none, and
+    the run went to a new project); the bus checks the rest of the name."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a name (letters, digits, '-', '_', '.'), or leave the option out")
+    return text
+
+
 def _count(text: str) -> int:
     """A whole number from 1 up (argparse turns the error into one line)."""
     try:
@@ -151,7 +159,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--metric", help="the metric, where the config's grader is not one aisci knows (default: the "
                    "config's grader)")
     r.add_argument("--id-column", help="the sample submission's id column (default: its first column)")
-    r.add_argument("--project", help="the project's name; an existing project of the same task is resumed "
+    r.add_argument("--project", type=_name, help="the project's name; an existing project of the same task is resumed "
                    "(default: <task>-<date>-<time>)")
     r.add_argument("--model", default="baseline", help="who decides and writes the code: baseline (aisci's own "
                    "templates, no model), openai:<model> (an OpenAI-compatible server), vllm:<path> (a vLLM engine "
@@ -197,7 +205,7 @@ def _paper_parser(sub: argparse._SubParsersAction) -> None:
                  "submission/ with reproduce.sh, which is then run in the sandbox and graded", uses_ray=True)
     p.add_argument("paper", help="a PaperBench paper folder (config.yaml, paper.md, addendum.md, rubric.json, "
                    "blacklist.txt) or a shipped paper's name (scaling-knn-vs-forest)")
-    p.add_argument("--project", help="the project's name (default: <paper id>-<date>-<time>)")
+    p.add_argument("--project", type=_name, help="the project's name (default: <paper id>-<date>-<time>)")
     p.add_argument("--model", default="baseline", help="who writes the reproduction: baseline (aisci's templates, "
                    "no model), openai:<model>, vllm:<path>")
     p.add_argument("--base-url", help="openai: the server's endpoint (default: $AISCI_LLM_BASE_URL)")
@@ -243,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     y = _command(sub, "replay", "cli_run:cmd_replay", "run a recorded project again with no model: its recorded "
                  "model calls, at full speed", uses_ray=True)
     _project_arg(y, "the recorded project")
-    y.add_argument("--project", dest="into", help="the new project's name (default: <project>-replay-<time>)")
+    y.add_argument("--project", type=_name, dest="into", help="the new project's name (default: <project>-replay-<time>)")
     y.add_argument("--realtime", action="store_true", help="keep each model call's recorded latency")
     _cluster_flags(y)
     w = _command(sub, "sweep", "cli_run:cmd_sweep", "run a grid of tasks x settings x seeds x models as concurrent "
@@ -291,7 +299,7 @@ def _bus_parser(sub: argparse._SubParsersAction) -> None:
                       help="task: each project by its own metric's direction; max or min: all the same way")
     tokens = _command(qs, "tokens", "cli_bus:cmd_query", "tokens spent per project, role and model; cached "
                       "tokens and the cache hit rate")
-    tokens.add_argument("--project", help="one project (default: all)")
+    tokens.add_argument("--project", type=_name, help="one project (default: all)")
     files = _command(qs, "files", "cli_bus:cmd_query", "the latest version of every file of a project")
     _project_arg(files)
     prior = _command(qs, "prior", "cli_bus:cmd_query", "what similar earlier projects found: the prior a "

@@ -130,6 +130,8 @@ def cmd_compact(bus: Bus, args: argparse.Namespace) -> None:
 
 
 def cmd_repair(bus: Bus, args: argparse.Namespace) -> None:
+    if args.project:
+        bus.project(args.project)  # an unknown project: one line (NotFound), and nothing written for it
     for name in [args.project] if args.project else bus.projects():
         r = repair(bus, name)
         console.print(f"{name}: consistent" if r.clean else f"[bold]{name}[/bold]: repaired", markup=True)

@@ -143,11 +143,16 @@ def parse_model(spec: str, base_url: str | None = None, api_key_env: str | None 
     backend, _, model = spec.partition(":")
     if backend not in ("baseline", "openai", "vllm"):
         raise ModelSpecError(f"--model {spec!r}: use baseline, openai:<model> or vllm:<model path>")
+    if backend != "baseline" and not model.strip():
+        raise ModelSpecError(f"--model {spec!r}: name the model after the colon ({backend}:<model"
+                             + (" path" if backend == "vllm" else "") + ">)")
+    if backend == "baseline" and model:
+        raise ModelSpecError(f"--model {spec!r}: the baseline takes no model name (use baseline)")
     if backend == "openai":
         base_url = base_url or os.environ.get("AISCI_LLM_BASE_URL") or ""
         if not base_url:
-            raise ModelSpecError(f"--model {spec} needs the endpoint: --base-url http://HOST:PORT/v1 "
-                                 "(or AISCI_LLM_BASE_URL)")
+            raise ModelSpecError(f"--model {spec} needs the endpoint: --base-url http://HOST:PORT/v1, or "
+                                 "AISCI_LLM_BASE_URL in the environment (what a sweep reads)")
         return LLMConfig(backend=backend, model=model, base_url=base_url,
                          api_key_env=api_key_env or "OPENAI_API_KEY")
     return LLMConfig(backend=backend, model=model)

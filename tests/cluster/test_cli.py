@@ -70,13 +70,18 @@ def test_user_mistakes_are_one_line_before_anything_starts(tmp_path, capsys):
         (["leaderboard", "nosuch"], "no sweep 'nosuch' under"),
         (["status", "--sweep", "nosuch"], "no sweep 'nosuch' under"),
         (["run", "digits", "--model", "vllm:/no/such/model"], "no such file or folder"),
+        (["run", "digits", "--model", "vllm:"], "name the model after the colon (vllm:<model path>)"),
+        (["run", "digits", "--model", "openai: ", "--base-url", "http://localhost:1/v1"], "name the model"),
+        (["run", "digits", "--model", "baseline:x"], "the baseline takes no model name"),
+        (["run", "digits", "--project", ""], "--project: give a name"),  # was a new project, exit 0
+        (["bus", "repair", "nosuch"], "no project 'nosuch'"),  # refused, but wrote its journal's SEQ
     ]
     for argv, needle in cases:
         assert main(["--root", root, *argv]) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("aisci: ") and needle in err and "Traceback" not in err, (argv, err)
         assert err.count("\n") == 1, err
-    assert Bus(root).projects() == []
+    assert Bus(root).projects() == [] and not (tmp_path / "root" / "index" / "journal" / "nosuch").exists()
     main(["--root", root, "demo"])
     capsys.readouterr()
     assert main(["--root", root, "bus", "log", "demo-iris", "--kind", "nonsense"]) == 2
