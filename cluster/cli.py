@@ -184,9 +184,9 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                    "this (default: none, work until the budget or the plan ends)")
     r.add_argument("--no-bus-memory", action="store_true", help="the paper's ablation: agents see only the task, "
                    "not what the others wrote")
-    r.add_argument("--no-cross-project-memory", action="store_true", help="give the project no prior (default: "
-                   "on, plan/prior.md: what similar earlier projects on this bus found); off for an honest "
-                   "comparison of a project on its own")
+    r.add_argument("--no-cross-project-memory", action="store_true", help="give the project no prior "
+                   "(without this switch the planner reads plan/prior.md: what similar earlier projects on this bus "
+                   "found); for an honest comparison of a project on its own (default: off)")
     r.add_argument("--agents", type=_agents, default=2, help="agent actors in the pool")
     r.add_argument("--branches", type=_count, default=2, metavar="N", help="nodes of the solution tree grown at "
                    "once: drafts, improvements of the best, fixes of the failed, their runs in parallel (default: 2)")
@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = _command(sub, "sweep", "cli_run:cmd_sweep", "run a grid of tasks x settings x seeds x models as concurrent "
                  "projects; the same command resumes it", uses_ray=True)
     w.add_argument("file", help="the sweep's YAML file: name, tasks, settings, seeds, models, budget, "
-                   "max_concurrent, agents, policy (the README's Sweeps section has an example)")
+                   "max_concurrent, agents, policy (the README's Sweeps section shows one)")
     _cluster_flags(w)
     s = _command(sub, "status", "cli_projects:cmd_status", "where each project stands")
     s.add_argument("project", nargs="?", help="one project (default: every project but sweeps' own)")
