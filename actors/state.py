@@ -75,6 +75,8 @@ class State(BaseModel):
     summaries: dict[str, str] = Field(default_factory=dict, description="subtask id -> its complete event's "
                                       "summary: shown to the deciding model as it is, never parsed")
     dispatches: Counter = Field(default_factory=Counter, description="subtask or run id -> times dispatched")
+    run_dispatches: Counter = Field(default_factory=Counter, description="run id -> times the run was dispatched "
+                                    "(a tree node's run shares its subtask's id: counted apart here)")
     steps: int = 0
     last_step: str | None = Field(default=None, description="plan/steps/<n>.json of the last committed decision")
     step_hashes: list[str] = Field(default_factory=list, description="each committed step's content (version store)")
@@ -105,6 +107,8 @@ class State(BaseModel):
             kind, t = r["kind"], r["time"].timestamp()
             if kind == "dispatch":
                 state.dispatches[r["subtask"] or r["run"] or "?"] += 1
+                if r["run"] and not r["subtask"]:
+                    state.run_dispatches[r["run"]] += 1
             elif kind == "complete":
                 state.completed[r["subtask"] or "?"] = r["status"] == "finished"
                 state.summaries[r["subtask"] or "?"] = r["summary"] or ""
@@ -191,9 +195,13 @@ class State(BaseModel):
 
     @property
     def in_flight(self) -> set[str]:
-        """Subtasks and runs dispatched that have not ended."""
-        ended = set(self.completed) | {r.id for r in self.runs if r.status is not None}
-        return {s for s in self.dispatched if s not in ended}
+        """Subtasks and runs dispatched that have not ended. A subtask ends with its
+        ``complete`` event, a run with its result: apart, since a tree node's run has its
+        subtask's id and now starts while the subtask goes on (it was hidden from status
+        and from the pause's record as soon as the subtask completed)."""
+        subtasks = {s for s, n in self.dispatches.items() if n > self.run_dispatches.get(s, 0)}
+        runs = {r for r in self.run_dispatches if r in self.run_records and self.run_records[r].status is None}
+        return {s for s in subtasks if s not in self.completed} | runs
 
     def target_reached(self) -> bool:
         best, target = self.best_run, getattr(self.config, "target", None)

@@ -41,6 +41,25 @@ def test_state_reads_columns_whatever_the_summaries_say(bus, summary):
     assert higher.best_run.id == "a"
 
 
+def test_a_tree_nodes_run_is_in_flight_after_its_subtask_completes(bus):
+    """A tree node's run has its subtask's id and starts while the subtask goes on: the
+    subtask's ``complete`` hid it (the breaker's status showed no run under way while
+    three ran, and the pause recorded "in flight: nothing" with one running)."""
+    view = bus.create_project("t").as_role("system", "test")
+    view.record("decision", "draft", path="plan/steps/0001.json", hash="0" * 64)
+    view.record("dispatch", "draft-3 to experimenter", subtask="draft-3", attempt=1)
+    view.record("run_requested", "draft-3", run="draft-3", hash="1" * 64, subtask="draft-3")
+    view.record("dispatch", "draft-3: python train.py", run="draft-3", attempt=1)
+
+    def state():
+        return State.from_events(bus.project("t").events(), OrchestratorConfig(project="t"))
+    assert state().in_flight == {"draft-3"}  # the subtask and its run: both going
+    view.record("complete", "draft-3 finished", subtask="draft-3", status="finished")
+    assert state().in_flight == {"draft-3"}  # the run goes on
+    view.record("experiment", "draft-3: ok", run="draft-3", status="ok", metrics={"cv_score": 0.9})
+    assert state().in_flight == set() and state().dispatches["draft-3"] == 2
+
+
 def test_scores_order_by_their_metrics_direction_and_refuse_non_finite():
     assert Score(0.1, True) > Score(0.3, True) and Score(0.3, False) > Score(0.1, False)
     assert max([Score(2.0, True), Score(1.0, True)]).value == 1.0
