@@ -44,4 +44,9 @@ def replay_job(bus: Bus, project: str, into: str | None = None, realtime: bool =
     llm = job.llm.model_copy(update={"backend": "scripted", "script": script, "script_by_step": False,
                                      "base_url": "", "context_tokens": window.tokens if window else None})
     orchestrator = job.orchestrator.model_copy(update={"project": into})
+    if orchestrator.policy == "auto" and job.llm.backend == "baseline":
+        # The recorded project's steps were the baseline's (its agents' calls are what was
+        # recorded): "auto" with the scripted model would ask the script for decisions it
+        # never had (the breaker's replay stopped at once on ScriptExhausted, exit 0).
+        orchestrator = orchestrator.model_copy(update={"policy": "baseline"})
     return job.model_copy(update={"orchestrator": orchestrator, "llm": llm})

@@ -5,6 +5,7 @@ and what it says of projects that ended, belong to another task, or wait for a C
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pty
 import re
@@ -277,3 +278,20 @@ def test_an_address_nobody_answers_is_one_line_in_seconds(tmp_path, form):
     assert done.returncode == 2 and "cannot reach the Ray cluster" in done.stderr, done.stderr[-2000:]
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert Bus(tmp_path / "bus").projects() == []
+
+
+def test_a_replay_of_a_baseline_project_keeps_the_baselines_decisions(tmp_path):
+    """The breaker's `aisci replay` of a baseline project: the replay's "auto" policy met
+    the scripted model and asked it for decisions it never had (ScriptExhausted at once,
+    "stopped", exit 0). The steps were the baseline's; the replay keeps them so."""
+    from actors.llm.scripted import reply
+    from cluster.replay import replay_job
+
+    bus = Bus(tmp_path / "root")
+    job = _job(bus, "b1")
+    assert job.llm.backend == "baseline" and job.orchestrator.policy == "auto"
+    call = {"request": {"tag": "analyse-1"}, "reply": reply(calls=[("finish", {"summary": "ok"})]).model_dump()}
+    bus.project("b1").as_role("system", "t").write("logs/llm/analyst_analyse-1/00000007.json", json.dumps(call))
+    replay = replay_job(bus, "b1")
+    assert replay.llm.backend == "scripted" and list(replay.llm.script) == ["analyse-1"]
+    assert replay.orchestrator.policy == "baseline" and replay.orchestrator.project.startswith("b1-replay-")
