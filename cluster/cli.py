@@ -77,8 +77,11 @@ def _seconds(text: str) -> float:
 
 def _interval(text: str) -> float:
     """Seconds between two refreshes: more than 0."""
-    value = _seconds(text)
-    if value <= 0:
+    try:
+        value = _seconds(text)
+    except argparse.ArgumentTypeError:
+        value = -1.0
+    if value <= 0:  # one message for 0, -1 and NaN alike (the breaker saw two that disagreed)
         raise argparse.ArgumentTypeError(f"{text} seconds: give a number above 0")
     return value
 
@@ -113,6 +116,17 @@ def _name(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("give a name (letters, digits, '-', '_', '.'), or leave the option out")
     return text
+
+
+def _seq(text: str) -> int:
+    """An event's sequence number: a whole number from 0 up."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: give 0 or more (sequence numbers start at 1)")
+    return value
 
 
 def _count(text: str) -> int:
@@ -270,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("sweep", help="the sweep's name (its file's `name:`)")
     e = _command(sub, "events", "cli_projects:cmd_events", "a project's events (as `aisci bus log`)")
     _project_arg(e)
-    e.add_argument("--since", type=int, default=0, metavar="SEQ", help="only events after this sequence number")
+    e.add_argument("--since", type=_seq, default=0, metavar="SEQ", help="only events after this sequence number")
     e.add_argument("--limit", type=_count, default=200, metavar="N", help="show at most the last N events")
     r = _command(sub, "report", "cli_projects:cmd_report", "print a project's report")
     _project_arg(r)
@@ -286,7 +300,7 @@ def _bus_parser(sub: argparse._SubParsersAction) -> None:
     _command(bus_sub, "ls", "cli_bus:cmd_ls", "list the projects, their events and last activity")
     log = _command(bus_sub, "log", "cli_bus:cmd_log", "a project's events")
     _project_arg(log)
-    log.add_argument("--since", type=int, default=0, metavar="SEQ", help="only events after this sequence number")
+    log.add_argument("--since", type=_seq, default=0, metavar="SEQ", help="only events after this sequence number")
     log.add_argument("--kind", action="append", help="only events of this kind, e.g. write, experiment, decision "
                      "(repeatable; default: every kind)")
     log.add_argument("--limit", type=_count, default=200, metavar="N", help="show at most the last N events")

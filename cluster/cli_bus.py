@@ -99,7 +99,13 @@ def cmd_log(bus: Bus, args: argparse.Namespace) -> None:
 
 def cmd_query(bus: Bus, args: argparse.Namespace) -> None:
     if args.what == "best":
-        print_table(query.best_metric(bus, args.metric, args.mode), title=f"best {args.metric} per project ("
+        best = query.best_metric(bus, args.metric, args.mode)
+        if best.num_rows == 0:  # a misspelt metric was an empty table and exit 0
+            names = sorted({k for m in bus.index.scan(None, columns=["metrics"]).column("metrics").to_pylist()
+                            for k, _ in (m or [])})
+            raise UserError(f"no event on this bus has the metric {args.metric!r}; the metrics there: "
+                            + (", ".join(names[:30]) or "none yet"))
+        print_table(best, title=f"best {args.metric} per project ("
                     f"{'each by its metric' if args.mode == 'task' else args.mode})")
     elif args.what == "tokens":
         projects = [bus.project(args.project).name] if args.project else None  # an unknown project: NotFound

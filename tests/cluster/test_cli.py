@@ -75,6 +75,10 @@ def test_user_mistakes_are_one_line_before_anything_starts(tmp_path, capsys):
         (["run", "digits", "--model", "baseline:x"], "the baseline takes no model name"),
         (["run", "digits", "--project", ""], "--project: give a name"),  # was a new project, exit 0
         (["bus", "repair", "nosuch"], "no project 'nosuch'"),  # refused, but wrote its journal's SEQ
+        (["bus", "query", "best", "--metric", "nosuch"], "no event on this bus has the metric 'nosuch'"),
+        (["events", "x", "--since", "-1"], "--since: -1: give 0 or more"),
+        (["status", "--watch", "-1"], "give a number above 0"),
+        (["status", "--watch", "nan"], "give a number above 0"),
     ]
     for argv, needle in cases:
         assert main(["--root", root, *argv]) == 2, argv
