@@ -118,26 +118,25 @@ def _name(text: str) -> str:
     return text
 
 
-def _seq(text: str) -> int:
-    """An event's sequence number: a whole number from 0 up."""
+def _whole(text: str, least: int, why: str) -> int:
+    """A whole number from ``least`` up (argparse turns the error into one line)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: give 0 or more (sequence numbers start at 1)")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text}: give {least} or more{why}")
     return value
+
+
+def _seq(text: str) -> int:
+    """An event's sequence number: a whole number from 0 up."""
+    return _whole(text, 0, " (sequence numbers start at 1)")
 
 
 def _count(text: str) -> int:
-    """A whole number from 1 up (argparse turns the error into one line)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: give 1 or more")
-    return value
+    """A whole number from 1 up."""
+    return _whole(text, 1, "")
 
 
 def _command(sub: argparse._SubParsersAction, name: str, command: str, text: str, *,
