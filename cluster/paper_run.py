@@ -39,7 +39,7 @@ from bus import Bus, BusError, Project
 from bus.paths import check_project_name
 
 from . import scratch
-from .driver import PreemptionNotice, console, watch
+from .driver import console
 from .job import ProjectJob, ProjectOutcome, save_job
 from .lease import DriverLease
 from .paper_grade import JudgeConfig, grade_json, grade_submission
@@ -49,9 +49,8 @@ from .report import write_report
 from .run import (
     ProjectBusy,
     connect,
-    moves_off_drained_node,
+    drive,
     say_not_done,
-    start_orchestrator,
 )
 from .sandbox import default_sandbox
 
@@ -150,16 +149,7 @@ def run_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, pool: AgentPoo
         lease.hold(job.project)
         pool = pool or AgentPool(job.agents, bus.config, job.llm, bus_memory=job.orchestrator.bus_memory,
                                  env=actor_env(job.llm), executor=SandboxExecutor(bus.config))
-        notice = PreemptionNotice()
-        try:
-            while True:
-                actor = start_orchestrator(bus, job, pool)
-                outcome = watch(bus, job, actor, actor.run.remote(), t0, notice, grace_s, quiet)
-                ray.kill(actor)
-                if not moves_off_drained_node(bus, job.project, outcome, notice):
-                    break
-        finally:
-            notice.close()
+        outcome = drive(bus, job, pool, t0, grace_s, quiet)
         out = PaperOutcome(project=job.project, wall_s=time.time() - t0, **outcome.model_dump())
         if out.kind == "moved":
             out.kind = "paused"

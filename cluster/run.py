@@ -200,6 +200,22 @@ def start_orchestrator(bus: Bus, job: ProjectJob, pool: AgentPool, queue: bool =
         functools.partial(run_batch, bus.config, job.project, queue=queue), job.run_policy.model_dump(), job.hidden)
 
 
+def drive(bus: Bus, job: ProjectJob, pool: AgentPool, t0: float, grace_s: float, quiet: bool) -> Outcome:
+    """One project's orchestrator started and watched until it ends, pauses or fails; a
+    drain of only its node starts it again elsewhere (``moves_off_drained_node``).
+    SIGTERM and Ctrl-C are a pause while it runs (``PreemptionNotice``)."""
+    notice = PreemptionNotice()
+    try:
+        while True:
+            actor = start_orchestrator(bus, job, pool)
+            outcome = watch(bus, job, actor, actor.run.remote(), t0, notice, grace_s, quiet)
+            ray.kill(actor)
+            if not moves_off_drained_node(bus, job.project, outcome, notice):
+                return outcome
+    finally:
+        notice.close()
+
+
 def moves_off_drained_node(bus: Bus, project: str, outcome: Outcome, notice: PreemptionNotice) -> bool:
     """True when only the orchestrator's node is going away (the driver's is not): the
     pause is lifted (``resumed``) and the caller starts a new orchestrator, which Ray
@@ -239,16 +255,7 @@ def _run_prepared(bus: Bus, job: ProjectJob, pool: AgentPool | None, grace_s: fl
                       f"(model: {job.llm.backend}{'' if job.orchestrator.bus_memory else ', bus memory OFF'})")
     pool = pool or AgentPool(job.agents, bus.config, job.llm, bus_memory=job.orchestrator.bus_memory,
                              env=actor_env(job.llm), executor=SandboxExecutor(bus.config))  # the run tool
-    notice = PreemptionNotice()
-    try:
-        while True:
-            actor = start_orchestrator(bus, job, pool)
-            outcome = watch(bus, job, actor, actor.run.remote(), t0, notice, grace_s, quiet)
-            ray.kill(actor)
-            if not moves_off_drained_node(bus, job.project, outcome, notice):
-                break
-    finally:
-        notice.close()
+    outcome = drive(bus, job, pool, t0, grace_s, quiet)
     out = ProjectOutcome(project=job.project, wall_s=time.time() - t0, **outcome.model_dump())
     if out.kind == "moved":  # the driver's node goes too: a pause
         out.kind = "paused"
