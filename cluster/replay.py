@@ -8,7 +8,11 @@ id, and "orchestrator"), so concurrent subtasks replay deterministically; a call
 failed raises the same error at the same point, so the replay of a crashed run ends
 the same way. At full speed by default (the recorded latencies are dropped);
 ``--realtime`` keeps them. What a replay cannot reproduce: a stop for a spent
-wall-clock budget (it is faster), and experiments whose own results vary.
+wall-clock budget (it is faster), and experiments whose own results vary. So a
+request past a tag's recorded calls (the recorded project had stopped that subtask or
+the orchestrator there, most often at its budget's end between two calls) raises
+``RecordingEnded``, a deadline: the replay stops there as the recorded project did,
+instead of failing.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def replay_job(bus: Bus, project: str, into: str | None = None, realtime: bool =
         raise UserError(f"project {into!r} exists already: give a new name with --project")
     window = job.llm.window()  # prompts cut as they were: the same window, now stated
     llm = job.llm.model_copy(update={"backend": "scripted", "script": script, "script_by_step": False,
+                                     "script_is_recording": True,
                                      "base_url": "", "context_tokens": window.tokens if window else None})
     orchestrator = job.orchestrator.model_copy(update={"project": into})
     if orchestrator.policy == "auto" and job.llm.backend == "baseline":

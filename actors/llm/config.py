@@ -31,6 +31,10 @@ class LLMConfig(BaseModel):
         default_factory=list, description="scripted: the replies, or one list per subtask id.")
     script_by_step: bool = Field(default=False, description="scripted: pick each reply by the request's step "
                                  "(shareable by many projects; a retried subtask replays) instead of in order.")
+    script_is_recording: bool = Field(default=False, description="scripted: the script is a recorded project's "
+                                      "calls (`aisci replay`): a request past a tag's last reply raises "
+                                      "RecordingEnded (a deadline: the caller stops as the recorded one was "
+                                      "stopped there) instead of ScriptExhausted (a fault).")
     vllm: dict[str, Any] = Field(default_factory=dict, description="vllm: engine arguments (max_model_len, "
                                  "gpu_memory_utilization, any of vLLM's) and `num_gpus` for the engine actor (0: the "
                                  "CPU engine); see `EngineSettings` (the --llm-* flags and a sweep's `llm:`).")
@@ -117,7 +121,7 @@ def make_llm(config: LLMConfig) -> LLM:
     if config.backend == "scripted":
         from .scripted import ScriptedLLM
 
-        return ScriptedLLM(config.script, by_step=config.script_by_step)
+        return ScriptedLLM(config.script, by_step=config.script_by_step, recording=config.script_is_recording)
     if config.backend == "openai":
         from .openai_compat import OpenAICompatLLM
 

@@ -15,12 +15,14 @@ from .protocol import (
     LLMDeadline,
     LLMError,
     LLMUnavailable,
+    RecordingEnded,
     ScriptExhausted,
 )
 
 __all__ = ["cause_of", "from_record", "to_record"]
 
-_KNOWN: dict[str, type[Exception]] = {c.__name__: c for c in (LLMError, LLMUnavailable, LLMDeadline, ScriptExhausted)}
+_KNOWN: dict[str, type[Exception]] = {c.__name__: c for c in (LLMError, LLMUnavailable, LLMDeadline, ScriptExhausted,
+                                                                   RecordingEnded)}
 
 
 def cause_of(e: BaseException) -> BaseException:

@@ -125,3 +125,10 @@ class ContextWindow(BaseModel):
 
 class ScriptExhausted(LLMError):
     """A scripted model was asked for more replies than it was given."""
+
+
+class RecordingEnded(LLMDeadline):
+    """A replay asked past the end of what was recorded: the recorded project had
+    stopped this subtask (or the orchestrator) before the call, most often because its
+    wall-clock budget ended, which a replay at full speed does not reach. A deadline,
+    so the caller stops as the recorded one did (``aisci replay``)."""

@@ -11,7 +11,7 @@ import time
 from typing import Iterable
 
 from .failures import from_record
-from .protocol import LLMReply, LLMRequest, ScriptExhausted, ToolCall
+from .protocol import LLMReply, LLMRequest, RecordingEnded, ScriptExhausted, ToolCall
 from .record import recorded_calls, replay_entry
 
 
@@ -33,7 +33,7 @@ class ScriptedLLM:
     name = "scripted"
 
     def __init__(self, replies: Iterable[LLMReply | dict] | dict[str, Iterable[LLMReply | dict]],
-                 model: str = "scripted", by_step: bool = False):
+                 model: str = "scripted", by_step: bool = False, recording: bool = False):
         # One script, or one per tag (subtask id), so that concurrent subtasks sharing
         # this model each get their own replies in order, deterministically.
         scripts = replies if isinstance(replies, dict) else {"": replies}
@@ -45,6 +45,10 @@ class ScriptedLLM:
         # messages), not by a counter, so one model serves any number of projects and a
         # re-dispatched subtask replays its script from the start.
         self.by_step = by_step
+        # recording: the replies are a recorded project's calls, so a request past their
+        # end is one the recorded project never made: it had stopped there (its budget
+        # ended between two calls, which a replay at full speed does not reach).
+        self.recording = recording
         self.requests: list[LLMRequest] = []
 
     @property
@@ -58,6 +62,10 @@ class ScriptedLLM:
             if self.by_step:
                 self._next[tag] = sum(1 for m in request.messages if m["role"] == "assistant")
             if self._next.get(tag, 0) >= len(script):
+                if self.recording:
+                    raise RecordingEnded(
+                        f"the recording of {request.tag or 'the default script'!r} ends after {len(script)} calls: "
+                        "the recorded project stopped there (most often its wall-clock budget ended)")
                 raise ScriptExhausted(
                     f"the scripted model has no reply left for {request.tag or 'the default script'!r} "
                     f"(it was given {len(script)}); add replies to the script"
@@ -81,7 +89,7 @@ class ScriptedLLM:
         """Replay the calls recorded on a project (``actors.llm.record``), in order;
         optionally only those of one agent instance. A failed call raises its error
         again; recorded latencies are slept only with ``realtime``."""
-        return cls([replay_entry(call, realtime) for call in recorded_calls(view, instance)], model="replay")
+        return cls([replay_entry(call, realtime) for call in recorded_calls(view, instance)], model="replay", recording=True)
 
 
 class _Failure(LLMReply):

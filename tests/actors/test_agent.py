@@ -5,7 +5,7 @@ import json
 import pytest
 
 from actors.agent import Agent, Subtask
-from actors.llm.protocol import LLMReply
+from actors.llm.protocol import LLMReply, ScriptExhausted
 from actors.llm.scripted import ScriptedLLM, reply
 from actors.prompts import PromptError, render
 from actors.roles import ROLES, Role
@@ -140,6 +140,18 @@ def test_a_recorded_run_replays_deterministically_and_keeps_no_secrets(bus, proj
         assert "sk-test-very-secret-key-123" not in text
         assert "request" in json.loads(text) and "reply" in json.loads(text)
     assert "secret-key" not in proj.events().to_pandas().to_string()
+
+
+def test_a_replay_asked_past_its_recording_stops_the_agent_as_a_budget_end(bus, proj):
+    """A recording that ends before the agent's finish (its project's budget ended
+    between two calls): the replayed agent stops as on a deadline; a plain script run
+    out is still a fault, raised to the orchestrator."""
+    cut = [reply(calls=[("write_file", {"path": "analysis/a.md", "content": "A", "summary": "a"})])]
+    result = Agent(bus, ScriptedLLM(cut, recording=True)).run("iris", Subtask(id="s1", role="analyst", goal="Look"))
+    assert result.status == "budget" and "recording of 's1' ends after 1 calls" in result.summary, result.summary
+    assert result.files_written == ["analysis/a.md"]  # what the recorded agent did is done again
+    with pytest.raises(ScriptExhausted):
+        Agent(bus, ScriptedLLM(cut)).run("iris", Subtask(id="s2", role="analyst", goal="Look"))
 
 
 def test_prompts_fail_loudly_on_a_missing_variable():

@@ -69,3 +69,36 @@ def test_a_recorded_project_replays_to_the_same_events_much_faster(ray_cluster, 
     # A replay into an existing project: one line, exit 2, before anything starts.
     assert main(["--root", str(bus.root), "replay", "rec", "--project", "rep"]) == 2
     assert "exists already" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a whole project, then its replay (40-50 s)
+def test_a_project_cut_by_its_budget_between_two_calls_replays_to_a_clean_stop(ray_cluster, bus, capsys):
+    """The recorded agent's first call takes 12 s of model time, its `run` the rest of
+    the 20 s budget: it stops before its second call, and the orchestrator stops on the
+    budget, neither asking the model again. At full speed the replay reaches both
+    points inside the budget and asks past the recording: that is a stop as the
+    recorded one, not a fault (CI's vLLM stage: the replay of a project whose budget
+    ended during ensemble-1's run failed with ScriptExhausted, exit 70)."""
+    first = reply(calls=[("run", {"command": "sleep 10"})])
+    first.latency_s = 12.0
+    script = {
+        "orchestrator": [reply(text=json.dumps({"action": "dispatch", "role": "coder", "goal": "Try the machine",
+                                                "reason": "start"})).model_dump()],
+        "coder-1": [first.model_dump(), reply(calls=[("finish", {"summary": "never asked for in the recording"})]).model_dump()],
+    }
+    out = run_task(bus, str(shipped_tasks()["digits"]), project="cut", llm=LLMConfig(backend="scripted", script=script),
+                   budget_s=20, allow_unsandboxed=True)
+    assert out.reason.startswith("wall-clock budget spent"), out.reason
+    calls = [e["role"] for e in bus.project("cut").events().to_pylist() if e["kind"] == "llm_call"]
+    assert calls == ["orchestrator", "coder"], calls  # the finish was never asked for
+
+    capsys.readouterr()
+    assert main(["--root", str(bus.root), "replay", "cut", "--project", "cut-rep"]) == 0
+    printed = capsys.readouterr().out
+    assert "ScriptExhausted" not in printed, printed[-2000:]
+    events = bus.project("cut-rep").events().to_pylist()
+    ends = [e["summary"] for e in events if e["kind"] == "agent_end"]
+    assert len(ends) == 1 and ends[0].startswith("budget: stopped after"), ends
+    assert "failed" not in [e["kind"] for e in events]
+    assert any("recording" in e["summary"] for e in events if e["kind"] in ("agent_end", "stopped")), \
+        [(e["kind"], e["summary"]) for e in events][-8:]
