@@ -172,6 +172,14 @@ class State(BaseModel):
         """Runs asked for that have no result yet (in request order)."""
         return [r for r in self.run_records.values() if r.status is None]
 
+    def runs_said(self) -> str:
+        """The runs that ended, as the progress line, ``aisci status`` and the report
+        say them: "8" when all were scored, else "8 (6 scored)" (a failed run has no
+        score; the breaker saw status count 6 where the report listed 8)."""
+        ended = sum(1 for r in self.run_records.values() if r.status is not None)
+        scored = sum(1 for r in self.run_records.values() if r.cv_score is not None)
+        return f"{ended}" if scored == ended else f"{ended} ({scored} scored)"
+
     @property
     def is_lower_better(self) -> bool:
         return bool(getattr(self.config, "is_lower_better", False))

@@ -32,7 +32,9 @@ def open_bus(root: str | None) -> Bus:
     try:
         return Bus(root)
     except OSError as e:  # read-only, not ours, not there and not creatable
-        raise UserError(f"cannot use {e.filename or root} as the bus root ({e.strerror}): give a folder you can "
+        where = root or e.filename or "the default root"
+        why = f"{e.filename}: {e.strerror}" if e.filename and str(e.filename) != str(root) else e.strerror
+        raise UserError(f"cannot use {where} as the bus root ({why}): give a folder you can "
                         "write (--root DIR or AISCI_ROOT)") from None
 
 

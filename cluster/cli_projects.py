@@ -54,7 +54,7 @@ def status_table(bus: Bus, names: list[str], waiting: list[str] = ()) -> pa.Tabl
             events = bus.project(name).events()
         except BusError as e:  # one damaged project does not hide the others
             rows.append({"project": name, "state": f"damaged: {str(e)[:200]}", "steps": None, "under way": "",
-                         "queued": "", "runs": None, "best cv": None, "tokens": None, "last event": "", "score": None,
+                         "queued": "", "runs": "", "best cv": None, "tokens": None, "last event": "", "score": None,
                          "medal": ""})
             continue
         try:
@@ -70,7 +70,7 @@ def status_table(bus: Bus, names: list[str], waiting: list[str] = ()) -> pa.Tabl
         work = in_flight(events, state) if stands.startswith(("running", "pausing")) else InFlight([], [])
         rows.append({"project": name, "state": stands, "steps": state.steps,
                      "under way": _ids(work.running), "queued": _ids(work.queued),
-                     "runs": len(state.scored_runs),
+                     "runs": state.runs_said(),
                      "best cv": round(state.best_run.cv_score, 5) if state.best_run else None, "tokens": state.tokens,
                      "last event": f"{now - last:.0f} s ago", "score": grade.score if grade else None,
                      "medal": grade.medal if grade else ""})
@@ -123,7 +123,11 @@ def cmd_events(bus: Bus, args: argparse.Namespace) -> None:
 def cmd_report(bus: Bus, args: argparse.Namespace) -> None:
     view = bus.project(args.project).as_role("viewer")
     if not view.exists("report/report.md"):
-        console.print(f"{args.project} has no report yet (it is written when `aisci run` ends)")
+        # Where it stands, and what shows its work now (a paused project's runs were not
+        # in "no report yet": the breaker took it for lost work).
+        stands = where_it_stands(bus, args.project, State.from_events(view.project.events()))
+        console.print(f"{args.project} has no report yet: it is written when the project ends, and it is "
+                      f"{stands}; `aisci status {args.project}` shows its runs now", highlight=False, markup=False)
         return
     # The writer's document: printed as written (no markup, no wrapping: rich wraps long
     # words in quadratic time), its control characters shown, never sent to the terminal.

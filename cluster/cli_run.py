@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import ray
+from pydantic import ValidationError
 
 from actors.llm.capabilities import check_server
 from actors.llm.config import parse_model, with_engine
@@ -134,8 +135,16 @@ def _engine_settings(llm, args: argparse.Namespace):
     """--llm-config FILE, then the --llm-* flags over it, into the vllm engine's settings."""
     base = load_yaml_mapping(args.llm_config, "--llm-config", "vLLM engine settings (gpus, max_model_len, "
                              "memory_fraction, any vLLM engine arg)") if args.llm_config else {}
-    return with_engine(llm, base, {"gpus": args.llm_gpus, "max_model_len": args.llm_max_model_len,
-                                   "memory_fraction": args.llm_memory_fraction})  # the flags' names in errors
+    flags = {"gpus": args.llm_gpus, "max_model_len": args.llm_max_model_len, "memory_fraction": args.llm_memory_fraction}
+    try:
+        return with_engine(llm, base, flags)
+    except ValidationError as e:  # a flag named as the user typed it (not the model's field): one line
+        err = e.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else ""
+        if flags.get(name) is None:
+            raise  # the file's: errors.one_line names the setting
+        value = format(flags[name], "g") if isinstance(flags[name], float) else flags[name]
+        raise UserError(f"--llm-{name.replace('_', '-')} {value}: {err['msg'].lower()}") from None
 
 
 def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:

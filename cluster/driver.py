@@ -74,7 +74,7 @@ def progress_line(bus: Bus, job: ProjectJob, t0: float, events=None, state: Stat
     running = ", ".join(untrusted(i, 60) for i in now.running[:4]) or "-"
     queued = f" | queued: {', '.join(untrusted(i, 60) for i in now.queued[:4])}" if now.queued else ""
     return (f"\\[{time.time() - t0:6.1f} s] step {state.steps} | running: {running}{queued} | "
-            f"runs {len(state.scored_runs)} | best cv {best} | tokens {state.tokens}")
+            f"runs {state.runs_said()} | best cv {best} | tokens {state.tokens}")
 
 
 def watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNotice, grace_s: float,

@@ -103,8 +103,8 @@ def _ending(events: list[dict]) -> list[str]:
     def at(e):
         return f"{e['time']:%Y-%m-%d %H:%M:%S}"
 
-    lines = [f"- {at(e)} {e['kind']}: {e['summary']}" for e in events
-             if e["kind"] in ("pause_requested", "paused", "resumed", "failed", "stopped")]
+    lines = [f"- {at(e)} {e['kind']}: {e['summary']}" for e in events  # the first start too (the breaker)
+             if e["kind"] in ("started", "pause_requested", "paused", "resumed", "failed", "stopped")]
     return (["## How it ran", ""] + lines + [""]) if lines else []
 
 
@@ -136,7 +136,9 @@ def write_report(project: Project, grade: CompetitionReport | None, lower_is_bet
         lines += [""]
     lines += paper_section(project)  # a paper project's (aisci paper): the reproduction and its grade
     lines += ["## Decisions", ""] + [f"{i + 1}. {d['summary']}" for i, d in enumerate(decisions)] + [""]
-    lines += ["## Experiments", "", f"Best cv score: **{fmt_score(best)}** ({direction}).", "",
+    scored = sum(1 for _, s in scores if s is not None)
+    said = f"{len(runs)}" if scored == len(runs) else f"{len(runs)} ({scored} scored)"  # as status says it
+    lines += ["## Experiments", "", f"Runs: {said}. Best cv score: **{fmt_score(best)}** ({direction}).", "",
               "| run | result | cv score | seconds |", "|---|---|---|---|"]
     for e, (_, score) in zip(runs, scores):
         m = dict(e["metrics"] or [])

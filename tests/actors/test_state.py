@@ -37,6 +37,7 @@ def test_state_reads_columns_whatever_the_summaries_say(bus, summary):
     assert state.run_records["a"].request_hash == "1" * 64
     assert [r.id for r in state.pending_runs] == ["e"]
     assert state.best_run.id == "b" and [r.id for r in state.scored_runs] == ["b", "d", "a"]  # lower is better
+    assert state.runs_said() == "4 (3 scored)"  # the invalid run ended unscored; the pending one has not ended
     higher = State.from_events(events, OrchestratorConfig(project="p", is_lower_better=False))
     assert higher.best_run.id == "a"
 

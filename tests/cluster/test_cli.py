@@ -113,7 +113,8 @@ def test_numbers_and_names_a_user_gives_are_checked_before_anything_starts(tmp_p
     for argv, says in ((["run", "digits", "--target", "nan"], "--target nan: give a finite score"),
                        (["run", "digits", "--project", "../x"], "invalid project name '../x'"),
                        (["run", "digits", "--grace", "-1"], "-1 seconds: give a number from 0 up"),
-                       (["report", "nosuch"], "`aisci status` lists the projects")):
+                       (["report", "nosuch"], "`aisci status` lists the projects"),
+                       (["--root", "/proc/nosuch/x", "status"], "cannot use /proc/nosuch/x as the bus root (/proc/nosuch")):
         capsys.readouterr()
         try:
             code = main(["--root", root, *argv])
@@ -123,3 +124,16 @@ def test_numbers_and_names_a_user_gives_are_checked_before_anything_starts(tmp_p
         err = capsys.readouterr().err
         assert says in err and "Traceback" not in err and "Bus.create_project" not in err, (argv, err)
     assert not (tmp_path / "root" / "projects").exists() or not os.listdir(tmp_path / "root" / "projects")
+
+
+def test_the_report_of_a_project_not_ended_says_where_it_stands(tmp_path, capsys):
+    """A paused project has no report (it is written at the end): the command says it is
+    paused and what shows its runs, instead of a bare "no report yet" (the breaker)."""
+    bus = Bus(tmp_path / "root")
+    system = bus.create_project("spot").as_role("system", "test")
+    system.record("started", "the job started")
+    system.record("pause_requested", "preempted (SIGTERM)")
+    system.record("paused", "preempted (SIGTERM); in flight: none")
+    assert main(["--root", str(bus.root), "report", "spot"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no report yet" in out and "paused: preempted (SIGTERM)" in out and "aisci status spot" in out, out

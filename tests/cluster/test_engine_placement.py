@@ -65,9 +65,13 @@ def test_bad_engine_settings_are_one_line(tmp_path, capsys):
     root = str(tmp_path / "root")
     settings = tmp_path / "engine.yaml"
     settings.write_text("- not a mapping\n")
+    negative = tmp_path / "negative.yaml"
+    negative.write_text("gpus: -1\n")
     for argv, words in (
-        (["--model", "vllm:/m", "--llm-memory-fraction", "1.5"], "memory_fraction"),
-        (["--model", "vllm:/m", "--llm-gpus", "-1"], "gpus"),
+        (["--model", "vllm:/m", "--llm-memory-fraction", "1.5"], "--llm-memory-fraction 1.5: input should be less"),
+        (["--model", "vllm:/m", "--llm-gpus", "-1"], "--llm-gpus -1: input should be greater than or equal to 0"),
+        (["--model", "vllm:/m", "--llm-max-model-len", "0"], "--llm-max-model-len 0: input should be greater"),
+        (["--model", "vllm:/m", "--llm-config", str(negative)], "gpus: Input should be greater"),  # the file's name
         (["--model", "baseline", "--llm-gpus", "1"], "vllm:PATH only"),
         (["--model", "vllm:/m", "--llm-config", str(settings)], "a YAML mapping"),
         (["--model", "vllm:/m", "--llm-config", str(tmp_path / "missing.yaml")], "cannot read it"),

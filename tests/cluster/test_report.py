@@ -20,7 +20,7 @@ def test_an_rmse_project_reports_its_lowest_score_as_best(bus):
     proj, system = _project_with_runs(bus, "rmse", [("ridge", 57.123456), ("forest", 53.98765), ("knn", 61.0)])
     text = write_report(proj, None, lower_is_better=True)
     assert "lower is better" in text
-    assert "Best cv score: **53.99**" in text  # the lowest, rounded to 4 significant digits
+    assert "Runs: 3. Best cv score: **53.99**" in text  # the lowest, rounded to 4 significant digits
     assert "| forest | ok | 53.99 (best) |" in text
     assert "57.123456" not in text
     svg = proj.as_role("viewer").read("report/metric.svg")
@@ -45,6 +45,7 @@ def test_failed_runs_pauses_and_the_stop_reason_are_in_the_report(bus):
                                     output_tail="Traceback (most recent call last):\n```injected```\n"
                                                 "ValueError: bad shape"))
     record_result(system, RunResult(id="nan", status="invalid", reason="cv_score is NaN: report a finite number"))
+    system.record("started", "the job started: the wall-clock budget runs from here")
     system.record("pause_requested", "preempted (SIGTERM)")
     system.record("paused", "preempted (SIGTERM); in flight: none")
     system.record("resumed", "resumed after: preempted (SIGTERM)")
@@ -54,7 +55,8 @@ def test_failed_runs_pauses_and_the_stop_reason_are_in_the_report(bus):
     assert "**boom**: failed: exit code 1" in text and "ValueError: bad shape" in text
     assert "**nan**: invalid: cv_score is NaN" in text
     assert "```injected```" not in text  # run output cannot close the code block it is shown in
-    for what in ("pause_requested: preempted", "paused:", "resumed: resumed after", "stopped: budget"):
+    assert "Runs: 3 (1 scored)." in text  # as `aisci status` counts them (State.runs_said)
+    for what in ("started: the job started", "pause_requested: preempted", "paused:", "resumed: resumed after", "stopped: budget"):
         assert what in text
     assert "| nan | invalid | - |" in text
 
