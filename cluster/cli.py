@@ -63,6 +63,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"aisci: {message} (`{self.prog} --help` says more)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """Arguments left over are named with the help of the command they were given
+        to (`aisci run digits extra`: `aisci run --help`), not the top level's."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            words = [getattr(parsed, k, None) for k in ("cmd", "bus_cmd", "what")]
+            command = " ".join(["aisci", *(w for w in words if isinstance(w, str))])
+            self.exit(2, f"aisci: unrecognized arguments: {' '.join(extras)} (`{command} --help` says more)\n")
+        return parsed
+
 
 def _seconds(text: str) -> float:
     """A non-negative, finite number of seconds (argparse turns the error into one line)."""

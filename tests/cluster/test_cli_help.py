@@ -230,6 +230,8 @@ def test_mistakes_argparse_and_aisci_find_are_one_line_and_write_nothing(tmp_pat
                        (["run", "digits", "--leaderboard", str(tmp_path / "lb.csv")], "lb.csv: no such file"),
                        (["run", "digits", "--agents", "-3"], "--agents: -3: give 1 or more (`aisci run --help`"),
                        (["status", "--watch", "0"], "give a number above 0"),
+                       (["run", "digits", "extra"], "unrecognized arguments: extra (`aisci run --help`"),
+                       (["bus", "query", "best", "--metric", "m", "x"], "x (`aisci bus query best --help`"),
                        (["bogus"], "invalid choice: 'bogus'")):
         _one_line(capsys, argv, root, says)
     assert not (root / "projects").exists() or not os.listdir(root / "projects")
