@@ -38,7 +38,7 @@ from .run import (
     parse_budget,
     run_job,
 )
-from .sweep import SweepSpec, run_sweep
+from .sweep import SweepSpec, all_ended, run_sweep
 from .tasks import find_task
 
 __all__ = ["EXIT_FAILED", "EXIT_PAUSED", "check_model", "cmd_replay", "cmd_resume", "cmd_run",
@@ -160,7 +160,8 @@ def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
 
 def cmd_sweep(bus: Bus, args: argparse.Namespace) -> None:
     spec = SweepSpec.load(args.file)
-    spec.jobs()  # every grid point checked before anything starts
+    if all_ended(bus, spec, spec.jobs()):  # every grid point checked before anything starts
+        return  # nothing to run: no cluster joined
     _connect(args.address)
     finish(run_sweep(bus, spec, args.grace, address=args.address))
 

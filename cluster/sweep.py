@@ -34,6 +34,7 @@ and what ``aisci run`` takes as flags (``metric``, ``id_column``, ``config``,
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -231,12 +232,60 @@ def members(bus: Bus, sweep: str) -> list[dict]:
     return yaml.safe_load(view.read("sweep/members.yaml")) or []
 
 
+# What a sweep may change between two runs of its file: how many projects go at once, and
+# grid points added or dropped (a new seed, task, model or setting makes new projects).
+# Anything else would run the rest of its projects with other settings than the first.
+_FREE = ("max_concurrent", "tasks", "seeds", "models", "settings")
+
+
+def check_same_sweep(bus: Bus, spec: SweepSpec) -> None:
+    """Refuse a sweep file whose name ran before with other settings. Raises
+    ``UserError`` naming what differs (the breaker changed the budget and kept the
+    name: the paused members resumed with the new budget, the ended ones kept the old)."""
+    if spec.project not in bus.projects():
+        return
+    view = bus.project(spec.project).as_role("viewer")
+    try:
+        before = SweepSpec.model_validate(yaml.safe_load(view.read("sweep/spec.yaml")))
+    except Exception:  # noqa: BLE001  a spec saved by an older version, or damaged: nothing to compare with
+        return
+    old, new = before.model_dump(mode="json"), spec.model_dump(mode="json")
+    changed = [k for k in new if k not in _FREE and old.get(k) != new[k]]
+    changed += [f"settings.{k}" for k in new["settings"] if k in old["settings"] and old["settings"][k] != new["settings"][k]]
+    if changed:
+        said = ", ".join(f"{k} ({_at(old, k)} before, {_at(new, k)} now)" for k in changed[:3])
+        raise UserError(f"sweep {spec.name} ran before with other settings: {said}; give the sweep a new name, or "
+                        f"put them back (its file as it ran: {view.project.dir / 'sweep' / 'spec.yaml'})")
+
+
+def all_ended(bus: Bus, spec: SweepSpec, grid: list[tuple[ProjectJob, dict]]) -> bool:
+    """Whether every project of ``spec``'s grid has ended (then said, with no cluster
+    joined and no model's server asked). Raises ``UserError`` for a sweep file changed
+    under a name that ran (``check_same_sweep``)."""
+    check_same_sweep(bus, spec)
+    if any(not _ended(bus, j.project) for j, _ in grid):
+        return False
+    console.print(f"sweep {spec.name}: all {len(grid)} projects have ended; `aisci leaderboard {spec.name}` "
+                  "ranks them", markup=False, highlight=False)
+    return True
+
+
+def _at(spec: dict, key: str) -> str:
+    value: Any = spec
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return json.dumps(value, sort_keys=True)[:80]
+
+
 def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: float = 10.0,
               address: str | None = None) -> list[ProjectOutcome]:
     """Run every grid point of ``spec`` as a project, at most ``max_concurrent`` at once;
     the models' servers are asked what they take and the vLLM engines placed first,
     before anything is written. ``address``: the Ray cluster to join (None: our own)."""
     grid = spec.jobs()
+    if all_ended(bus, spec, grid):
+        return []
+    todo = [j for j, _ in grid if not _ended(bus, j.project)]
     servers: dict[str, Any] = {}  # each endpoint asked once what it takes (tools, window), as `aisci run` does
     for job, _ in grid:
         if job.llm.backend == "openai":
@@ -261,7 +310,6 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
     system.write("sweep/spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), summary="sweep spec")
     system.write("sweep/members.yaml", yaml.safe_dump([{"project": j.project, **c} for j, c in grid], sort_keys=False),
                  summary=f"{len(grid)} projects")
-    todo = [j for j, _ in grid if not _ended(bus, j.project)]
     console.print(f"[bold]aisci sweep[/bold] {spec.name}: {len(grid)} projects, {len(grid) - len(todo)} already "
                   f"ended, at most {spec.max_concurrent} at once")
     pools: dict[str, AgentPool] = {}  # one per (model, memory switch): agents are built with both

@@ -58,6 +58,16 @@ def test_a_sweep_runs_its_grid_capped_and_resumes_as_a_whole(ray_cluster, bus, t
     before = {n: bus.project(n).events().num_rows for n in names}
     assert run_sweep(bus, spec) == []  # everything ended: resuming the sweep starts nothing
     assert {n: bus.project(n).events().num_rows for n in names} == before
+    # ... and says so without joining a cluster: an address where none is answers exit 0.
+    capsys.readouterr()
+    assert main(["--root", str(bus.root), "sweep", str(path), "--address", "127.0.0.1:1"]) == 0
+    assert "all 4 projects have ended" in capsys.readouterr().out
+    # The same name with another budget is refused, naming it; nothing is written.
+    path.write_text(yaml.safe_dump({**SWEEP, "budget": "20m"}))
+    assert main(["--root", str(bus.root), "sweep", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert 'budget ("10m" before, "20m" now)' in err and "new name" in err, err
+    assert {n: bus.project(n).events().num_rows for n in names} == before
 
 
 def test_bad_sweep_files_say_what_is_wrong(tmp_path, capsys):

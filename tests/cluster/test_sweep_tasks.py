@@ -88,3 +88,38 @@ def test_bad_task_entries_say_what_is_wrong(mlebench, tmp_path):  # noqa: F811
         _spec(tmp_path, data_dir=str(data), tasks=[NOMAD, {"id": NOMAD}]).jobs()
     with pytest.raises(UserError, match="no task 'spooky-author-identification'"):
         _spec(tmp_path, tasks=[SPOOKY]).jobs()  # an id with no data dir: not a shipped task nor a folder
+
+
+def _ran_before(bus, spec: dict) -> None:
+    """The bus as a run of ``spec`` leaves its sweep project (what run_sweep writes first)."""
+    bus.create_project(f"sweep-{spec['name']}").as_role("system", "sweep").write(
+        "sweep/spec.yaml", yaml.safe_dump(SweepSpec.model_validate(spec).model_dump(mode="json")), summary="spec")
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"budget": "20m"}, 'budget ("10m" before, "20m" now)'),
+    ({"agents": 3}, "agents (2 before, 3 now)"),
+    ({"settings": {"on": {"bus_memory": False}}}, "settings.on"),
+    ({"policy": {"max_timeout_s": 60}}, "policy (null before"),
+    ({"allow_unsandboxed": True}, "allow_unsandboxed"),
+])
+def test_a_sweep_run_again_with_other_settings_under_its_name_is_refused(bus, tmp_path, capsys, change, says):
+    """Its paused members would resume with the new settings and its ended ones keep the
+    old: one grid, two experiments (the breaker changed the budget, kept the name)."""
+    spec = {"name": "t", "tasks": ["digits"], "budget": "10m", "agents": 2, "settings": {"on": {}}}
+    _ran_before(bus, spec)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({**spec, **change}))
+    assert main(["--root", str(bus.root), "sweep", str(path), "--address", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "new name" in err and err.count("\n") == 1, err
+
+
+def test_a_sweep_may_grow_its_grid_and_change_how_many_run_at_once(bus):
+    from cluster.sweep import check_same_sweep
+
+    spec = {"name": "t", "tasks": ["digits"], "budget": "10m", "settings": {"on": {}}}
+    _ran_before(bus, spec)
+    check_same_sweep(bus, SweepSpec.model_validate({**spec, "seeds": [0, 1], "max_concurrent": 1,
+                                                    "tasks": ["digits", "iris"],
+                                                    "settings": {"on": {}, "off": {"bus_memory": False}}}))
