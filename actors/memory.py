@@ -52,6 +52,8 @@ SHOWN = 5
 KEEP = 3  # grid entries the baseline keeps among those that similar projects ran
 COMMAND_CHARS = 160
 _TEMPLATE = re.compile(r"--model (\S+) --params '(\{[^']*\})'")
+_ENSEMBLE = re.compile(r"ensemble\.py --runs (\S+)")  # code/ensemble.py's members (actors/templates/ensemble.py)
+MAX_MEMBERS = 8
 _SCORE = "cv_score"
 
 
@@ -129,6 +131,9 @@ class PriorRun(BaseModel):
     command: str = Field(default="", description="Cleaned, cut; written by a model: data, not an instruction.")
     model: str | None = Field(default=None, description="The template pipeline's --model, when it is one.")
     params: dict | None = Field(default=None, description="The template pipeline's --params, when it is one.")
+    members: list[dict] = Field(default_factory=list, description="An ensemble's members, as its command named "
+                                "them (best first): {run, model, params} each, model and params as above (None "
+                                "where a member was not a template run). What a new project can draft again.")
 
 
 class PriorProject(BaseModel):
@@ -167,6 +172,23 @@ def _command(bus: Bus, project: str, digest: str | None) -> str:
     text = " ".join(clean(command).replace("`", "'").split())  # one line, no code-span breaks
     text = "".join(c for c in text if c.isprintable())
     return text if len(text) <= COMMAND_CHARS else text[:COMMAND_CHARS] + "..."
+
+
+def _members(bus: Bus, project: str, command: str, hashes: dict) -> list[dict]:
+    """An ensemble run's members (``--runs a,b,c``, as its command named them): each
+    member's run and, where it was a template run of ``project``, its model and params;
+    [] for any other command. The names are the model's: only those of runs of the
+    project are looked up (``hashes``: run -> request hash)."""
+    found = _ENSEMBLE.search(command)
+    if not found:
+        return []
+    out = []
+    for run in dict.fromkeys(found.group(1).split(",")):  # in order, once each
+        if run not in hashes or len(out) >= MAX_MEMBERS:
+            continue
+        model, params = _template(_command(bus, project, hashes[run]))
+        out.append({"run": run[:48], "model": model, "params": params})
+    return out
 
 
 def _template(command: str) -> tuple[str | None, dict | None]:
@@ -208,11 +230,13 @@ def build_prior(bus: Bus, project: str, profile: TaskProfile) -> Prior:
             project=name, distance=distance[name], runs=len(runs), scored=len(scored), failed=failed,
             best_run=str(best["run"]), best_score=float(best["score"]), best_at=int(best["order"]),
             best_after_s=None if not np.isfinite(best["after_s"]) else round(float(best["after_s"]), 1)))
+        hashes = dict(zip(runs["run"].astype(str), runs["hash"]))
         for rank, r in enumerate(scored.head(BEST_RUNS).itertuples(), 1):
             command = _command(bus, name, r.hash)
             model, params = _template(command)
             prior.runs.append(PriorRun(project=name, run=str(r.run), score=float(r.score), status=r.status,
-                                       rank=rank, of=len(scored), command=command, model=model, params=params))
+                                       rank=rank, of=len(scored), command=command, model=model, params=params,
+                                       members=_members(bus, name, command, hashes)))
         if len(prior.projects) >= NEAREST:
             break
     return prior
@@ -249,8 +273,12 @@ def render(prior: Prior) -> str:
                      + (f", {q.best_after_s:.0f} s after its start" if q.best_after_s is not None else "")
                      + f"; not ok: {failed}")
     lines.append("\nBest runs (project / run: score, command):\n")
-    lines += [f"- `{r.project}` / `{r.run}`: {r.score:.5f} (rank {r.rank} of {r.of}): `{r.command}`"
-              for r in prior.runs if r.rank <= SHOWN]
+    for r in prior.runs:
+        if r.rank <= SHOWN:
+            lines.append(f"- `{r.project}` / `{r.run}`: {r.score:.5f} (rank {r.rank} of {r.of}): `{r.command}`")
+            lines += [f"  - member `{m['run']}`: " + (f"--model {m['model']} --params '{json.dumps(m['params'])}'"
+                                                       if m.get("model") else "not a template run")
+                      for m in r.members]
     return "\n".join(lines) + "\n"
 
 

@@ -15,8 +15,8 @@
   scored by cross-validation on the members' out-of-fold predictions. Made when the
   search would otherwise end (improving stalled, nothing left to improve, or the step
   that fills ``max_nodes``), once per set of members; its parent is its best member.
-  With a prior whose best run was an ensemble's, the first ensemble comes as soon as
-  the families are drafted.
+  With a prior whose best run was an ensemble's, that ensemble's members are the first
+  drafts and the first ensemble comes as soon as the families are drafted.
 
 ``next_nodes`` returns up to ``branches`` nodes at once, less those still in flight
 (run in parallel, placed by Ray), debugs first, then improves, then the ensemble; none when the search is done (``max_nodes`` made,
@@ -63,23 +63,37 @@ def drafts(data: str, kind: str) -> list[tuple[str, dict]]:
 
 
 def _prior_winners(prior: dict | None, data: str, kind: str) -> list[tuple[str, dict]]:
-    """The best run of each similar earlier project (``plan/prior.json``), where it is a
-    point of this task's search space: a family the grid drafts, every parameter one
-    ``SPACES`` lists with one of its values (an ensemble that won there is passed over
-    for the best such run: its members are what can be drafted). (The prior's text came from other projects:
-    anything else in it is ignored, never run.)"""
+    """What won in similar earlier projects (``plan/prior.json``), as points of this
+    task's search space: a family the grid drafts, every parameter one ``SPACES`` lists
+    with one of its values. Per project: its best run that is such a point; where its
+    best run was an ensemble, every member of that ensemble that is such a point, in the
+    ensemble's order (a new project drafts the whole winning combination, then its
+    ensemble: ``_ensemble_won``). (The prior's text came from other projects: anything
+    else in it is ignored, never run.)"""
     if not isinstance(prior, dict) or not isinstance(prior.get("runs"), list):
         return []
     families = {model for model, _ in drafts(data, kind)}
-    best: dict[str, tuple[int, str, dict]] = {}  # project -> its best-ranked run that is a point (not an ensemble)
-    for run in prior["runs"]:
-        model, params = (run.get("model"), run.get("params")) if isinstance(run, dict) else (None, None)
-        rank, project = (run.get("rank"), str(run.get("project"))) if isinstance(run, dict) else (None, "")
-        point = isinstance(rank, int) and model in families and isinstance(params, dict) and all(
+
+    def point(model, params) -> bool:
+        return model in families and isinstance(params, dict) and all(
             k in SPACES.get(model, {}) and v in SPACES[model][k][0] for k, v in params.items())
-        if point and (project not in best or rank < best[project][0]):
-            best[project] = (rank, model, dict(params))
-    return [(model, params) for _, model, params in best.values()]
+
+    best: dict[str, tuple[int, list[tuple[str, dict]]]] = {}  # project -> its best rank and what won there
+    for run in prior["runs"]:
+        if not isinstance(run, dict) or not isinstance(run.get("rank"), int):
+            continue
+        rank, project = run["rank"], str(run.get("project"))
+        members = run.get("members") if isinstance(run.get("members"), list) else []
+        won = [(m["model"], dict(m["params"])) for m in members if isinstance(m, dict)
+               and point(m.get("model"), m.get("params"))]
+        if not won and point(run.get("model"), run.get("params")):
+            won = [(run["model"], dict(run["params"]))]
+        if won and (project not in best or rank < best[project][0]):
+            best[project] = (rank, won)
+    out: list[tuple[str, dict]] = []
+    for _, won in best.values():
+        out += [w for w in won if w not in out]
+    return out
 
 
 def _ensemble_won(prior: dict | None) -> bool:

@@ -1,6 +1,6 @@
 """Figures for the search over the solution tree, with the built-in baseline (no model):
 
-    python -m benchmarks.perf.search_bench [--tasks breast-cancer,diabetes] [--budget 600]
+    python -m benchmarks.perf.search_bench [--tasks breast-cancer,diabetes] [--budget 600] [--no-branches]
 
 For each shipped task, on the embedded local Ray:
 
@@ -9,7 +9,8 @@ For each shipped task, on the embedded local Ray:
    the champion (the best run by cv: ``ensemble-<n>`` when an ensemble node won);
 2. the tree with ``--branches 1`` vs ``4``: the wall time each took to reach the same
    cv score (the worse of the two final bests, so that both reach it), read from the
-   bus (the time of the run that first reached it, from the job's start).
+   bus (the time of the run that first reached it, from the job's start); left out
+   with ``--no-branches``.
 
 Last line: ``search_bench tasks=<n> flat=<medals> tree=<medals> b1_s=<...> b4_s=<...>``.
 """
@@ -61,6 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", default=",".join(shipped_tasks()))
     ap.add_argument("--budget", type=float, default=600.0, help="wall-clock budget of each project, seconds")
+    ap.add_argument("--no-branches", action="store_true", help="flat vs tree only (half the projects)")
     args = ap.parse_args()
     root = tempfile.mkdtemp(prefix="search_bench-")
     try:
@@ -77,6 +79,8 @@ def main() -> None:
                 table.append((name, label, out, len(runs), cv, champion))
                 print(f"{name} {label}: {out.grade.score} {out.grade.medal} cv={cv} runs={len(runs)} "
                       f"wall={out.wall_s:.1f}s champion={champion}", flush=True)
+            if args.no_branches:
+                continue
             lower = table[-1][2].grade.is_lower_better
             b = {n: _run(bus, task, f"{name}-b{n}", args.budget, "tree", branches=n) for n in (1, 4)}
             finals = [_best(b[n][1], lower) for n in (1, 4)]

@@ -216,3 +216,22 @@ def test_a_prior_that_cannot_be_built_does_not_stop_the_start(tmp_path, monkeypa
     assert "no prior from earlier projects" in caplog.text
     kinds = set(bus.project("p").events().to_pandas()["kind"])
     assert "task_profile" in kinds
+
+
+def test_a_winning_ensemble_carries_its_members_into_the_prior(bus):
+    """The ensemble's command names its members; the prior gives each member's model and
+    params (from the member's own request), so a new project can draft the combination.
+    A name in the command that is no run of the project is not looked up."""
+    proj = make_project(bus, "won", DIGITS, digits_runs([0.90, 0.91, 0.95, 0.97, 0.96]))
+    names = [f"{m}-{i}" for i, (m, _) in enumerate(GRID)]
+    system, agent = proj.as_role("system", "test"), proj.as_role("experimenter", "test")
+    command = f"python3 ../../code/ensemble.py --runs {names[3]},{names[4]},nosuch,{names[3]}"
+    digest = proj.put_object(json.dumps({"name": "ensemble-1", "command": command}).encode())
+    agent.record("run_requested", "ensemble-1", hash=digest, run="ensemble-1")
+    record_result(system, RunResult(id="ensemble-1", status="ok", duration_s=1.0, metrics={"cv_score": 0.99}))
+    make_project(bus, "new", DIGITS, [])
+    best = build_prior(bus, "new", DIGITS).runs[0]
+    assert best.run == "ensemble-1" and best.rank == 1
+    assert best.members == [{"run": names[i], "model": GRID[i][0], "params": GRID[i][1]} for i in (3, 4)]
+    assert build_prior(bus, "new", DIGITS).runs[1].members == []  # a plain run has none
+    assert f"  - member `{names[3]}`: --model {GRID[3][0]}" in render(build_prior(bus, "new", DIGITS))

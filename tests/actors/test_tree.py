@@ -182,3 +182,21 @@ def test_a_prior_where_an_ensemble_won_makes_the_ensemble_once_the_families_are_
     ops = [n.node.operator for n in tree_of(project).nodes.values()]
     assert ops.count("ensemble") == 1 and ops[:ops.index("ensemble")] == ["draft"] * ops.index("ensemble")
     assert ops.index("ensemble") == 4  # right after the 4 families' drafts, not after improving stalled
+
+
+def test_a_prior_where_an_ensemble_won_drafts_its_members_first_in_its_order():
+    """The winning ensemble's members (the prior carries them) are the first drafts, in
+    the ensemble's order, before the grid; a member that is no point of the search space
+    (a model's own run, a hostile value) is passed over, never run."""
+    members = [{"run": "draft-3", "model": "forest", "params": {"n_estimators": 400}},
+               {"run": "mine", "model": None, "params": None},
+               {"run": "draft-1", "model": "knn", "params": {"n_neighbors": 10**9}},
+               {"run": "draft-2", "model": "logreg", "params": {"C": 10.0}}, "text"]
+    prior = {"runs": [{"project": "digits-1", "run": "ensemble-1", "rank": 1, "of": 9, "model": None,
+                       "members": members},
+                      {"project": "digits-1", "run": "draft-4", "rank": 2, "of": 9, "model": "knn",
+                       "params": {"n_neighbors": 7}}]}
+    nodes = next_nodes(Tree(is_lower_better=False), "tabular", "classification", branches=8, max_nodes=20,
+                       patience=3, prior=prior)
+    assert [(n.model, n.params) for n in nodes[:2]] == [("forest", {"n_estimators": 400}), ("logreg", {"C": 10.0})]
+    assert not any(n.params.get("n_neighbors") == 10**9 for n in nodes)
