@@ -12,11 +12,14 @@ cluster has it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import math
 import os
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -66,7 +69,34 @@ def connect(address: str | None = None) -> None:
                             "(HOST:6379, or ray://HOST:10001), start it with `ray start --head`, or leave out "
                             "--address (and RAY_ADDRESS) for a new local cluster") from None
     else:
-        ray.init(address="local", namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+        with _interrupts_held() as held:
+            ray.init(address="local", namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+        if held:  # Ctrl-C or SIGTERM while it started: the cluster just made is stopped whole, then obeyed
+            ray.shutdown()
+            raise KeyboardInterrupt(f"{held[0]} while the local Ray cluster started")
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """SIGINT and SIGTERM held off while a local cluster starts (a few seconds): one
+    that broke into ``ray.init`` left the raylet, GCS and agents it had spawned running
+    after aisci exited (the breaker found them after a Ctrl-C at start-up). Yields the
+    list of what arrived. Only in the main thread (elsewhere signals cannot be set)."""
+    held: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+
+    def hold(signum, _frame):
+        held.append(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held
+    finally:
+        for sig, handler in previous.items():
+            if signal.getsignal(sig) is hold:  # not one Ray set meanwhile (ray.init sets its own for SIGTERM)
+                signal.signal(sig, handler)
 
 
 def _reachable(address: str) -> None:
