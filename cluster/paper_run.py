@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import pyarrow.compute as pc
-import ray
 from pydantic import BaseModel, Field
 
 from actors.blacklist import hits
@@ -47,7 +46,7 @@ from .paper_reproduce import absolute_paths, export_submission, reproduce
 from .quick_run import SandboxExecutor
 from .report import write_report
 from .run import (
-    ProjectBusy,
+    check_not_running,
     connect,
     drive,
     say_not_done,
@@ -120,12 +119,7 @@ def make_paper_job(paper: Paper, project: str | None = None, llm: LLMConfig | No
 
 def _prepare(bus: Bus, job: ProjectJob, paper: Paper, settings: PaperSettings) -> State:
     connect()
-    from actors.orchestrator_actor import NAMESPACE, orchestrator_name
-    try:
-        ray.get_actor(orchestrator_name(job.project), namespace=NAMESPACE)
-        raise ProjectBusy(f"project {job.project!r} is already running on this cluster")
-    except ValueError:
-        pass
+    check_not_running(bus, job.project)
     proj = import_paper(bus, paper, job.project, settings.show_rubric)
     save_job(bus, job)
     bus.operator.write(job.project, SETTINGS_FILE, settings.model_dump_json(indent=1).encode())

@@ -45,7 +45,7 @@ from .engine import place_engine
 from .errors import UserError
 from .grading import finish_project, grade_of
 from .job import ProjectJob, ProjectOutcome, load_job, remember, save_job
-from .lease import DriverLease
+from .lease import DriverLease, last_heartbeat
 from .quick_run import SandboxExecutor
 from .sandbox import default_sandbox, probe
 from .scheduler import run_batch
@@ -170,17 +170,30 @@ class ProjectBusy(BusError):
     """The project's orchestrator is alive on this cluster: starting a second is refused."""
 
 
+def check_not_running(bus: Bus, project: str) -> None:
+    """Refuse a second driver for a project that runs: on this cluster (its orchestrator
+    actor is alive) or anywhere (another driver's lease is held: each `aisci` command
+    starts a cluster of its own, so the actor alone did not see it; the breaker's
+    `aisci resume` of a running project ran runs twice). Raises ``ProjectBusy``."""
+    try:
+        ray.get_actor(orchestrator_name(project), namespace=NAMESPACE)
+        raise ProjectBusy(f"project {project!r} is already running on this cluster "
+                          f"(actor {orchestrator_name(project)}); `aisci status {project}` shows it")
+    except ValueError:
+        pass  # no live orchestrator here: nothing of this project runs on this cluster
+    beat = last_heartbeat(bus, project)
+    if beat is not None and not beat.gone() and (beat.host, beat.pid) != (socket.gethostname(), os.getpid()):
+        raise ProjectBusy(f"project {project!r} is already running: its driver (pid {beat.pid} on {beat.host}) "
+                          f"beat {max(time.time() - beat.time, 0):.0f} s ago; `aisci status {project}` shows it, "
+                          f"`aisci pause {project}` pauses it")
+
+
 def prepare(bus: Bus, job: ProjectJob) -> State:
     """Put the task on the bus, save the job, and make a resumed project ready: its
     index repaired (whatever died left it half-written) and its pause lifted. Returns
     the project's state as this start found it."""
     connect()
-    try:
-        ray.get_actor(orchestrator_name(job.project), namespace=NAMESPACE)
-        raise ProjectBusy(f"project {job.project!r} is already running on this cluster "
-                          f"(actor {orchestrator_name(job.project)}); `aisci status {job.project}` shows it")
-    except ValueError:
-        pass  # no live orchestrator: nothing of this project runs (the job's actors die with its driver)
+    check_not_running(bus, job.project)
     resumed = job.project in bus.projects()
     task = Task(job.task, job.task_options)
     proj = import_task(bus, task, job.project)

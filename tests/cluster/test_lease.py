@@ -102,3 +102,30 @@ def test_status_says_interrupted_after_the_driver_is_sigkilled(tmp_path, capsys)
 
 def _dispatched(bus: Bus, project: str) -> bool:
     return project in bus.projects() and any(e["kind"] == "dispatch" for e in bus.project(project).events().to_pylist())
+
+
+@pytest.mark.parametrize("command", [["run", "digits", "--project", "busy", "--budget", "60s"], ["resume", "busy"]])
+def test_a_second_driver_for_a_running_project_is_refused(ray_cluster, bus, capsys, command):
+    """The breaker's `aisci resume` of a project `aisci run` was running started its own
+    local cluster (where no orchestrator of the project lives), and both drivers ran
+    runs twice. A live driver's lease is now checked: one line, exit 2, nothing written;
+    a lease whose driver is gone lets the resume go on."""
+    from cluster.run import make_job, prepare
+
+    job = make_job(str(shipped_tasks()["digits"]), "busy", budget_s=60)
+    prepare(bus, job)  # the project as a first start leaves it
+    sleeper = subprocess.Popen(["sleep", "120"])  # a live process on this host: the other driver
+    try:
+        beat = Heartbeat(host=os.uname().nodename, pid=sleeper.pid, time=time.time())
+        bus.operator.write("busy", HEARTBEAT_FILE, beat.model_dump_json().encode())
+        before = bus.project("busy").events().num_rows
+        assert main(["--root", str(bus.root), *command]) == 2
+        err = capsys.readouterr().err
+        assert f"already running: its driver (pid {sleeper.pid} on" in err and "aisci pause busy" in err, err
+        assert bus.project("busy").events().num_rows == before
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    from cluster.run import check_not_running
+
+    check_not_running(bus, "busy")  # its driver is gone now: a resume may take the project
