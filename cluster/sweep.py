@@ -351,6 +351,13 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                 outcomes += [_finish(bus, job, pause_now(bus, job, actor, why))
                              for job, actor in running.values()]
                 running.clear()
+            if why and not running:  # paused: members not started stay so (the same command starts them)
+                for job in todo:
+                    console.print(f"  waiting {job.project}: not started (the sweep is paused)", markup=False,
+                                  highlight=False)
+                outcomes += [ProjectOutcome(project=job.project, kind="paused", reason=f"not started: {why}")
+                             for job in todo]  # the sweep's exit code says paused, not ended (README)
+                todo.clear()
             if time.monotonic() - last_report > report_every_s:
                 console.print(f"  {len(outcomes)} ended or paused, {len(running)} running, {len(todo)} waiting")
                 last_report = time.monotonic()

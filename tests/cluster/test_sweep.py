@@ -99,3 +99,36 @@ def test_bad_sweep_files_say_what_is_wrong(tmp_path, capsys):
         assert main(["--root", str(tmp_path / "bus"), "sweep", str(path)]) == 2
         err = capsys.readouterr().err
         assert says in err and err.count("\n") == 1 and "SweepSpec" not in err, err
+
+
+def test_a_sweep_paused_with_members_waiting_ends_as_paused_leaving_them_unstarted(tmp_path):
+    """SIGTERM while one member runs and two wait (max_concurrent 1): the sweep looped
+    forever on "1 waiting" (the breaker: 12 minutes, SIGKILL to end it). Now it exits 75
+    within its grace; the waiting ones are not started (the same command starts them)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from bus import Bus
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"name": "w", "tasks": ["breast-cancer"], "seeds": [0, 1, 2], "budget": "60s",
+                                    "max_concurrent": 1, "agents": 1}))
+    root = tmp_path / "root"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    repo = Path(__file__).resolve().parents[2]
+    sweep = subprocess.Popen([sys.executable, "-m", "cluster.cli", "--root", str(root), "sweep", str(path),
+                              "--grace", "5"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    deadline = time.monotonic() + 180
+    while not (root.exists() and "w-breast-cancer-default-s0" in Bus(root).projects()):
+        assert sweep.poll() is None and time.monotonic() < deadline, sweep.communicate()
+        time.sleep(0.2)
+    sweep.send_signal(signal.SIGTERM)
+    out, err = sweep.communicate(timeout=120)
+    assert sweep.returncode == 75, (sweep.returncode, out[-2000:], err[-2000:])
+    assert "waiting w-breast-cancer-default-s2: not started" in out, out[-2000:]
+    assert "w-breast-cancer-default-s2" not in Bus(root).projects()
