@@ -266,7 +266,8 @@ class Orchestrator:
         self.runs.wait()
 
     def _stop(self, state: State, reason: str) -> State:
-        reason = f"{reason}; {settle_submission(self.system, state, self.config.bus_memory)}"
+        if self.config.track != "paper":  # a paper's submission is its repository, reproduced and graded after
+            reason = f"{reason}; {settle_submission(self.system, state, self.config.bus_memory)}"
         self.view.record("stopped", reason, metrics=state.metrics())
         final = self.reground()
         final.stop_reason = reason

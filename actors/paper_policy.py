@@ -40,7 +40,7 @@ class PaperPolicy:
                 owed.append(Subtask(id=f"{prefix}-{len(attempts) + 1}", role=role, goal=goal, context="BASELINE: {}"))
             if owed:
                 return Decision(subtasks=owed, reason=f"{phase}: {', '.join(s.id for s in owed)}")
-        return Decision(stop=True, reason="the submission is written: reproduction and grading follow")
+        return Decision(stop=True, reason="the submission is written (then reproduced and graded)")
 
     def roadmap(self, state: State) -> list[dict]:
         return [{"phase": prefix, "role": role,

@@ -50,7 +50,7 @@ def cmd_paper(bus: Bus, args: argparse.Namespace) -> None:
     judge = parse_judge(args.judge, args.judge_base_url, args.judge_api_key_env)
     llm = parse_model(args.model, base_url=args.base_url, api_key_env=args.api_key_env)
     settings = PaperSettings(paper=str(paper.root), show_rubric=args.show_rubric, code_dev=args.code_dev,
-                             judge=judge, reproduce_timeout_s=parse_budget(args.reproduce_timeout))
+                             judge=judge, reproduce_timeout_s=parse_budget(args.reproduce_timeout, "--reproduce-timeout"))
     job = make_paper_job(paper, args.project, llm, parse_budget(args.budget), not args.no_bus_memory, args.agents,
                          args.allow_unsandboxed, _operator_policy(args))
     if job.project in bus.projects():

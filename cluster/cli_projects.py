@@ -9,6 +9,7 @@ import signal
 import time
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from rich.live import Live
 
 from actors.state import State
@@ -41,6 +42,13 @@ def where_it_stands(bus: Bus, name: str, state: State) -> str:
     return "running" if state.steps else "new"
 
 
+def _paper_score(events: pa.Table) -> float | None:
+    """The last PaperBench score recorded in a project's ``events`` (``paper_graded``), or None."""
+    graded = [r for r in events.filter(pc.equal(events.column("kind"), "paper_graded"))
+              .column("metrics").to_pylist()]
+    return dict(graded[-1] or []).get("score") if graded else None
+
+
 def _ids(ids: list[str], shown: int = 3) -> str:
     return ", ".join(ids[:shown]) + (f" (+{len(ids) - shown})" if len(ids) > shown else "")
 
@@ -64,6 +72,7 @@ def status_table(bus: Bus, names: list[str], waiting: list[str] = ()) -> pa.Tabl
         state = State.from_events(events, config)
         last = events.column("time")[-1].as_py().timestamp() if events.num_rows else now
         grade = grade_of(bus, name)
+        paper = _paper_score(events) if grade is None else None  # a paper project's: PaperBench's score
         stands = where_it_stands(bus, name, state)
         # Work in flight is under way or queued only while a driver runs the project: an
         # interrupted, paused or ended one has none (what was in flight is redone on resume).
@@ -72,8 +81,8 @@ def status_table(bus: Bus, names: list[str], waiting: list[str] = ()) -> pa.Tabl
                      "under way": _ids(work.running), "queued": _ids(work.queued),
                      "runs": state.runs_said(),
                      "best cv": round(state.best_run.cv_score, 5) if state.best_run else None, "tokens": state.tokens,
-                     "last event": f"{now - last:.0f} s ago", "score": grade.score if grade else None,
-                     "medal": grade.medal if grade else ""})
+                     "last event": f"{now - last:.0f} s ago", "score": grade.score if grade else paper,
+                     "medal": grade.medal if grade else ("(paper)" if paper is not None else "")})
     for name in waiting:
         rows.append({"project": name, "state": "waiting: not started yet (a sweep runs max_concurrent at once)"})
     return pa.Table.from_pylist(rows) if rows else pa.table({"project": pa.array([], pa.string())})

@@ -149,9 +149,21 @@ def _engine_settings(llm, args: argparse.Namespace):
 
 def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
     job = load_job(bus, args.project)  # an unknown project is one line, before Ray starts
-    if job.orchestrator.track == "paper":
-        raise UserError(f"{args.project} reproduces a paper: `aisci paper {job.task} --project {args.project}` "
-                        "continues it")
+    if job.orchestrator.track == "paper":  # resumed as `aisci paper` runs it: its settings are the operator's
+        from .paper_run import paper_grade_of, run_paper, settings_of
+
+        settings = settings_of(bus, args.project)
+        if settings is None:
+            raise UserError(f"{args.project} reproduces a paper, and its settings are gone: `aisci paper "
+                            f"{job.task} --project {args.project}` continues it")
+        if State.from_events(bus.project(args.project).events()).stopped:
+            grade = paper_grade_of(bus, args.project)
+            console.print(f"{args.project} ended already (" + (f"PaperBench score {grade['score']:.3f}" if grade
+                          else "not graded") + f"); report: `aisci report {untrusted(args.project)}`")
+            return
+        _connect(args.address)
+        finish([run_paper(bus, job, settings, grace_s=args.grace)])
+        return
     if said_ended(bus, job.project):
         return
     _connect(args.address)

@@ -37,6 +37,9 @@ def replay_job(bus: Bus, project: str, into: str | None = None, realtime: bool =
         call, or ``into`` exists already.
     """
     job = load_job(bus, project)
+    if job.orchestrator.track == "paper":  # refused before Ray starts (the breaker met a grader's config error)
+        raise UserError(f"{project} reproduces a paper: `aisci replay` replays projects of `aisci run` only; "
+                        f"its model calls are on the bus (`aisci bus log {project} --kind llm_call`)")
     script = recorded_script(bus.project(project).as_role("viewer"), realtime)
     if not script:
         raise UserError(f"{project} recorded no model calls (logs/llm/ is empty): nothing to replay; a project of "

@@ -149,9 +149,9 @@ def load_policy(path: str) -> RunPolicy:
 MAX_BUDGET_S = 365 * 86400.0  # a year: past it a budget is a typo (99999d), and deadlines far out overflow timers
 
 
-def parse_budget(text: str | float) -> float:
-    """'90s', '30m', '2h', '1d' or plain seconds -> seconds (> 0, at most a year).
-    Raises ``UserError``."""
+def parse_budget(text: str | float, flag: str = "budget") -> float:
+    """'90s', '30m', '2h', '1d' or plain seconds -> seconds (> 0, at most a year);
+    ``flag`` names the option in the error. Raises ``UserError``."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     raw = str(text).strip().lower()
     try:
@@ -159,9 +159,9 @@ def parse_budget(text: str | float) -> float:
     except (ValueError, IndexError):
         seconds = float("nan")
     if not seconds > 0 or seconds == float("inf"):
-        raise UserError(f"budget {text!r}: use a positive number of seconds or e.g. 90s, 30m, 2h, 1d")
+        raise UserError(f"{flag} {text!r}: use a positive number of seconds or e.g. 90s, 30m, 2h, 1d")
     if seconds > MAX_BUDGET_S:
-        raise UserError(f"budget {text!r}: give at most 365d (a paused project's budget does not run: "
+        raise UserError(f"{flag} {text!r}: give at most 365d (a paused project's budget does not run: "
                         "`aisci pause` and `aisci resume` for work spread over longer)")
     return seconds
 

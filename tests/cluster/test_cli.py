@@ -63,6 +63,7 @@ def test_user_mistakes_are_one_line_before_anything_starts(tmp_path, capsys):
         # A value that starts with a dash is the option's value, checked by the option
         # (argparse said "expected one argument", which hid the mistake).
         (["run", "digits", "--budget", "-5m"], "budget '-5m': use a positive"),
+        (["paper", "scaling-knn-vs-forest", "--reproduce-timeout", "0"], "--reproduce-timeout '0': use a positive"),
         (["run", "digits", "--agents", "-3"], "-3: give 1 or more"),
         (["run", "digits", "--branches", "-2"], "-2: give 1 or more"),
         (["run", "digits", "--budget", "99999d"], "give at most 365d"),

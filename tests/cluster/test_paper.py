@@ -131,9 +131,22 @@ def test_the_baseline_reproduces_the_shipped_paper_and_the_scripted_judge_grades
     judge_calls = [e for e in events if e["kind"] == "llm_call" and (e["instance"] or "").startswith("judge-")]
     assert judge_calls  # the judge's calls are recorded like any model call
     assert "PaperBench score" in viewer.read("report/report.md") and "PaperBench score" in said
-    # Ended: the same command says so and does nothing.
+    # Ended: the same command says so and does nothing; so does `aisci resume`.
     assert main(["--root", root, "paper", "scaling-knn-vs-forest", "--project", "knn"]) == 0
     assert "ended already" in capsys.readouterr().out
+    assert main(["--root", root, "resume", "knn"]) == 0
+    assert f"knn ended already (PaperBench score {grade['score']:.3f})" in capsys.readouterr().out
+    # Status and the stop reason tell a paper's end (the breaker: no score, and "no
+    # submission: no run produced a finite cv score" after a graded reproduction).
+    stopped = [e["summary"] for e in events if e["kind"] == "stopped"]
+    assert stopped and "no submission" not in stopped[-1], stopped
+    assert main(["--root", root, "status", "knn"]) == 0
+    table = capsys.readouterr().out
+    assert f"│ {grade['score']:g} " in table and "(paper)" in table, table
+    # A replay is for `aisci run` projects: one line, before Ray, not a grader's config error.
+    assert main(["--root", root, "replay", "knn"]) == 2
+    err = capsys.readouterr().err
+    assert "reproduces a paper" in err and "validation" not in err and err.count("\n") == 1, err
 
 
 @pytest.mark.slow
