@@ -53,7 +53,7 @@ from pydantic import (
 )
 
 from actors.llm.capabilities import check_server
-from actors.llm.config import actor_env, parse_model, with_engine
+from actors.llm.config import ModelSpecError, actor_env, parse_model, with_engine
 from actors.outcome import Outcome
 from actors.pool import AgentPool
 from actors.runs import RunPolicy
@@ -144,6 +144,11 @@ class SweepSpec(BaseModel):
         if not isinstance(data, dict):
             raise UserError(f"sweep file {path}: a YAML mapping of name, tasks, settings, seeds, models, budget, ... "
                             "(benchmarks/sweeps/tabular.yaml is an example)")
+        odd = [k for k in (data.get("settings") or {}) if not isinstance(k, str)] \
+            if isinstance(data.get("settings"), dict) else []
+        if odd:  # YAML reads on/off/yes/no/true/false (and numbers) as values, not names
+            raise UserError(f"sweep file {path}: settings: the name {str(odd[0]).lower()} is read by YAML as a "
+                            f"{type(odd[0]).__name__}: quote it (e.g. \"on\": {{}})")
         try:
             return cls.model_validate(data)
         except ValidationError as e:
@@ -200,7 +205,10 @@ class SweepSpec(BaseModel):
                         if len(project) > 64:
                             raise UserError(f"project name {project!r} is longer than 64 characters: "
                                             "use shorter sweep, task or setting names")
-                        llm = parse_model(model)
+                        try:
+                            llm = parse_model(model)
+                        except ModelSpecError as e:  # named as the file has it, not as the --model flag
+                            raise UserError(f"sweep {self.name}: models: {str(e).replace('--model ', '', 1)}") from None
                         llm = with_engine(llm, self.llm) if llm.backend == "vllm" else llm
                         job = make_job(str(folder), project, llm, parse_budget(s.budget or self.budget),
                                        s.target, s.bus_memory, self.agents, self.policy, self.allow_unsandboxed,
@@ -382,6 +390,7 @@ def _finish(bus: Bus, job: ProjectJob, outcome: Outcome) -> ProjectOutcome:
     out.kind = "paused" if out.kind == "moved" else out.kind
     if out.kind == "ended":
         out.grade = finish_project(bus, job.project, job.task, job.task_options)
-    console.print(f"  {out.kind:7} {job.project}: {untrusted(out.reason)}" +
-                  (f" -> {out.grade.medal} ({out.grade.score})" if out.grade else ""))
+    console.print(f"  {out.kind:7} {job.project}: {untrusted(out.reason)}" + (
+        "" if not out.grade else f" -> score {out.grade.score}, {out.grade.standing}" if out.grade.score is not None
+        else f" -> not graded: {untrusted(out.grade.reason)}"))  # a Python None was shown (the breaker)
     return out

@@ -23,6 +23,8 @@ def test_a_sweep_runs_its_grid_capped_and_resumes_as_a_whole(ray_cluster, bus, t
     path.write_text(yaml.safe_dump(SWEEP))
     spec = SweepSpec.load(path)
     outcomes = run_sweep(bus, spec)
+    printed = capsys.readouterr().out
+    assert "(None)" not in printed and "-> not graded: " in printed, printed  # the ablation submits nothing
     names = [m["project"] for m in members(bus, "t")]
     assert sorted(names) == ["t-breast-cancer-off-s0", "t-breast-cancer-off-s1",
                              "t-breast-cancer-on-s0", "t-breast-cancer-on-s1"]
@@ -86,6 +88,15 @@ def test_bad_sweep_files_say_what_is_wrong(tmp_path, capsys):
     path.write_text(yaml.safe_dump({**SWEEP, "seeds": [1, 2, 1]}))
     with pytest.raises(UserError, match="seed 1 listed twice"):
         SweepSpec.load(path).jobs()
+    # YAML's booleans as setting names, a model the sweep cannot run: named as the file has them.
+    path.write_text("name: t\ntasks: [digits]\nsettings:\n  on: {}\n  off: {bus_memory: false}\n")
+    assert main(["--root", str(tmp_path / "bus"), "sweep", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "settings: the name true is read by YAML as a bool: quote it" in err and "[key]" not in err, err
+    path.write_text(yaml.safe_dump({**SWEEP, "models": ["gpt"]}))
+    assert main(["--root", str(tmp_path / "bus"), "sweep", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "sweep t: models: 'gpt': use baseline" in err and "--model" not in err, err
     for bad in (str(tmp_path), str(tmp_path / "missing.yaml")):
         assert main(["--root", str(tmp_path / "bus"), "sweep", bad]) == 2
         err = capsys.readouterr().err
