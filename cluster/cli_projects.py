@@ -101,6 +101,10 @@ def cmd_status(bus: Bus, args: argparse.Namespace) -> None:
     else:
         names = [p for p in bus.projects() if not p.startswith("sweep-")]
     title = f"projects on {bus.root}" + (f" (sweep {args.sweep})" if args.sweep else "")
+    if not names and not waiting and not args.watch:  # a new or mistyped root: said, not an empty table
+        console.print(f"No projects under {bus.root}. Start one with `aisci run` (or `aisci demo`); --root and "
+                      "AISCI_ROOT choose the bus", markup=False, highlight=False)
+        return
     if not args.watch:
         print_table(status_table(bus, names, waiting), title=title)
         return

@@ -138,3 +138,10 @@ def test_the_report_of_a_project_not_ended_says_where_it_stands(tmp_path, capsys
     assert main(["--root", str(bus.root), "report", "spot"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "no report yet" in out and "paused: preempted (SIGTERM)" in out and "aisci status spot" in out, out
+
+
+def test_status_of_a_root_with_no_project_says_so(tmp_path, capsys):
+    """A new or mistyped --root printed an empty table and exit 0 (the breaker)."""
+    assert main(["--root", str(tmp_path / "new"), "status"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"No projects under {tmp_path / 'new'}" in out and "aisci run" in out, out
