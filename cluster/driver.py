@@ -103,8 +103,11 @@ def watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNo
             asked, reason = time.monotonic(), why
         elif state.pause_requested and not state.pause_moves and asked is None:
             asked, reason = time.monotonic(), state.pause_requested
+            if not quiet:  # said as for SIGTERM and Ctrl-C (the breaker saw no line for `aisci pause`)
+                console.print(f"[yellow]pausing[/yellow] {job.project}: {untrusted(reason, 200)}; work in flight has "
+                              f"{grace_s:.0f} s (what does not finish is done again on resume)")
         if asked is not None and (notice.now or time.monotonic() - asked > grace_s):
-            return pause_now(bus, job, actor, reason)
+            return pause_now(bus, job, actor, reason, cut=notice.now)
 
 
 def result_of(bus: Bus, job: ProjectJob, ref) -> Outcome:
@@ -124,12 +127,13 @@ def result_of(bus: Bus, job: ProjectJob, ref) -> Outcome:
     return Outcome.of("failed", why, state)
 
 
-def pause_now(bus: Bus, job: ProjectJob, actor, why: str) -> Outcome:
-    """The grace period is over: stop the orchestrator (and the work it waits for) and
-    record the pause; what was in flight is re-dispatched on resume."""
+def pause_now(bus: Bus, job: ProjectJob, actor, why: str, cut: bool = False) -> Outcome:
+    """The grace period is over (``cut``: cut short, a second Ctrl-C): stop the
+    orchestrator (and the work it waits for) and record the pause; what was in flight
+    is re-dispatched on resume."""
     ray.kill(actor)
     state = State.from_events(bus.project(job.project).events(), job.orchestrator)
     bus.project(job.project).as_role("system", "driver").record(
-        "paused", f"{why}; grace period over; in flight (re-dispatched on resume): "
+        "paused", f"{why}; grace period {'cut short' if cut else 'over'}; in flight (re-dispatched on resume): "
                   f"{', '.join(sorted(state.in_flight)) or 'nothing'}", metrics=state.metrics())
     return Outcome.of("paused", f"paused: {why}", state)

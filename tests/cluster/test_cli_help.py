@@ -297,3 +297,33 @@ def test_a_replay_of_a_baseline_project_keeps_the_baselines_decisions(tmp_path):
     replay = replay_job(bus, "b1")
     assert replay.llm.backend == "scripted" and list(replay.llm.script) == ["analyse-1"]
     assert replay.orchestrator.policy == "baseline" and replay.orchestrator.project.startswith("b1-replay-")
+
+
+@pytest.mark.slow  # a project, paused as soon as its first run is dispatched
+def test_aisci_pause_is_said_by_the_driver_as_sigterm_is(ray_cluster, tmp_path, capsys):
+    """`aisci pause P` from another terminal: the driver said nothing until the project
+    had paused (SIGTERM and Ctrl-C print "pausing ..."); the record says how the grace ended."""
+    import threading
+
+    root = tmp_path / "root"
+
+    def pause_at_first_run():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            bus = Bus(root)
+            if "pp" in bus.projects() and any(e["kind"] == "dispatch" and e["run"]
+                                              for e in bus.project("pp").events().to_pylist()):
+                subprocess.run([sys.executable, "-m", "cluster.cli", "--root", str(root), "pause", "pp"],
+                               cwd=Path(__file__).resolve().parents[2], capture_output=True, timeout=120)
+                return
+            time.sleep(0.2)
+
+    asker = threading.Thread(target=pause_at_first_run)
+    asker.start()
+    with pytest.raises(SystemExit) as ended:
+        main(["--root", str(root), "run", "digits", "--project", "pp", "--grace", "0"])
+    asker.join()
+    out = capsys.readouterr().out
+    assert ended.value.code == 75 and "pausing pp: paused by `aisci pause`" in " ".join(out.split()), out[-2000:]
+    paused = [e["summary"] for e in Bus(root).project("pp").events().to_pylist() if e["kind"] == "paused"]
+    assert paused and "grace period over" in paused[-1], paused
