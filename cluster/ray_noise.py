@@ -20,6 +20,17 @@ formats below ERROR (Python's DEBUG, INFO, WARNING; C++'s D, I, W, E: the core
 worker's E lines stay in Ray's session logs, ``python-core-driver-*.log``). Everything
 else (aisci's own lines, tracebacks, Ray's Python ERROR and C++ FATAL lines) passes as
 it came.
+
+One more kind reaches stdout from Python: the errors the raylet pushes to the driver,
+which Ray's listener thread prints with a ``(raylet)`` prefix whatever
+``log_to_driver`` says, e.g. after a pause stops the orchestrator mid-call::
+
+    (raylet) Task OrchestratorActor.run failed. There are infinite retries remaining, ...
+
+(the task is not retried: the actor was killed for good). ``sys.stdout`` is wrapped
+so that such lines are left out (every other write passes at once), and the wrapper is
+left in place after the block: the listener prints until Ray shuts down at the
+process's exit (a pause's line came after ``main`` had returned).
 """
 
 from __future__ import annotations
@@ -36,6 +47,30 @@ __all__ = ["hidden_ray_noise", "is_ray_noise"]
 _RAY_LINE = re.compile(
     rb"^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\t(?:DEBUG|INFO|WARNING) \S+:\d+ -- "  # Ray's Python loggers
     rb"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [DIWE] \d+ \d+\] \S+:\d+: )")  # its C++ (the driver's core worker)
+
+
+_RAYLET_LINE = re.compile(r"^(?:\x1b\[[0-9;]*m)?\(raylet(?:, ip=[^)]*)?\)(?:\x1b\[[0-9;]*m)? ")
+
+
+class _WithoutRayletLines:
+    """``sys.stdout`` less the lines Ray's listener prints for the raylet (each comes as
+    a write of the line, then one of its newline: ``print``)."""
+
+    def __init__(self, stream):
+        self._stream, self._dropped = stream, False
+
+    def write(self, text: str) -> int:
+        if _RAYLET_LINE.match(text):
+            self._dropped = True
+            return len(text)
+        if self._dropped and text == "\n":
+            self._dropped = False
+            return 1
+        self._dropped = False
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def is_ray_noise(line: bytes) -> bool:
@@ -75,6 +110,8 @@ def hidden_ray_noise(hide: bool = True) -> Iterator[None]:
     os.close(write_fd)
     copier = threading.Thread(target=_copy, args=(read_fd, real), name="ray-noise-filter", daemon=True)
     copier.start()
+    if not isinstance(sys.stdout, _WithoutRayletLines):
+        sys.stdout = _WithoutRayletLines(sys.stdout)  # not undone: see the module's doc
     try:
         yield
     finally:

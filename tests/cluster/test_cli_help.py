@@ -325,5 +325,6 @@ def test_aisci_pause_is_said_by_the_driver_as_sigterm_is(ray_cluster, tmp_path, 
     asker.join()
     out = capsys.readouterr().out
     assert ended.value.code == 75 and "pausing pp: paused by `aisci pause`" in " ".join(out.split()), out[-2000:]
+    assert "(raylet)" not in out, out[-2000:]  # "Task OrchestratorActor.run failed ... retries remaining": Ray's
     paused = [e["summary"] for e in Bus(root).project("pp").events().to_pylist() if e["kind"] == "paused"]
     assert paused and "grace period over" in paused[-1], paused
