@@ -19,6 +19,7 @@ import math
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -81,22 +82,36 @@ def _interrupts_held():
     """SIGINT and SIGTERM held off while a local cluster starts (a few seconds): one
     that broke into ``ray.init`` left the raylet, GCS and agents it had spawned running
     after aisci exited (the breaker found them after a Ctrl-C at start-up). Yields the
-    list of what arrived. Only in the main thread (elsewhere signals cannot be set)."""
+    list of what arrived. Only in the main thread (elsewhere signals cannot be set).
+
+    ``ray.init`` sets its own SIGTERM handler first thing (``sys.exit(15)``, raised
+    wherever the start is, and once swallowed there: the project then ran to its end);
+    it is kept from doing so while the start is held, and set after it, as Ray would."""
     held: list[str] = []
     if threading.current_thread() is not threading.main_thread():
         yield held
         return
+    import ray._private.utils as ray_utils  # the one place Ray sets it (2.x); checked, not assumed
 
     def hold(signum, _frame):
         held.append(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = signal.signal(signal.SIGINT, hold)
+    signal.signal(signal.SIGTERM, hold)
+    setter = getattr(ray_utils, "set_sigterm_handler", None)
+    if setter is not None:
+        ray_utils.set_sigterm_handler = lambda handler: None
     try:
         yield held
     finally:
-        for sig, handler in previous.items():
-            if signal.getsignal(sig) is hold:  # not one Ray set meanwhile (ray.init sets its own for SIGTERM)
-                signal.signal(sig, handler)
+        if setter is not None:
+            ray_utils.set_sigterm_handler = setter
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)  # Ray's own: its atexit shutdown stops the cluster
+
+
+def _exit_on_sigterm(signum, _frame):
+    sys.exit(signum)
 
 
 def _reachable(address: str) -> None:

@@ -98,7 +98,7 @@ def _alive(pid: int) -> bool:
 STAGES = [1, 4, 7, 9]
 
 
-@pytest.mark.parametrize("sig, spawned", [*((signal.SIGINT, n) for n in STAGES), (signal.SIGTERM, 4)])
+@pytest.mark.parametrize("sig, spawned", [*((signal.SIGINT, n) for n in STAGES), (signal.SIGTERM, 4), (signal.SIGTERM, 9)])
 def test_an_interrupt_while_ray_starts_leaves_no_ray_process_behind(tmp_path, sig, spawned):
     """Ctrl-C (or SIGTERM) while `aisci run` starts its local cluster: Ray's agents it
     had spawned kept running after aisci exited (the breaker). Now the start is let
@@ -112,9 +112,10 @@ def test_an_interrupt_while_ray_starts_leaves_no_ray_process_behind(tmp_path, si
     run.send_signal(sig)
     seen = _descendants(run.pid)
     out, err = run.communicate(timeout=180)
-    # 130: held until the start ended; 15: Ray's own SIGTERM handler (set during its start)
-    # exited; 75: the project had started, and the signal paused it.
-    assert run.returncode in (130, 15, 75), (run.returncode, out[-1500:], err[-1500:])
+    # 130: held until the start ended; 75: the project had started, and the signal paused it
+    # (Ray's own SIGTERM handler, set as its start began, once exited 15 and once was
+    # swallowed there: the project ran to its end, exit 0).
+    assert run.returncode in (130, 75), (run.returncode, out[-1500:], err[-1500:])
     assert "Traceback" not in err, err[-3000:]
     deadline = time.monotonic() + 60
     while any(_alive(p) for p in seen) and time.monotonic() < deadline:
