@@ -23,10 +23,13 @@ REPO = Path(__file__).resolve().parents[2]
 RAY_SAYS = ("Started a local Ray instance", "Token authentication", "core_worker.cc")
 
 
-def _aisci(root: Path, *args: str) -> subprocess.Popen:
+def _aisci(root: Path, *args: str, interactive: bool = False) -> subprocess.Popen:
+    """``interactive``: Ctrl-C as a terminal gives it (a test runner's worker may have
+    SIGINT ignored, and a child keeps that: then Python ignores it until aisci listens)."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    reset = (lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if interactive else None
     return subprocess.Popen([sys.executable, "-m", "cluster.cli", "--root", str(root), *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=reset)
 
 
 def _wait_for_a_run(bus: Bus, project: str, timeout: float = 180) -> None:
@@ -92,21 +95,25 @@ def _alive(pid: int) -> bool:
         return False
 
 
-# Signalled once aisci has this many processes below it: the GCS alone, then the raylet,
-# then its agents (without the hold, 7 and 9 left the dashboard and runtime-env agents
-# running after aisci exited, and 10 once crashed the driver with SIGSEGV).
+# Signalled once Ray's GCS runs below aisci and aisci has this many processes below it:
+# the GCS alone, then the raylet, then its agents (without the hold, 7 and 9 left the
+# dashboard and runtime-env agents running after aisci exited, and 10 once crashed the
+# driver with SIGSEGV). (Counted alone, a first process could be the sandbox's probe,
+# before Ray starts.) SIGTERM only early: in the last moments of the start, the driver's
+# core worker (C++) has its own SIGTERM handler, which aborts (docs/fault-tolerance.md).
 STAGES = [1, 4, 7, 9]
 
 
-@pytest.mark.parametrize("sig, spawned", [*((signal.SIGINT, n) for n in STAGES), (signal.SIGTERM, 4), (signal.SIGTERM, 9)])
+@pytest.mark.parametrize("sig, spawned", [*((signal.SIGINT, n) for n in STAGES), (signal.SIGTERM, 1)])
 def test_an_interrupt_while_ray_starts_leaves_no_ray_process_behind(tmp_path, sig, spawned):
     """Ctrl-C (or SIGTERM) while `aisci run` starts its local cluster: Ray's agents it
     had spawned kept running after aisci exited (the breaker). Now the start is let
     finish, the cluster stopped, and the command ends as interrupted (or, once the
     project runs, paused), with nothing of Ray left and nothing written for a start."""
-    run = _aisci(tmp_path, "run", "--project", "early", "--budget", "60s")
+    run = _aisci(tmp_path, "run", "--project", "early", "--budget", "60s", interactive=True)
     deadline = time.monotonic() + 120
-    while len(_descendants(run.pid)) < spawned:
+    while not ((below := _descendants(run.pid)) and len(below) >= spawned
+               and any(n.startswith("gcs_server") for n in below.values())):
         assert run.poll() is None and time.monotonic() < deadline, "the local cluster never started"
         time.sleep(0.02)
     run.send_signal(sig)
