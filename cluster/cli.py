@@ -385,10 +385,10 @@ def main(argv: list[str] | None = None) -> int:
             )
 
             _function(args.command)(open_bus(args.root), args)
-    except KeyboardInterrupt:  # a running project turns Ctrl-C into a pause (cluster.driver): this is the rest
+    except KeyboardInterrupt as e:  # a running project turns Ctrl-C into a pause (cluster.driver): this is the rest
         if args.debug:
             traceback.print_exc()
-        print("aisci: interrupted (Ctrl-C)", file=sys.stderr)
+        print(f"aisci: interrupted ({e or 'Ctrl-C'})", file=sys.stderr)  # e: a signal held while Ray started
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - the one place user errors become a line
         from .display import clean
