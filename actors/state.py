@@ -69,6 +69,11 @@ def code_digest(versions: dict[str, str]) -> str | None:
     return hashlib.sha256(json.dumps(sorted(versions.items())).encode()).hexdigest()[:12]
 
 
+def say_runs(ended: int, scored: int) -> str:
+    """Runs that ended, for people: "8", or "8 (6 scored)" when some have no score."""
+    return f"{ended}" if scored == ended else f"{ended} ({scored} scored)"
+
+
 class State(BaseModel):
     config: Any
     completed: dict[str, bool] = Field(default_factory=dict, description="subtask id -> finished successfully")
@@ -176,9 +181,8 @@ class State(BaseModel):
         """The runs that ended, as the progress line, ``aisci status`` and the report
         say them: "8" when all were scored, else "8 (6 scored)" (a failed run has no
         score; the breaker saw status count 6 where the report listed 8)."""
-        ended = sum(1 for r in self.run_records.values() if r.status is not None)
-        scored = sum(1 for r in self.run_records.values() if r.cv_score is not None)
-        return f"{ended}" if scored == ended else f"{ended} ({scored} scored)"
+        return say_runs(sum(1 for r in self.run_records.values() if r.status is not None),
+                        sum(1 for r in self.run_records.values() if r.cv_score is not None))
 
     @property
     def is_lower_better(self) -> bool:

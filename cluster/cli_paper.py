@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 
 from actors.llm.config import parse_model
-from actors.state import State
 from benchmarks.paperbench import InvalidPaper, Paper, shipped_papers
 from bus import Bus
 
@@ -20,8 +19,8 @@ from .errors import UserError
 from .paper_grade import parse_judge
 from .paper_run import (
     PaperSettings,
+    ended_line,
     make_paper_job,
-    paper_grade_of,
     run_paper,
     settings_of,
 )
@@ -57,10 +56,8 @@ def cmd_paper(bus: Bus, args: argparse.Namespace) -> None:
         before = settings_of(bus, job.project)
         if before is None or before.paper != settings.paper:
             raise UserError(f"project {job.project!r} exists and does not work on {paper.id}: give a new --project")
-        if State.from_events(bus.project(job.project).events()).stopped:
-            grade = paper_grade_of(bus, job.project)
-            said = f"PaperBench score {grade['score']:.3f}" if grade else "not graded"
-            console.print(f"{job.project} ended already ({said}); report: `aisci report {untrusted(job.project)}`")
+        if (line := ended_line(bus, job.project)) is not None:
+            console.print(untrusted(line))
             return
     job.llm = check_model(job.llm)
     _connect(args.address)

@@ -38,7 +38,7 @@ from .run import (
     parse_budget,
     run_job,
 )
-from .sweep import SweepSpec, all_ended, run_sweep
+from .sweep import SweepSpec, pending, run_sweep
 from .tasks import find_task
 
 __all__ = ["EXIT_FAILED", "EXIT_PAUSED", "check_model", "cmd_replay", "cmd_resume", "cmd_run",
@@ -150,16 +150,14 @@ def _engine_settings(llm, args: argparse.Namespace):
 def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
     job = load_job(bus, args.project)  # an unknown project is one line, before Ray starts
     if job.orchestrator.track == "paper":  # resumed as `aisci paper` runs it: its settings are the operator's
-        from .paper_run import paper_grade_of, run_paper, settings_of
+        from .paper_run import ended_line, run_paper, settings_of
 
         settings = settings_of(bus, args.project)
         if settings is None:
             raise UserError(f"{args.project} reproduces a paper, and its settings are gone: `aisci paper "
                             f"{job.task} --project {args.project}` continues it")
-        if State.from_events(bus.project(args.project).events()).stopped:
-            grade = paper_grade_of(bus, args.project)
-            console.print(f"{args.project} ended already (" + (f"PaperBench score {grade['score']:.3f}" if grade
-                          else "not graded") + f"); report: `aisci report {untrusted(args.project)}`")
+        if (line := ended_line(bus, args.project)) is not None:
+            console.print(untrusted(line))
             return
         _connect(args.address)
         finish([run_paper(bus, job, settings, grace_s=args.grace)])
@@ -172,7 +170,7 @@ def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
 
 def cmd_sweep(bus: Bus, args: argparse.Namespace) -> None:
     spec = SweepSpec.load(args.file)
-    if all_ended(bus, spec, spec.jobs()):  # every grid point checked before anything starts
+    if not pending(bus, spec, spec.jobs()):  # every grid point checked before anything starts
         return  # nothing to run: no cluster joined
     _connect(args.address)
     finish(run_sweep(bus, spec, args.grace, address=args.address))

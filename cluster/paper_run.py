@@ -279,6 +279,16 @@ def paper_grade_of(bus: Bus, project: str) -> dict | None:
     return json.loads(proj.read_object(digest)) if digest else None
 
 
+def ended_line(bus: Bus, project: str) -> str | None:
+    """What `aisci paper` and `aisci resume` say of a paper project that has ended (its
+    score, or not graded, and its report); None while it has not."""
+    if not State.from_events(bus.project(project).events()).stopped:
+        return None
+    grade = paper_grade_of(bus, project)
+    said = f"PaperBench score {grade['score']:.3f}" if grade else "not graded"
+    return f"{project} ended already ({said}); report: `aisci report {project}`"
+
+
 def settings_of(bus: Bus, project: str) -> PaperSettings | None:
     if not bus.operator.exists(project, SETTINGS_FILE):
         return None

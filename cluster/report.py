@@ -15,6 +15,7 @@ import io
 import json
 import math
 
+from actors.state import say_runs
 from actors.tree import tree_rows
 from benchmarks.mlebench.report import CompetitionReport
 from bus import Project
@@ -136,8 +137,7 @@ def write_report(project: Project, grade: CompetitionReport | None, lower_is_bet
         lines += [""]
     lines += paper_section(project)  # a paper project's (aisci paper): the reproduction and its grade
     lines += ["## Decisions", ""] + [f"{i + 1}. {d['summary']}" for i, d in enumerate(decisions)] + [""]
-    scored = sum(1 for _, s in scores if s is not None)
-    said = f"{len(runs)}" if scored == len(runs) else f"{len(runs)} ({scored} scored)"  # as status says it
+    said = say_runs(len(runs), sum(1 for _, s in scores if s is not None))  # as status says it
     lines += ["## Experiments", "", f"Runs: {said}. Best cv score: **{fmt_score(best)}** ({direction}).", "",
               "| run | result | cv score | seconds |", "|---|---|---|---|"]
     for e, (_, score) in zip(runs, scores):

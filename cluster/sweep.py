@@ -266,16 +266,16 @@ def check_same_sweep(bus: Bus, spec: SweepSpec) -> None:
                         f"put them back (its file as it ran: {view.project.dir / 'sweep' / 'spec.yaml'})")
 
 
-def all_ended(bus: Bus, spec: SweepSpec, grid: list[tuple[ProjectJob, dict]]) -> bool:
-    """Whether every project of ``spec``'s grid has ended (then said, with no cluster
-    joined and no model's server asked). Raises ``UserError`` for a sweep file changed
-    under a name that ran (``check_same_sweep``)."""
+def pending(bus: Bus, spec: SweepSpec, grid: list[tuple[ProjectJob, dict]]) -> list[ProjectJob]:
+    """The jobs of ``spec``'s grid whose projects have not ended, in grid order; none
+    left is said (with no cluster joined and no model's server asked). Raises
+    ``UserError`` for a sweep file changed under a name that ran (``check_same_sweep``)."""
     check_same_sweep(bus, spec)
-    if any(not _ended(bus, j.project) for j, _ in grid):
-        return False
-    console.print(f"sweep {spec.name}: all {len(grid)} projects have ended; `aisci leaderboard {spec.name}` "
-                  "ranks them", markup=False, highlight=False)
-    return True
+    todo = [j for j, _ in grid if not _ended(bus, j.project)]
+    if not todo:
+        console.print(f"sweep {spec.name}: all {len(grid)} projects have ended; `aisci leaderboard {spec.name}` "
+                      "ranks them", markup=False, highlight=False)
+    return todo
 
 
 def _at(spec: dict, key: str) -> str:
@@ -291,9 +291,9 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
     the models' servers are asked what they take and the vLLM engines placed first,
     before anything is written. ``address``: the Ray cluster to join (None: our own)."""
     grid = spec.jobs()
-    if all_ended(bus, spec, grid):
+    todo = pending(bus, spec, grid)
+    if not todo:
         return []
-    todo = [j for j, _ in grid if not _ended(bus, j.project)]
     servers: dict[str, Any] = {}  # each endpoint asked once what it takes (tools, window), as `aisci run` does
     for job, _ in grid:
         if job.llm.backend == "openai":
