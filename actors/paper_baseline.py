@@ -14,7 +14,9 @@ hands the phases ``paper*`` here; ``actors.paper_policy`` orders them):
   claim (``actors/templates/paper_preprocessing_cv.py.tmpl``: a preprocessing step helps one
   model and not another, under k-fold cross-validation, on scikit-learn's bundled
   datasets) filled in with the setup read from the paper (``render``), reproduce.sh, and
-  a README saying where each setting came from.
+  a README saying where each setting came from;
+- ``papercheck`` (writer): reproduces the submission as the grader will
+  (``check_reproduction``) and finishes saying how it went (the baseline has no fix to try).
 
 What it reads is the paper and its addendum, never the rubric (agents are not given it).
 A paper of another kind gets a README and a reproduce.sh that say the baseline has no
@@ -164,6 +166,13 @@ def _paperwrite(step: int, results: list[str], params: dict) -> list[ToolCall]:
     return [_call("finish", summary="wrote submission/ (reproduce.sh, reproduce.py, README.md)")]
 
 
+def _papercheck(step: int, results: list[str], params: dict) -> list[ToolCall]:
+    if step == 0:
+        return [_call("check_reproduction")]
+    said = (results[0].splitlines() or ["no answer"])[0] if results else "no answer"
+    return [_call("finish", summary=f"self-check: {said}"[:300])]
+
+
 def _split(paper: str) -> list[tuple[str, str]]:
     """(heading, text) of each section of a markdown paper."""
     sections, head, lines = [], "", []
@@ -229,4 +238,4 @@ def _paperplan(step: int, results: list[str], params: dict) -> list[ToolCall]:
 
 
 PAPER_PLANS = {"paperread": _paperread, "paperwrite": _paperwrite, "paperplan": _paperplan,
-               **{f"paper{a}": _reader(a) for a in ASPECTS}}
+               "papercheck": _papercheck, **{f"paper{a}": _reader(a) for a in ASPECTS}}

@@ -1,9 +1,10 @@
 """The baseline's policy for a paper project (``OrchestratorConfig.track == "paper"``):
-map the paper, read its method, experiments and baselines at the same time, plan, then
-write the submission; each subtask retried once.
+map the paper, read its method, experiments and baselines at the same time, plan, write
+the submission, then check it by reproducing it as the grader will (the
+``check_reproduction`` tool, ``actors.self_check``); each subtask retried once.
 
-The reproduction and the grade come after the project ends, from the driver
-(``cluster.paper_run``), as PaperBench runs them: outside the agents' reach.
+The reproduction that is graded, and the grade, come after the project ends, from the
+driver (``cluster.paper_run``), as PaperBench runs them: outside the agents' reach.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ PAPER_PHASES: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
                "reproduction's tasks, most important first, and what is out of scope."),)),
     ("write", (("paperwrite", "writer", "Write the reproduction into submission/: reproduce.sh (runs everything, "
                 "relative paths only), the code, and a README.md saying what it does."),)),
+    ("check", (("papercheck", "writer", "Reproduce the submission as the grader will (check_reproduction: a fresh "
+                "copy of submission/, bash reproduce.sh under the time limit); where it fails or its results do not "
+                "match the paper, fix submission/ and check again."),)),
 )
 
 
@@ -40,7 +44,7 @@ class PaperPolicy:
                 owed.append(Subtask(id=f"{prefix}-{len(attempts) + 1}", role=role, goal=goal, context="BASELINE: {}"))
             if owed:
                 return Decision(subtasks=owed, reason=f"{phase}: {', '.join(s.id for s in owed)}")
-        return Decision(stop=True, reason="the submission is written (then reproduced and graded)")
+        return Decision(stop=True, reason="the submission is written and checked (then reproduced and graded)")
 
     def roadmap(self, state: State) -> list[dict]:
         return [{"phase": prefix, "role": role,

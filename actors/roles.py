@@ -52,5 +52,7 @@ ROLES: dict[str, Role] = {
     # The debugger re-runs what it fixed (a node of the solution tree: actors.tree).
     "debugger": Role(name="debugger", tools=_BASE + _RUN + ("launch_experiment", "wait_for_runs", "check_submission"),
                      max_reply_tokens=8192),
-    "writer": Role(name="writer", tools=_BASE + ("check_submission",), submits=True),
+    # In a paper project the writer also reproduces its submission as the grader will
+    # (check_reproduction: offered only there, actors.self_check).
+    "writer": Role(name="writer", tools=_BASE + ("check_submission", "check_reproduction"), submits=True),
 }

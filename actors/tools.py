@@ -33,7 +33,7 @@ from bus.objects import sha256
 from bus.paths import normalize
 from bus.scopes import WORKSPACE_FOLDERS
 
-from . import file_tools, quick_run, run_status
+from . import file_tools, quick_run, run_status, self_check
 from .llm import untrusted
 from .runs import RunRequest
 from .submission import SUBMISSION, check_on_bus, run_submissions
@@ -105,6 +105,12 @@ SCHEMAS = {
         "timeout_s (default 120, at most 900) while any is not ended. `runs`: names (default: the runs your role "
         "asked for).",
         {"runs": {"type": "array", "items": _S}, "timeout_s": _I}, []),
+    "check_reproduction": _schema(
+        "check_reproduction", "Paper projects: reproduce the submission as the grader will, and see how it went: "
+        "a fresh copy of submission/ (no venv, caches or files your runs left), `bash reproduce.sh` in the "
+        "sandbox under the grader's time limit (timeout_s: shorter, never longer). Answers how it ended, the "
+        "files it wrote (the small ones shown), the head and tail of reproduce.log; also kept in "
+        "report/selfcheck.json and report/selfcheck/reproduce.log.", {"timeout_s": _I}, []),
     "finish": _schema("finish", "End the subtask with a short summary of what you did and what you found.",
                       {"summary": _S}, ["summary"]),
 }
@@ -144,6 +150,8 @@ class ToolBox:
         if unknown:
             raise ValueError(f"unknown tools {sorted(unknown)}; known: {sorted(SCHEMAS)}")
         allowed = tuple(t for t in allowed if t != "run" or executor is not None)
+        if "check_reproduction" in allowed and not (hasattr(executor, "reproduce_submission") and _is_paper(view)):
+            allowed = tuple(t for t in allowed if t != "check_reproduction")  # only where it can do something
         self.view, self.allowed, self.subtask_id, self.max_read_chars = view, allowed, subtask_id, max_read_chars
         self.executor, self.deadline = executor, deadline
         self.submits = submits
@@ -243,6 +251,18 @@ class ToolBox:
         files = quick_run.write_back(self.view, result, command)
         self.written += [line.split()[1] for line in files if line.startswith("wrote ")]
         return quick_run.render(result, files)
+
+    def _check_reproduction(self, timeout_s: int | None = None) -> str:
+        if timeout_s is not None and timeout_s < 1:
+            raise FormatError("check_reproduction: timeout_s must be at least 1 second (leave it out for the "
+                              "grader's limit)")
+        left = self._time_left()
+        if left is not None and left < 1:
+            return "ERROR: check_reproduction refused: the project's wall-clock budget is spent"
+        bounds = [x for x in (timeout_s, left) if x is not None]  # the executor caps it by the operator's limit
+        limit = min(bounds) if bounds else None
+        check = self.executor.reproduce_submission(self.view.project.name, self.view.instance, limit)
+        return self_check.render(check, [] if check.status == "refused" else self_check.record(self.view, check))
 
     def _wait_for_runs(self, runs: list | None = None, timeout_s: int | None = None) -> str:
         if runs is not None and (not isinstance(runs, list) or not all(isinstance(r, str) for r in runs)
@@ -344,6 +364,14 @@ class ToolBox:
                             "check_submission, then call finish again")
                 summary = f"no submission: no run wrote a submission.csv to put in place. {summary}"
         raise Finished(summary)
+
+
+def _is_paper(view: RoleView) -> bool:
+    """A paper project (``aisci paper``): its task is a paper (task/paper.md or .pdf)."""
+    try:
+        return view.exists("task/paper.md") or view.exists("task/paper.pdf")
+    except BusError:  # a role that may not read task/
+        return False
 
 
 def parse_text_call(text: str) -> tuple[str, Any] | None:

@@ -17,13 +17,8 @@ from .display import untrusted
 from .driver import console
 from .errors import UserError
 from .paper_grade import parse_judge
-from .paper_run import (
-    PaperSettings,
-    ended_line,
-    make_paper_job,
-    run_paper,
-    settings_of,
-)
+from .paper_run import ended_line, make_paper_job, run_paper
+from .paper_settings import PaperSettings, settings_of
 from .run import parse_budget
 
 __all__ = ["cmd_paper", "open_paper"]

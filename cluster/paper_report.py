@@ -32,6 +32,7 @@ def paper_section(project: Project) -> list[str]:
     repro = _read(system, "report/reproduction.json")
     grade = _read(system, "report/paperbench.json")
     blacklist = _read(system, "report/blacklist.json")
+    check = _read(system, "report/selfcheck.json")  # the agents' last self-check (check_reproduction)
     if repro is None and grade is None and blacklist is None:
         return []
     lines = ["## Paper reproduction (PaperBench)", ""]
@@ -49,6 +50,12 @@ def paper_section(project: Project) -> list[str]:
         lines += [f"- reproduce.sh: {ran}, {repro['repro_execution_time_s']:.1f} s, log "
                   f"{repro['log_bytes']} bytes (`report/reproduce.log`); submission: git commit "
                   f"{repro.get('commit') or '-'} ({repro.get('commits', 0)} commits, one per bus version)", ""]
+    if isinstance(check, dict) and "status" in check:
+        said = {"ok": "exit code 0", "failed": f"exit code {check.get('exit_code')}", "timeout": "timed out",
+                "missing": "no reproduce.sh", "refused": "refused"}.get(check["status"], str(check["status"])[:40])
+        lines += [f"- The agents' last self-check before finishing (`check_reproduction`): {said}, "
+                  f"{float(check.get('duration_s') or 0):.1f} s, {len(check.get('outputs') or {})} files written "
+                  "(`report/selfcheck.json`; an agent writes it: for information, not the grade)", ""]
     if grade is None:
         lines += ["- Not graded: no judge model configured (`aisci paper --judge openai:<model>`).", ""]
     else:

@@ -24,14 +24,18 @@ import subprocess
 import time
 from pathlib import Path
 
+import pyarrow.compute as pc
+
 from actors.runs import RunPolicy
 from benchmarks.paperbench import Reproduction, prepare_reproduction
 from benchmarks.paperbench.submission import SKIPPED_DIRS
+from bus import BusError, Project, RoleView
 
 from . import confine, sandbox, scratch
 from .experiments import _stream_output
 
-__all__ = ["LOG_CAP_BYTES", "RUN_ID", "absolute_paths", "export_submission", "reproduce"]
+__all__ = ["LOG_CAP_BYTES", "RUN_ID", "absolute_paths", "export_submission", "reproduce", "submission_files",
+           "submission_history"]
 
 RUN_ID = "reproduce"
 LOG_CAP_BYTES = 20_000_000  # the judge reads the first 200 kB; the rest is kept for people, up to this
@@ -95,6 +99,28 @@ def export_submission(files: dict[str, bytes], dest: str | Path,
     finally:
         shutil.rmtree(dest / ".git", ignore_errors=True)
     return commits
+
+
+def submission_files(system: RoleView) -> dict[str, bytes]:
+    """The latest version of every submission/ file (path relative to submission/ -> content)."""
+    return {p[len("submission/"):]: system.read_bytes(p) for p in system.list("submission")}
+
+
+def submission_history(proj: Project, system: RoleView) -> list[tuple[str, bytes, str]]:
+    """Every version of a submission/ file, in the bus's order: (path, content, message)."""
+    events = proj.events()
+    rows = events.filter(pc.starts_with(events.column("path"), "submission/")).to_pylist()
+    out = []
+    for r in rows:
+        if r["kind"] not in ("write", "append", "recovered") or r["version"] is None:
+            continue
+        try:
+            data = system.read_version(r["path"], r["version"])
+        except BusError:  # a version no longer readable: the final files are written anyway
+            continue
+        out.append((r["path"][len("submission/"):], data,
+                    f"{r['path']} v{r['version']} by {r['instance']}: {r['summary'] or ''}"))
+    return out
 
 
 def absolute_paths(files: dict[str, bytes], forbidden: list[str]) -> list[str]:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import pyarrow.compute as pc
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from actors.blacklist import hits
 from actors.llm.config import LLMConfig, actor_env
@@ -34,15 +34,22 @@ from actors.pool import AgentPool
 from actors.runs import RunPolicy
 from actors.state import State
 from benchmarks.paperbench import Paper, PaperGrade, Reproduction
-from bus import Bus, BusError, Project
+from bus import Bus, Project
 from bus.paths import check_project_name
 
 from . import scratch
 from .driver import console
 from .job import ProjectJob, ProjectOutcome, save_job
 from .lease import DriverLease
-from .paper_grade import JudgeConfig, grade_json, grade_submission
-from .paper_reproduce import absolute_paths, export_submission, reproduce
+from .paper_grade import grade_json, grade_submission
+from .paper_reproduce import (
+    absolute_paths,
+    export_submission,
+    reproduce,
+    submission_files,
+    submission_history,
+)
+from .paper_settings import NOT_GRADED, SETTINGS_FILE, PaperSettings
 from .quick_run import SandboxExecutor
 from .report import write_report
 from .run import (
@@ -53,25 +60,8 @@ from .run import (
 )
 from .sandbox import default_sandbox
 
-__all__ = ["PaperOutcome", "PaperSettings", "finish_paper", "import_paper", "make_paper_job", "paper_files",
+__all__ = ["PaperOutcome", "finish_paper", "import_paper", "make_paper_job", "paper_files",
            "run_paper"]
-
-SETTINGS_FILE = "paper.json"  # in the operator's area: no role reads or changes it
-NOT_GRADED = ("no judge model configured: not graded (give --judge openai:<model> with --judge-base-url URL, "
-              "or --judge scripted for the deterministic test judge)")
-
-
-class PaperSettings(BaseModel):
-    """The paper side of a project's job (``<root>/operator/<project>/paper.json``)."""
-
-    paper: str = Field(description="The paper folder (PaperBench's layout).")
-    show_rubric: bool = Field(default=False, description="rubric.json and judge.addendum.md also go onto the bus "
-                              "(PaperBench's agents never see them: off by default).")
-    code_dev: bool = Field(default=False, description="PaperBench Code-Dev: no reproduction, only Code "
-                           "Development leaves graded.")
-    judge: JudgeConfig | None = Field(default=None, description="Who grades; None: not graded.")
-    reproduce_timeout_s: float = Field(default=3600.0, gt=0, description="reproduce.sh's time limit.")
-
 
 class PaperOutcome(ProjectOutcome):
     reproduction: Reproduction | None = None
@@ -155,27 +145,6 @@ def run_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, pool: AgentPoo
     return out
 
 
-def _submission(system) -> dict[str, bytes]:
-    return {p[len("submission/"):]: system.read_bytes(p) for p in system.list("submission")}
-
-
-def _history(proj: Project, system) -> list[tuple[str, bytes, str]]:
-    """Every version of a submission/ file, in the bus's order: (path, content, message)."""
-    events = proj.events()
-    rows = events.filter(pc.starts_with(events.column("path"), "submission/")).to_pylist()
-    out = []
-    for r in rows:
-        if r["kind"] not in ("write", "append", "recovered") or r["version"] is None:
-            continue
-        try:
-            data = system.read_version(r["path"], r["version"])
-        except BusError:  # a version no longer readable: the final files are written anyway
-            continue
-        out.append((r["path"][len("submission/"):], data,
-                    f"{r['path']} v{r['version']} by {r['instance']}: {r['summary'] or ''}"))
-    return out
-
-
 def monitor_blacklist(proj: Project, sources: list[str]) -> list[str]:
     """PaperBench's monitor: ``path: source`` for each agent transcript (the recorded model
     calls, logs/llm/<instance>/) naming a blacklisted source; the judge's are not read."""
@@ -203,7 +172,7 @@ def finish_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, out: PaperO
         system.record("blacklist_hit", f"the agents' model calls name blacklisted sources (PaperBench disqualifies): "
                       f"{'; '.join(out.blacklist_hits)[:300]}", status="disqualified")
         say(f"[red]blacklist[/red]: {len(out.blacklist_hits)} hits (report/blacklist.json): PaperBench disqualifies")
-    files = _submission(system)
+    files = submission_files(system)
     roots = [str(proj.dir.resolve()), str(proj.dir), str(bus.root.resolve()), str(bus.root)]  # the most precise first
     out.refused = absolute_paths(files, list(dict.fromkeys(roots)))
     scratch_dir = str(bus.root / "scratch" / job.project / "reproduce")
@@ -217,7 +186,7 @@ def finish_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, out: PaperO
     elif not settings.code_dev:
         try:
             repro, folder, commits = reproduce(files, scratch_dir, settings.reproduce_timeout_s, job.run_policy,
-                                               job.hidden, history=_history(proj, system))
+                                               job.hidden, history=submission_history(proj, system))
         except Exception:
             scratch.wipe(scratch_dir)
             raise
@@ -287,11 +256,3 @@ def ended_line(bus: Bus, project: str) -> str | None:
     grade = paper_grade_of(bus, project)
     said = f"PaperBench score {grade['score']:.3f}" if grade else "not graded"
     return f"{project} ended already ({said}); report: `aisci report {project}`"
-
-
-def settings_of(bus: Bus, project: str) -> PaperSettings | None:
-    if not bus.operator.exists(project, SETTINGS_FILE):
-        return None
-    return PaperSettings.model_validate_json(bus.operator.read(project, SETTINGS_FILE))
-
-

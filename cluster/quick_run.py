@@ -41,10 +41,12 @@ from actors.quick_run import (
     QuickResult,
 )
 from actors.runs import RunPolicy
+from actors.self_check import SelfCheck
 from bus import Bus, BusConfig, NotFound
 
 from . import confine, sandbox, scratch
 from .job import load_job
+from .paper_selfcheck import self_check
 
 __all__ = ["SandboxExecutor", "QUICK_TMP_MB", "QUICK_DISK_MB"]
 
@@ -76,6 +78,19 @@ class SandboxExecutor:
         except NotFound:
             return None
         return job.run_policy, tuple(job.hidden)
+
+    def reproduce_submission(self, project: str, instance: str, timeout_s: float | None) -> SelfCheck:
+        """The ``check_reproduction`` tool (``actors.self_check``): the grader's reproduction
+        of a paper project's submission, now (``cluster.paper_selfcheck``)."""
+        bus = Bus(config=BusConfig.model_validate(self.bus_config))
+        settings = self._settings(bus, project)
+        if settings is None:
+            return SelfCheck(status="refused", reason=f"project {project!r} has no operator's run policy (it was not "
+                             "started by `aisci paper`): nothing runs without one")
+        policy, hidden = settings
+        if policy.sandbox == "bwrap" and not (probe := sandbox.probe()).ok:
+            return SelfCheck(status="refused", reason=f"the sandbox cannot start on this node: {probe.reason}")
+        return self_check(bus, project, instance, timeout_s, policy, hidden)
 
     def __call__(self, request: QuickRequest) -> QuickResult:
         bus = Bus(config=BusConfig.model_validate(self.bus_config))

@@ -38,7 +38,7 @@ def test_a_paper_of_another_kind_gets_no_template_and_is_told_why():
     assert config is None and "no model the template knows" in evidence[-1]
 
 
-def test_the_paper_policy_maps_then_fans_out_readers_then_plans_then_writes():
+def test_the_paper_policy_maps_then_fans_out_readers_then_plans_then_writes_then_checks():
     policy = PaperPolicy()
     state = State(config=OrchestratorConfig(project="p", track="paper"))
     assert [(s.id, s.role) for s in policy.decide(state).subtasks] == [("paperread-1", "analyst")]
@@ -55,7 +55,9 @@ def test_the_paper_policy_maps_then_fans_out_readers_then_plans_then_writes():
     state.completed["paperplan-1"] = True
     assert [(s.id, s.role) for s in policy.decide(state).subtasks] == [("paperwrite-1", "writer")]
     state.completed["paperwrite-1"] = True
-    assert policy.decide(state).stop
+    assert [(s.id, s.role) for s in policy.decide(state).subtasks] == [("papercheck-1", "writer")]
+    state.completed["papercheck-1"] = True
+    assert policy.decide(state).stop and "checked" in policy.decide(state).reason
     state.completed["paperwrite-1"] = False
     state.completed["paperwrite-2"] = False
     assert policy.decide(state).stop and "failed twice" in policy.decide(state).reason

@@ -13,12 +13,12 @@ from benchmarks.paperbench import Paper, shipped_papers
 from cluster.cli import main
 from cluster.paper_run import (
     PaperOutcome,
-    PaperSettings,
     finish_paper,
     import_paper,
     make_paper_job,
     paper_files,
 )
+from cluster.paper_settings import PaperSettings
 from cluster.quick_run import SandboxExecutor
 
 SHIPPED = shipped_papers()["scaling-knn-vs-forest"]
@@ -119,6 +119,10 @@ def test_the_baseline_reproduces_the_shipped_paper_and_the_scripted_judge_grades
     for aspect in ("structure", "setup", "method", "experiments", "baselines"):
         assert viewer.read(f"analysis/paper/{aspect}.md").strip()
     assert "Out of scope" in viewer.read("plan/paper_tasks.md")
+    # Before finishing, the writer reproduced the submission as the grader would.
+    check = json.loads(viewer.read("report/selfcheck.json"))
+    assert check["status"] == "ok" and "results.csv" in check["outputs"], check
+    assert "wrote results.csv" in viewer.read("report/selfcheck/reproduce.log")
     log = viewer.read("report/reproduce.log")
     assert "wine knn scaled accuracy" in log and "wrote results.csv" in log
     repro = json.loads(viewer.read("report/reproduction.json"))
@@ -130,7 +134,8 @@ def test_the_baseline_reproduces_the_shipped_paper_and_the_scripted_judge_grades
     assert graded and json.loads(proj.read_object(graded[-1]["hash"]))["score"] == grade["score"]
     judge_calls = [e for e in events if e["kind"] == "llm_call" and (e["instance"] or "").startswith("judge-")]
     assert judge_calls  # the judge's calls are recorded like any model call
-    assert "PaperBench score" in viewer.read("report/report.md") and "PaperBench score" in said
+    report = viewer.read("report/report.md")
+    assert "PaperBench score" in report and "PaperBench score" in said and "self-check before finishing" in report
     # Ended: the same command says so and does nothing; so does `aisci resume`.
     assert main(["--root", root, "paper", "scaling-knn-vs-forest", "--project", "knn"]) == 0
     assert "ended already" in capsys.readouterr().out
