@@ -238,8 +238,8 @@ def _paper_parser(sub: argparse._SubParsersAction) -> None:
                    "reproduction step)")
     p.add_argument("--code-dev", action="store_true", help="PaperBench Code-Dev: no reproduction; only the "
                    "rubric's Code Development leaves are graded")
-    p.add_argument("--judge", help="who grades: openai:<model> (an OpenAI-compatible server) or scripted (the "
-                   "deterministic test judge) (default: none, not graded)")
+    p.add_argument("--judge", help="who grades: openai:<model> (an OpenAI-compatible server), vllm:<path> (the "
+                   "cluster's vLLM engine) or scripted (the deterministic test judge) (default: none, not graded)")
     p.add_argument("--judge-base-url", help="the judge's endpoint (default: $AISCI_JUDGE_BASE_URL, else "
                    "$AISCI_LLM_BASE_URL)")
     p.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="the environment variable holding the "

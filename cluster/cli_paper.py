@@ -15,6 +15,7 @@ from bus import Bus
 from .cli_run import _connect, _operator_policy, check_model, finish
 from .display import untrusted
 from .driver import console
+from .engine import check_vllm
 from .errors import UserError
 from .paper_grade import parse_judge
 from .paper_run import ended_line, make_paper_job, run_paper
@@ -42,6 +43,8 @@ def open_paper(name_or_folder: str) -> Paper:
 def cmd_paper(bus: Bus, args: argparse.Namespace) -> None:
     paper = open_paper(args.paper)
     judge = parse_judge(args.judge, args.judge_base_url, args.judge_api_key_env)
+    if judge is not None and judge.kind == "vllm":
+        check_vllm(judge.llm)  # a local path that is not there: said before Ray starts
     llm = parse_model(args.model, base_url=args.base_url, api_key_env=args.api_key_env)
     settings = PaperSettings(paper=str(paper.root), show_rubric=args.show_rubric, code_dev=args.code_dev,
                              judge=judge, reproduce_timeout_s=parse_budget(args.reproduce_timeout, "--reproduce-timeout"))

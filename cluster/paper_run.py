@@ -41,7 +41,9 @@ from . import scratch
 from .driver import console
 from .job import ProjectJob, ProjectOutcome, save_job
 from .lease import DriverLease
-from .paper_grade import grade_json, grade_submission
+from .engine import place_engine
+from .errors import UserError
+from .paper_grade import JudgedGrade, grade_json, grade_submission
 from .paper_reproduce import (
     absolute_paths,
     export_submission,
@@ -62,6 +64,8 @@ from .sandbox import default_sandbox
 
 __all__ = ["PaperOutcome", "finish_paper", "import_paper", "make_paper_job", "paper_files",
            "run_paper"]
+
+JUDGE_ENGINE_WAIT_S = 1800.0  # a vLLM judge's start-up: 2-6 min seen on a busy 2-core machine
 
 class PaperOutcome(ProjectOutcome):
     reproduction: Reproduction | None = None
@@ -211,21 +215,37 @@ def finish_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, out: PaperO
             if folder is None:  # Code-Dev: the submission as written, not run
                 folder = Path(scratch.make(scratch_dir, "reproduce", None, None))
                 export_submission(files, folder)
-            grade = grade_submission(bus, job.project, paper, folder, settings.judge, settings.code_dev)
-            out.paper_grade = grade
-            data = grade_json(grade, settings.judge)
-            digest = proj.put_object(data.encode())
-            system.write("report/paperbench.json", data, summary=f"PaperBench score {grade.score:.3f}")
-            system.record("paper_graded", f"PaperBench{' Code-Dev' if grade.code_only else ''} score "
-                          f"{grade.score:.3f} ({grade.num_leaf_nodes} leaves, {grade.num_invalid_leaf_nodes} "
-                          f"invalid; judge {settings.judge.label})", hash=digest,
-                          metrics={"score": grade.score, "invalid_leaves": float(grade.num_invalid_leaf_nodes)})
-            say(f"PaperBench score [bold]{grade.score:.3f}[/bold] ({grade.num_leaf_nodes} leaves; "
-                f"judge {settings.judge.label}); tree: {proj.dir / 'report' / 'paperbench.json'}")
+            judged = _judge(bus, job.project, paper, folder, settings, say)
+            if judged is not None:
+                grade = out.paper_grade = judged.grade
+                data = grade_json(judged, settings.judge)
+                digest = proj.put_object(data.encode())
+                system.write("report/paperbench.json", data, summary=f"PaperBench score {grade.score:.3f}")
+                system.record("paper_graded", f"PaperBench{' Code-Dev' if grade.code_only else ''} score "
+                              f"{grade.score:.3f} ({grade.num_leaf_nodes} leaves, {grade.num_invalid_leaf_nodes} "
+                              f"invalid; judge {settings.judge.label})", hash=digest,
+                              metrics={"score": grade.score, "invalid_leaves": float(grade.num_invalid_leaf_nodes),
+                                       "judge_wall_s": judged.wall_s, "leaves_per_min": judged.leaves_per_min})
+                say(f"PaperBench score [bold]{grade.score:.3f}[/bold] ({grade.num_leaf_nodes} leaves judged in "
+                    f"{judged.wall_s:.0f} s, {judged.leaves_per_min:.1f} a minute; judge {settings.judge.label}); "
+                    f"tree: {proj.dir / 'report' / 'paperbench.json'}")
     finally:
         scratch.wipe(scratch_dir)
     write_report(proj, None)
     say(f"report: {proj.dir / 'report' / 'report.md'}")
+
+
+def _judge(bus: Bus, project: str, paper: Paper, folder: Path, settings: PaperSettings, say) -> JudgedGrade | None:
+    """The grade; a vLLM judge's engine is placed and started first (``cluster.engine``:
+    it may take minutes on a CPU); one that cannot be is said, and the paper is not graded."""
+    judge = settings.judge
+    if judge.kind == "vllm":
+        try:
+            judge = judge.model_copy(update={"llm": place_engine(judge.llm, JUDGE_ENGINE_WAIT_S, say=say)})
+        except UserError as e:
+            say(f"not graded: the judge's vLLM engine: {e}")
+            return None
+    return grade_submission(bus, project, paper, folder, judge, settings.code_dev, say=say)
 
 
 def _said(repro: Reproduction) -> str:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,9 @@ __all__ = ["GRADE_SCHEMA", "SELECTION_SCHEMA", "JudgeAnswer", "JudgeModel", "Sim
 JudgeModel = Callable[[list[dict[str, str]], dict[str, Any]], str]
 
 MAX_EXPLANATION_CHARS = 8_000  # a verdict's explanation is kept whole up to this; it is for people
+ECHOED_ANSWER_CHARS = 1_500  # an invalid answer shown back to the model, at most
+RETRY_RESERVE_CHARS = 2_500  # room kept in a fitted prompt for that answer and the request to answer again
+CUT_MARK = "\n(cut here to fit the judge model's context window)\n"
 
 CATEGORY_QUESTIONS = {  # our wording of what PaperBench asks per category (TASK_CATEGORY_QUESTIONS)
     "Code Development": "Does the submission's code actually implement this (code, not a description of it)?",
@@ -69,6 +73,12 @@ GRADE_SCHEMA: dict[str, Any] = {
 }
 
 
+def _capped(schema: dict[str, Any], answer_chars: int) -> dict[str, Any]:
+    """GRADE_SCHEMA with the explanation's length capped to fit an answer of ``answer_chars``."""
+    explanation = {**schema["properties"]["explanation"], "maxLength": max(200, answer_chars - 100)}
+    return {**schema, "properties": {**schema["properties"], "explanation": explanation}}
+
+
 class FileSelection(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     files: list[str] = Field(max_length=10_000)
@@ -84,6 +94,32 @@ class JudgeAnswer(BaseModel):
 
 class JudgeFailed(Exception):
     """The model gave no valid answer (twice) or its call failed."""
+
+
+@dataclass
+class _Part:
+    """One message: a fixed head and tail around a body that may be cut (``cut``: the
+    order in which bodies are cut, lowest first; None: never)."""
+
+    role: str
+    head: str
+    body: str = ""
+    tail: str = ""
+    cut: int | None = None
+    FLOOR = 400  # characters a cut body keeps at least
+
+    @property
+    def size(self) -> int:
+        return len(self.head) + len(self.body) + len(self.tail)
+
+    def shorten(self, by: int) -> int:
+        """Cut the body's end by about ``by`` characters (never under FLOOR); returns how many went."""
+        keep = max(self.FLOOR, len(self.body) - by - len(CUT_MARK))
+        if keep >= len(self.body):
+            return 0
+        before = len(self.body)
+        self.body = self.body[:keep] + CUT_MARK
+        return before - len(self.body)
 
 
 def _user(text: str) -> dict[str, str]:
@@ -111,13 +147,23 @@ class SimpleJudge:
         limits: the read caps (benchmarks.paperbench.submission.Limits).
         max_prior_nodes: show at most this many preceding criteria (PaperBench uses 5 for
             its largest rubric, pinn; None shows all).
+        max_prompt_chars: the judge model's window for a prompt, in characters (None:
+            unbounded). Each prompt is cut to fit, as PaperBench fits its prompts to the
+            model's context: the files shown first, then reproduce.log, the paper,
+            reproduce.sh, the addenda and the preceding criteria, each keeping its head.
+        max_answer_chars: the judge model's room for an answer, in characters (None:
+            unbounded): the verdict's schema caps the explanation under it (``maxLength``),
+            so that a model constrained to the schema ends its JSON inside its reply cap.
     """
 
     judge_type = "simple"
 
     def __init__(self, paper: Paper, submission: str | Path, model: JudgeModel, code_only: bool = False,
-                 limits: Limits | None = None, max_prior_nodes: int | None = None):
+                 limits: Limits | None = None, max_prior_nodes: int | None = None,
+                 max_prompt_chars: int | None = None, max_answer_chars: int | None = None):
         self.paper = paper
+        self.max_prompt_chars = max_prompt_chars
+        self.grade_schema = GRADE_SCHEMA if max_answer_chars is None else _capped(GRADE_SCHEMA, max_answer_chars)
         self.model = model
         self.code_only = code_only
         self.submission = Submission(submission, limits)
@@ -145,30 +191,31 @@ class SimpleJudge:
         try:
             chosen = self._select(leaf, listed)
             files_text, shown = self._files_text(chosen)
-            answer = self._ask(self._grading_messages(path, leaf, category, files_text), GRADE_SCHEMA, JudgeAnswer)
+            answer = self._ask(self._grading_messages(path, leaf, category, files_text), self.grade_schema,
+                               JudgeAnswer)
         except JudgeFailed as e:
             return LeafGrade(score=0, valid_score=False, explanation=f"not judged: {e}")
         return LeafGrade(score=answer.score, explanation=answer.explanation[:MAX_EXPLANATION_CHARS],
                          judge_metadata={"files_shown": shown, "files_listed": len(listed)})
 
-    def _context(self) -> list[dict[str, str]]:
-        return [_user(f"The paper:\n<paper>\n{self._paper_text}\n</paper>"),
-                _user(f"Clarifications of the paper and of how to judge its reproduction:\n<addendum>\n"
-                      f"{self.addenda}\n</addendum>")]
+    def _context(self) -> list[_Part]:
+        return [_Part("user", "The paper:\n<paper>\n", self._paper_text, "\n</paper>", cut=2),
+                _Part("user", "Clarifications of the paper and of how to judge its reproduction:\n<addendum>\n",
+                      self.addenda, "\n</addendum>", cut=4)]
 
     def _select(self, leaf: TaskNode, listed: list[str]) -> list[str]:
         if not listed:  # nothing to choose from: no call
             return []
         n = self.limits.max_selected_files
-        messages = [
-            {"role": "system", "content": "You pick the files of a paper reproduction that a grader should read "
-             "to judge one criterion. Answer with paths exactly as listed, most relevant first."},
+        parts = [
+            _Part("system", "You pick the files of a paper reproduction that a grader should read to judge one "
+                  "criterion. Answer with paths exactly as listed, most relevant first."),
             *self._context(),
-            _user(f"The criterion:\n<criterion>\n{leaf.requirements}\n</criterion>"),
-            _user("The submission's files:\n<listing>\n" + "\n".join(listed) + f"\n</listing>\n"
-                  f"Name the {n} most relevant files, most relevant first."),
+            _Part("user", "The criterion:\n<criterion>\n", leaf.requirements, "\n</criterion>"),
+            _Part("user", "The submission's files:\n<listing>\n", "\n".join(listed),
+                  f"\n</listing>\nName the {n} most relevant files, most relevant first.", cut=1),
         ]
-        selection = self._ask(messages, SELECTION_SCHEMA, FileSelection)
+        selection = self._ask(self._fit(parts), SELECTION_SCHEMA, FileSelection)
         known, chosen = set(listed), []
         for p in selection.files:  # the model is untrusted: only listed paths are read
             p = p.strip()
@@ -197,30 +244,43 @@ class SimpleJudge:
     def _grading_messages(self, path: str, leaf: TaskNode, category: str, files_text: str) -> list[dict[str, str]]:
         what = ("the most relevant docs and the files written by running reproduce.sh"
                 if category == "Result Analysis" else "the most relevant files of the submission")
-        messages = [{"role": "system", "content": _system(self.code_only)}, *self._context(),
-                    _user(f"Here are {what}:\n<files>\n{files_text}</files>")]
+        parts = [_Part("system", _system(self.code_only)), *self._context(),
+                 _Part("user", f"Here are {what}:\n<files>\n", files_text, "</files>", cut=0)]
         if not self.code_only:
-            messages.append(_user(f"The submission's reproduce.sh:\n<reproduce.sh>\n"
-                                  f"{self._script if self._script is not None else '(does not exist)'}\n</reproduce.sh>"))
+            parts.append(_Part("user", "The submission's reproduce.sh:\n<reproduce.sh>\n",
+                               self._script if self._script is not None else "(does not exist)", "\n</reproduce.sh>",
+                               cut=3))
             if category != "Code Development":
-                messages.append(_user(f"The output of running it:\n<reproduce.log>\n"
-                                      f"{self._log if self._log is not None else '(does not exist)'}\n</reproduce.log>"))
+                parts.append(_Part("user", "The output of running it:\n<reproduce.log>\n",
+                                   self._log if self._log is not None else "(does not exist)", "\n</reproduce.log>",
+                                   cut=1))
         prior = self.rubric.prior_nodes(path)
         if self.max_prior_nodes is not None:
             prior = prior[-self.max_prior_nodes:] if self.max_prior_nodes else []
         context = "\n".join(f" -> {n.requirements}" for n in prior)
-        messages.append(_user(
-            "For context only (do not grade these), the criteria before this one in the rubric:\n"
-            f"<preceding_criteria>\n{context}\n</preceding_criteria>\n\n"
+        parts.append(_Part(
+            "user", "For context only (do not grade these), the criteria before this one in the rubric:\n"
+            "<preceding_criteria>\n", context, "\n</preceding_criteria>\n\n"
             f"The criterion you grade:\n<criterion>\n{leaf.requirements}\n</criterion>\n"
-            f"Its category: <category>{category}</category>. {CATEGORY_QUESTIONS[category]}"))
-        messages.append(_user(
-            "Judge the submission on this criterion alone. Say what a correct resolution looks like in the "
+            f"Its category: <category>{category}</category>. {CATEGORY_QUESTIONS[category]}", cut=5))
+        parts.append(_Part(
+            "user", "Judge the submission on this criterion alone. Say what a correct resolution looks like in the "
             "paper, what the submission actually shows (name the files), and whether that meets the criterion. "
             "Anything missing from what you were shown counts as not done. Be strict, but do not check things "
             "outside the criterion. Answer with JSON: score 1 if the criterion is met, else 0, and the "
             "explanation."))
-        return messages
+        return self._fit(parts)
+
+    def _fit(self, parts: list[_Part]) -> list[dict[str, str]]:
+        """The messages, cut to ``max_prompt_chars`` (less what a second attempt adds):
+        the cuttable parts in their order, each down to ``_Part.FLOOR`` characters."""
+        if self.max_prompt_chars is not None:
+            excess = sum(p.size for p in parts) - (self.max_prompt_chars - RETRY_RESERVE_CHARS)
+            for part in sorted((p for p in parts if p.cut is not None), key=lambda p: p.cut):
+                if excess <= 0:
+                    break
+                excess -= part.shorten(excess)
+        return [{"role": p.role, "content": p.head + p.body + p.tail} for p in parts]
 
     def _ask(self, messages: list[dict[str, str]], schema: dict[str, Any], shape: type[BaseModel]) -> Any:
         """Call the model; validate; on an invalid answer ask once more; raise JudgeFailed after that."""
@@ -237,7 +297,7 @@ class SimpleJudge:
             except (TypeError, ValueError, ValidationError) as e:  # JSONDecodeError is a ValueError
                 reason = _one_line(e)
             if attempt == 0:
-                messages = [*messages, {"role": "assistant", "content": str(text)[:MAX_EXPLANATION_CHARS]},
+                messages = [*messages, {"role": "assistant", "content": str(text)[:ECHOED_ANSWER_CHARS]},
                             _user(f"That answer is invalid ({reason}). Answer again with only JSON matching "
                                   f"this schema: {json.dumps(schema)}")]
         raise JudgeFailed(f"the judge's answer was invalid twice ({reason})")
@@ -252,10 +312,12 @@ def _one_line(e: Exception) -> str:
 
 
 def judge_submission(paper: Paper, submission: str | Path, model: JudgeModel, code_only: bool = False,
-                     limits: Limits | None = None) -> PaperGrade:
-    """Grade a submission folder (already reproduced, unless code_only) with `model`.
+                     limits: Limits | None = None, max_prompt_chars: int | None = None) -> PaperGrade:
+    """Grade a submission folder (already reproduced, unless code_only) with `model`
+    (``max_prompt_chars``: its window for a prompt, see ``SimpleJudge``).
 
     Returns:
         The PaperGrade: the root's score, the leaf counts and the graded tree.
     """
-    return SimpleJudge(paper, submission, model, code_only=code_only, limits=limits).grade()
+    return SimpleJudge(paper, submission, model, code_only=code_only, limits=limits,
+                       max_prompt_chars=max_prompt_chars).grade()

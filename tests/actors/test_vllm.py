@@ -100,3 +100,62 @@ def test_aisci_run_through_the_vllm_actor_ends_cleanly(engine, model_dir, tmp_pa
     assert rc == 0, out[-3000:]
     assert_ended_cleanly(Bus(root), "digits-vllm", "vllm")
     assert_replays(root, "digits-vllm", capsys)
+
+
+def _small_paper(folder) -> None:
+    """A three-leaf paper in PaperBench's layout (one leaf per category), short enough for
+    the small model's window with room for the files."""
+    folder.mkdir()
+    (folder / "config.yaml").write_text("id: tiny-scaling\ntitle: Scaling helps k-NN\n")
+    (folder / "paper.md").write_text("# Scaling helps k-NN\n\nOn the Wine data (`load_wine`), 5-fold "
+                                     "cross-validated k-NN (k=5) accuracy rises from 0.67 to 0.95 when the features "
+                                     "are standardized inside each training fold.\n")
+    (folder / "addendum.md").write_text("Report the accuracies in results.csv.\n")
+    (folder / "blacklist.txt").write_text("")
+    leaf = lambda i, req, cat: {"id": f"l{i}", "requirements": req, "weight": 1, "sub_tasks": [],  # noqa: E731
+                                "task_category": cat, "finegrained_task_category": None}
+    (folder / "rubric.json").write_text(json.dumps({
+        "id": "root", "requirements": "The paper's claim is reproduced.", "weight": 1, "task_category": None,
+        "finegrained_task_category": None, "sub_tasks": [
+            leaf(1, "The Wine data is loaded with `load_wine`.", "Code Development"),
+            leaf(2, "reproduce.sh runs the 5-fold cross-validation of k-NN.", "Code Execution"),
+            leaf(3, "Standardized k-NN accuracy is clearly higher than raw k-NN accuracy.", "Result Analysis")]}))
+
+
+def test_the_packaged_model_judges_a_few_leaves(engine, ray_cluster, tmp_path):
+    """Issue 15: the small vLLM model as PaperBench's judge on a three-leaf rubric, through
+    the cluster's engine actor (the module's: no start-up), every call recorded; the
+    leaves a minute are printed for the closing note. A tiny model's verdicts are weak; what
+    is asserted is the path: each leaf judged by vLLM or said not judged with the reason."""
+    from benchmarks.paperbench import Paper
+    from cluster.paper_grade import JudgeConfig, grade_json, grade_submission
+
+    _small_paper(tmp_path / "paper")
+    sub = tmp_path / "submission"
+    sub.mkdir()
+    (sub / "reproduce.sh").write_text("python3 knn.py > results.csv\n")
+    (sub / "knn.py").write_text("from sklearn.datasets import load_wine\nX, y = load_wine(return_X_y=True)\n"
+                                "print('raw,0.67')\nprint('scaled,0.95')\n")
+    (sub / "reproduce.log.creation_time").write_text("1\n")  # dated before the outputs: results.csv counts
+    (sub / "reproduce.log").write_text("ran knn.py\n")
+    (sub / "results.csv").write_text("raw,0.67\nscaled,0.95\n")
+    bus = Bus(tmp_path / "root")
+    bus.create_project("judged")
+    judge = JudgeConfig(kind="vllm", llm=engine.config, max_concurrent=3)
+    assert judge.max_prompt_chars() and judge.max_answer_chars()  # the window is known: prompts are fitted
+    judged = grade_submission(bus, "judged", Paper(tmp_path / "paper"), sub, judge)
+    grade = judged.grade
+    assert grade.num_leaf_nodes == 3 and 0.0 <= grade.score <= 1.0
+    for leaf in grade.graded_task_tree.leaves():
+        assert leaf.explanation.strip() and (leaf.valid_score or leaf.explanation.startswith("not judged:"))
+    calls = [e for e in bus.project("judged").events().to_pylist()
+             if e["kind"] == "llm_call" and (e["instance"] or "").startswith("judge-")]
+    assert len(calls) >= 3, calls  # a selection and a verdict per leaf, each recorded
+    view = bus.project("judged").as_role("viewer")
+    assert all(json.loads(view.read(p))["reply"]["backend"] == "vllm" for p in view.list("logs/llm") if "reply" in
+               json.loads(view.read(p)))
+    assert json.loads(grade_json(judged, judge))["judge"] == f"vllm:{engine.config.model}"
+    print(f"\nvLLM judge on CPU: {grade.num_leaf_nodes} leaves in {judged.wall_s:.1f} s "
+          f"({judged.leaves_per_min:.1f} leaves a minute), score {grade.score:.3f}, "
+          f"{grade.num_invalid_leaf_nodes} not judged; verdicts: "
+          + "; ".join(f"{leaf.id}={leaf.score}" for leaf in grade.graded_task_tree.leaves()))

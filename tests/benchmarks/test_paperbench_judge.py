@@ -18,7 +18,7 @@ from benchmarks.paperbench import (
     run_reproduction,
     shipped_papers,
 )
-from benchmarks.paperbench.judge import GRADE_SCHEMA, SELECTION_SCHEMA
+from benchmarks.paperbench.judge import GRADE_SCHEMA, SELECTION_SCHEMA, SimpleJudge
 
 REFERENCE = Path(__file__).parent / "data" / "paperbench" / "reference_submission"
 SHIPPED = "scaling-knn-vs-forest"
@@ -247,3 +247,32 @@ def test_results_shipped_with_a_future_date_do_not_count_as_reproduced(paper, tm
     grade = judge_submission(paper, sub, ScriptedJudgeModel())
     ra = [leaf for leaf in grade.graded_task_tree.leaves() if leaf.task_category == "Result Analysis"]
     assert all(leaf.score == 0 and "no reproduced results" in leaf.explanation for leaf in ra)
+
+
+def test_a_small_judge_window_gets_prompts_cut_to_fit_with_the_criterion_whole(paper, tmp_path):
+    """A judge model with a small context (the packaged SmolLM2 at 4096 tokens): every
+    prompt fits in max_prompt_chars, the files, log and paper are cut (each keeping its head,
+    marked), and what is judged (the criterion, the question, the closing tags) stays whole."""
+    sub = tmp_path / "submission"
+    shutil.copytree(REFERENCE, sub)
+    (sub / "reproduce.log").write_text("wine knn raw accuracy 0.66\n" * 2000)
+    (sub / "notes.md").write_text("# notes\n" + "a long note line\n" * 3000)
+    limit = 9_000
+    model = Recording(ScriptedJudgeModel())
+    grade = SimpleJudge(paper, sub, model, max_prompt_chars=limit, max_answer_chars=2_000).grade()
+    assert grade.num_leaf_nodes == 23 and model.calls
+    cut = 0
+    for messages, schema in model.calls:
+        text = "".join(m["content"] for m in messages)
+        assert len(text) <= limit, len(text)
+        cut += "(cut here to fit the judge model's context window)" in text
+        assert "</paper>" in text and "</criterion>" in text
+        if "score" in schema["properties"]:  # a verdict: its explanation capped under the answer's room
+            assert "Answer with JSON" in text and "<category>" in text and "</reproduce.sh>" in text
+            assert schema["properties"]["explanation"]["maxLength"] == 1_900 and "maxLength" not in \
+                GRADE_SCHEMA["properties"]["explanation"]
+    assert cut >= len(model.calls) // 2
+    # Unbounded (the default): nothing is cut.
+    model = Recording(ScriptedJudgeModel())
+    judge_submission(paper, sub, model)
+    assert not any("(cut here to fit" in m["content"] for messages, _ in model.calls for m in messages)

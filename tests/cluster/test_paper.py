@@ -57,7 +57,27 @@ def test_bad_input_is_one_line_before_ray_starts(tmp_path, capsys):
     assert "config.yaml: not YAML" in _one_line(capsys)
     assert main(["--root", root, "paper", "scaling-knn-vs-forest", "--judge", "gpt-4o"]) == 2
     assert "--judge" in _one_line(capsys)
+    for spec in ("vllm:", "vllm: ", "openai:"):
+        assert main(["--root", root, "paper", "scaling-knn-vs-forest", "--judge", spec]) == 2
+        assert "--judge" in _one_line(capsys)
+    assert main(["--root", root, "paper", "scaling-knn-vs-forest", "--judge", f"vllm:{tmp_path}/no-model"]) == 2
+    assert "no such file or folder" in _one_line(capsys)
     assert "Ray:" not in capsys.readouterr().out  # nothing started
+
+
+def test_a_judge_with_a_known_window_fits_its_prompts_and_replies_in_it():
+    from actors.llm.config import LLMConfig
+    from cluster.paper_grade import parse_judge
+
+    judge = parse_judge("vllm:/models/smollm2")
+    assert judge.kind == "vllm" and judge.llm.backend == "vllm" and judge.label == "vllm:/models/smollm2"
+    assert judge.max_prompt_chars() is None or judge.llm.window() is not None
+    sized = judge.model_copy(update={"llm": judge.llm.model_copy(update={"vllm": {"max_model_len": 4096}})})
+    assert sized.reply_tokens() == 1024 and sized.max_prompt_chars() == (4096 - 1024) * 3
+    openai = parse_judge("openai:gpt-x", "http://h:1/v1")
+    assert openai.max_prompt_chars() is None and openai.reply_tokens() == 2048  # window unknown: not cut
+    big = openai.model_copy(update={"llm": LLMConfig(backend="openai", model="m", context_tokens=128_000)})
+    assert big.reply_tokens() == 2048 and big.max_prompt_chars() == (128_000 - 2048) * 3
 
 
 def test_the_agents_are_given_the_paper_never_the_rubric(bus):
