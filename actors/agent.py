@@ -68,6 +68,9 @@ class AgentResult(BaseModel):
     step_overhead_ms: list[float] = Field(default_factory=list, description="Per step, time outside the model.")
 
 
+MIN_LEFT_S = 1.0  # seconds of budget under which an agent makes no further model call
+
+
 class Agent:
     def __init__(self, bus: Bus, llm: LLM, roles: dict[str, Role] | None = None, max_format_errors: int = 3,
                  bus_memory: bool = True, window: ContextWindow | None = None, text_tools: bool = False,
@@ -112,7 +115,9 @@ class Agent:
                         result.prompt_tokens + result.completion_tokens >= role.max_tokens:
                     result.status, result.summary = "budget", f"stopped after {result.steps} steps: budget spent"
                     break
-                if subtask.deadline is not None and time.time() >= subtask.deadline:
+                # Under a second left: the tools already refuse (actors.tools), and a call
+                # the deadline cuts only costs tokens (a replay then asks past its recording).
+                if subtask.deadline is not None and time.time() >= subtask.deadline - MIN_LEFT_S:
                     result.status = "budget"
                     result.summary = f"stopped after {result.steps} steps: the project's wall-clock budget is spent"
                     break
