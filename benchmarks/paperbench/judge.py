@@ -41,7 +41,8 @@ from .paper import Paper
 from .rubric import TaskNode
 from .submission import Limits, Submission
 
-__all__ = ["GRADE_SCHEMA", "SELECTION_SCHEMA", "JudgeAnswer", "JudgeModel", "SimpleJudge", "judge_submission"]
+__all__ = ["GRADE_SCHEMA", "SELECTION_SCHEMA", "JudgeAnswer", "JudgeModel", "SimpleJudge", "judge_submission",
+           "selection_schema"]
 
 JudgeModel = Callable[[list[dict[str, str]], dict[str, Any]], str]
 
@@ -71,6 +72,18 @@ GRADE_SCHEMA: dict[str, Any] = {
     "required": ["score", "explanation"],
     "additionalProperties": False,
 }
+
+
+MAX_ENUM_PATHS = 500  # a listing up to this long is the answer's enum; past it, any string (then checked)
+
+
+def selection_schema(listed: list[str], n: int) -> dict[str, Any]:
+    """SELECTION_SCHEMA for this listing: at most ``n`` paths, each one of those listed.
+    A model held to the schema (vLLM's structured output) can then neither name a file
+    that is not there nor repeat one until its reply is cut (the packaged SmolLM2 did)."""
+    items = {"type": "string", "enum": listed} if len(listed) <= MAX_ENUM_PATHS else {"type": "string"}
+    files = {**SELECTION_SCHEMA["properties"]["files"], "items": items, "maxItems": n}
+    return {**SELECTION_SCHEMA, "properties": {"files": files}}
 
 
 def _capped(schema: dict[str, Any], answer_chars: int) -> dict[str, Any]:
@@ -215,7 +228,7 @@ class SimpleJudge:
             _Part("user", "The submission's files:\n<listing>\n", "\n".join(listed),
                   f"\n</listing>\nName the {n} most relevant files, most relevant first.", cut=1),
         ]
-        selection = self._ask(self._fit(parts), SELECTION_SCHEMA, FileSelection)
+        selection = self._ask(self._fit(parts), selection_schema(listed, n), FileSelection)
         known, chosen = set(listed), []
         for p in selection.files:  # the model is untrusted: only listed paths are read
             p = p.strip()

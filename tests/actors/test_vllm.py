@@ -126,7 +126,10 @@ def test_the_packaged_model_judges_a_few_leaves(engine, ray_cluster, tmp_path):
     """Issue 15: the small vLLM model as PaperBench's judge on a three-leaf rubric, through
     the cluster's engine actor (the module's: no start-up), every call recorded; the
     leaves a minute are printed for the closing note. A tiny model's verdicts are weak; what
-    is asserted is the path: each leaf judged by vLLM or said not judged with the reason."""
+    is asserted is the path: each leaf judged by vLLM or said not judged with the reason,
+    and, held to the answer's schema, valid answers (before the selection's schema listed
+    the files and capped their number, SmolLM2 repeated one path until its reply was cut:
+    3 of 3 leaves not judged)."""
     from benchmarks.paperbench import Paper
     from cluster.paper_grade import JudgeConfig, grade_json, grade_submission
 
@@ -148,6 +151,7 @@ def test_the_packaged_model_judges_a_few_leaves(engine, ray_cluster, tmp_path):
     assert grade.num_leaf_nodes == 3 and 0.0 <= grade.score <= 1.0
     for leaf in grade.graded_task_tree.leaves():
         assert leaf.explanation.strip() and (leaf.valid_score or leaf.explanation.startswith("not judged:"))
+    assert grade.num_invalid_leaf_nodes < 3, [leaf.explanation for leaf in grade.graded_task_tree.leaves()]
     calls = [e for e in bus.project("judged").events().to_pylist()
              if e["kind"] == "llm_call" and (e["instance"] or "").startswith("judge-")]
     assert len(calls) >= 3, calls  # a selection and a verdict per leaf, each recorded

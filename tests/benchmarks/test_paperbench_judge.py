@@ -18,7 +18,7 @@ from benchmarks.paperbench import (
     run_reproduction,
     shipped_papers,
 )
-from benchmarks.paperbench.judge import GRADE_SCHEMA, SELECTION_SCHEMA, SimpleJudge
+from benchmarks.paperbench.judge import GRADE_SCHEMA, SimpleJudge
 
 REFERENCE = Path(__file__).parent / "data" / "paperbench" / "reference_submission"
 SHIPPED = "scaling-knn-vs-forest"
@@ -105,7 +105,9 @@ def test_code_dev_grades_the_code_without_running_it(paper, tmp_path):
     assert grade.code_only and grade.num_leaf_nodes == 10 and grade.score == 1.0
     texts = [m["content"] for messages, _ in model.calls for m in messages]
     assert not any("<reproduce.sh>" in t or "<reproduce.log>" in t for t in texts)
-    assert all(schema in (SELECTION_SCHEMA, GRADE_SCHEMA) for _, schema in model.calls)
+    assert all(schema is GRADE_SCHEMA or (schema["properties"]["files"]["maxItems"] == 10 and set(
+        schema["properties"]["files"]["items"]["enum"]) <= {p.relative_to(sub).as_posix() for p in sub.rglob("*")})
+        for _, schema in model.calls)  # a selection names at most 10 of the listed files
 
 
 def test_what_each_category_is_shown(paper, tmp_path):
@@ -135,7 +137,7 @@ class Answers:
         self.answers, self.pick, self.grading_calls = list(answers), pick, []
 
     def __call__(self, messages, schema):
-        if schema is SELECTION_SCHEMA:
+        if "files" in schema["properties"]:
             return json.dumps({"files": self.pick}) if self.pick is not None else ScriptedJudgeModel()(messages, schema)
         self.grading_calls.append(messages)
         answer = self.answers[min(len(self.grading_calls) - 1, len(self.answers) - 1)]

@@ -226,3 +226,52 @@ def test_the_report_of_a_task_project_has_no_paper_section_and_reads_nothing_mis
     text = write_report(project, None)
     assert "Paper reproduction" not in text
     assert not [e for e in project.events().to_pylist()[before:] if e["kind"] == "refused"]
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_a_paused_paper_project_resumes_to_its_grade_without_redoing_the_reading(tmp_path):
+    """Spot preemption of `aisci paper`: SIGTERM pauses it (exit 75, nothing graded), and
+    `aisci resume P` continues it from the bus with its saved settings (the judge, the
+    reproduction's limit) to a reproduction and a grade; finished subtasks are not redone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bus import Bus
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    repo = Path(__file__).resolve().parents[2]
+
+    def aisci(*args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "cluster.cli", "--root", str(tmp_path), *args], cwd=repo,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    bus = Bus(tmp_path)
+    run = aisci("paper", "scaling-knn-vs-forest", "--project", "spot", "--judge", "scripted", "--budget", "15m")
+    deadline = time.monotonic() + 240
+    while not ("spot" in bus.projects() and any(e["kind"] == "agent_end" and (e["instance"] or "").startswith(
+            "analyst-paperread") for e in bus.project("spot").events().to_pylist())):
+        assert time.monotonic() < deadline and run.poll() is None, "the paper project never finished reading"
+        time.sleep(0.2)
+    run.send_signal(signal.SIGTERM)
+    out, _ = run.communicate(timeout=240)
+    assert run.returncode == 75, out[-3000:]
+    assert "aisci resume spot" in out
+    viewer = bus.project("spot").as_role("viewer")
+    assert not viewer.exists("report/paperbench.json") and not viewer.exists("report/reproduction.json")
+    done_before = {e["subtask"] for e in bus.project("spot").events().to_pylist() if e["kind"] == "complete"}
+
+    resume = aisci("resume", "spot")
+    out, _ = resume.communicate(timeout=600)
+    assert resume.returncode == 0, out[-3000:]
+    assert "PaperBench score" in out
+    events = bus.project("spot").events().to_pylist()
+    grade = json.loads(viewer.read("report/paperbench.json"))
+    assert grade["num_leaf_nodes"] == 23 and grade["judge"].startswith("scripted")  # the saved judge
+    assert json.loads(viewer.read("report/reproduction.json"))["exit_code"] == 0
+    dispatched = [e["subtask"] for e in events if e["kind"] == "dispatch" and e["subtask"]]
+    assert all(dispatched.count(s) == 1 for s in done_before), (done_before, dispatched)  # not redone
+    assert {"paperwrite-1", "papercheck-1"} <= set(dispatched)
