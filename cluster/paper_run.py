@@ -59,6 +59,7 @@ from .run import (
     connect,
     drive,
     say_not_done,
+    start_or_resume,
 )
 from .sandbox import default_sandbox
 
@@ -114,14 +115,12 @@ def make_paper_job(paper: Paper, project: str | None = None, llm: LLMConfig | No
 def _prepare(bus: Bus, job: ProjectJob, paper: Paper, settings: PaperSettings) -> State:
     connect()
     check_not_running(bus, job.project)
-    proj = import_paper(bus, paper, job.project, settings.show_rubric)
+    resumed = job.project in bus.projects()
+    import_paper(bus, paper, job.project, settings.show_rubric)
     save_job(bus, job)
     bus.operator.write(job.project, SETTINGS_FILE, settings.model_dump_json(indent=1).encode())
-    state = State.from_events(proj.events(), job.orchestrator)
-    if state.started is None:
-        proj.as_role("system", "driver").record("started", f"paper {paper.id}: the budget runs from here"
-                                                + ("; the agents are shown the rubric" if settings.show_rubric else ""))
-    return state
+    return start_or_resume(bus, job, resumed, f"paper {paper.id}: the budget runs from here"
+                           + ("; the agents are shown the rubric" if settings.show_rubric else ""))
 
 
 def run_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, pool: AgentPool | None = None,

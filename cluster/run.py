@@ -211,19 +211,31 @@ def prepare(bus: Bus, job: ProjectJob) -> State:
     check_not_running(bus, job.project)
     resumed = job.project in bus.projects()
     task = Task(job.task, job.task_options)
-    proj = import_task(bus, task, job.project)
+    import_task(bus, task, job.project)
     save_job(bus, job)
+    return start_or_resume(bus, job, resumed, "the job started: the wall-clock budget runs from here",
+                           first=lambda: remember(bus, job, task),  # its task's profile, and its prior
+                           metrics={"is_lower_better": float(job.orchestrator.is_lower_better)})
+
+
+def start_or_resume(bus: Bus, job: ProjectJob, resumed: bool, started: str, first=lambda: None,
+                    metrics: dict | None = None) -> State:
+    """The start of a project's driver, after its inputs and job are on the bus (``aisci
+    run``'s and ``aisci paper``'s alike): a resumed project's index repaired (whatever died
+    left it half-written); then a ``started`` event the first time (after ``first()``:
+    the budget runs from here), else a ``resumed`` one that lifts a pause, a crash or a
+    failure (their time does not count against the budget). Returns the state as this
+    start found it."""
+    proj = bus.project(job.project)
     if resumed:
         report = repair(bus, job.project)
         if not report.clean:
             console.print(f"[yellow]repaired[/yellow] the index of {untrusted(report, 1000)}")
     state = State.from_events(proj.events(), job.orchestrator)
     if state.started is None:  # the budget runs from the job's start, not from its first decision
-        remember(bus, job, task)  # its task's profile, and (memory across projects on) its prior
-        proj.as_role("system", "driver").record("started", "the job started: the wall-clock budget runs from here",
-                                                metrics={"is_lower_better": float(job.orchestrator.is_lower_better)})
+        first()
+        proj.as_role("system", "driver").record("started", started, metrics=metrics)
     elif not state.stopped or state.pause_requested or state.paused or state.failed:
-        # Ends the pause (or the crash, or the failure): its time does not count against the budget.
         why = state.pause_requested or state.failed or "an interruption"
         proj.as_role("system", "resume").record("resumed", f"resumed after: {why}")
     return state
