@@ -35,6 +35,7 @@ from .llm.record import RecordingLLM
 from .quick_run import Executor
 from .repeats import RepeatedCall, RepeatGuard
 from .roles import ROLES, Role
+from .runs import MIN_LEFT_S
 from .text_protocol import cut_error, no_call_error, parse_text_calls, tool_listing
 from .tools import Finished, FormatError, ToolBox
 from .workspace import TRANSCRIPTS, prompt_map
@@ -66,9 +67,6 @@ class AgentResult(BaseModel):
     completion_tokens: int = 0
     files_written: list[str] = Field(default_factory=list)
     step_overhead_ms: list[float] = Field(default_factory=list, description="Per step, time outside the model.")
-
-
-MIN_LEFT_S = 1.0  # seconds of budget under which an agent makes no further model call
 
 
 class Agent:
@@ -195,7 +193,9 @@ class Agent:
 
     def _act(self, reply: LLMReply, tools: ToolBox, messages: list[dict], max_tokens: int,
              repeats: RepeatGuard) -> bool:
-        """Run the reply's tool calls; returns False if the reply could not all be acted on.
+        """Run the reply's tool calls; returns False if none of them could be acted on
+        (a reply with one good call made progress: its refused calls are told to the
+        model, which carries on; only replies in a row with nothing done end the agent).
 
         Raises:
             Finished: the model called finish; RepeatedCall: the same call too many times in a row.
@@ -211,13 +211,13 @@ class Agent:
                          "tool_calls": [{"id": c.id, "type": "function",
                                          "function": {"name": c.name, "arguments": context.echo_arguments(c.arguments)}}
                                         for c in reply.tool_calls]})
-        ok = True
+        ok = False
         for n, call in enumerate(reply.tool_calls, 1):
             if reply.cut and n == len(reply.tool_calls) and not context.is_object(call.arguments):
                 out, good = f"ERROR: {cut_error(max_tokens, f'your call of {call.name}')}", False
             else:
                 out, good = self._run_tool(tools, call.name, call.arguments, repeats)
-            ok = ok and good
+            ok = ok or good
             messages.append({"role": "tool", "tool_call_id": call.id, "content": out})
         return ok
 
@@ -230,10 +230,10 @@ class Agent:
             error = cut_error(max_tokens) if reply.cut else no_call_error(reply.text)
             messages.append({"role": "user", "content": f"ERROR: {error}"})
             return False
-        ok, results = not reply.cut, []
+        ok, results = False, []
         for name, arguments in calls:
             out, good = self._run_tool(tools, name, arguments, repeats)
-            ok = ok and good
+            ok = ok or good
             results.append(f"[result of {name}]\n{out}")
         if reply.cut:  # the complete calls ran; what followed them was lost
             results.append(f"ERROR: {cut_error(max_tokens, 'what followed these calls')}")

@@ -74,7 +74,7 @@ def _analysis(facts: dict, header: str, statement: str) -> str:
         return f"# Data\n\ntask/task.json could not be read whole: read it in parts.\n\n## Task\n\n{statement}\n"
     inputs, targets = facts.get("inputs") or {}, [str(t) for t in facts.get("target_columns") or []]
     shown = ", ".join(f"`{t}`" for t in targets[:20]) + (f" ... ({len(targets)} in all)" if len(targets) > 20 else "")
-    lines = [f"# Data\n", f"Data kind: {facts.get('data') or 'not derived'}.",
+    lines = ["# Data\n", f"Data kind: {facts.get('data') or 'not derived'}.",
              f"Id column: `{facts.get('id_column')}`; target column(s): {shown} "
              f"({facts.get('predicts')}s, scored by {facts.get('metric')}, "
              f"{'lower' if facts.get('is_lower_better') else 'higher'} is better)."]

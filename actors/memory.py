@@ -261,7 +261,7 @@ def prior_of(bus: Bus, project: str) -> Prior | None:
 def render(prior: Prior) -> str:
     """plan/prior.md: the prior for a model to read, short."""
     p = prior.profile
-    lines = [f"# Prior: what earlier projects on this bus found on tasks like this one\n",
+    lines = ["# Prior: what earlier projects on this bus found on tasks like this one\n",
              f"Task class: {p.metric} ({'lower' if p.is_lower_better else 'higher'} is better), {p.kind}, "
              f"{p.data} data, train table {p.rows} x {p.columns}. {prior.note}\n"]
     if not prior.projects:

@@ -30,6 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .blacklist import blocked_source
 
+# Seconds of budget under which nothing new starts: no run (here), no tool that runs
+# (actors.tools), no model call (actors.agent), no decision (actors.state.check_stop;
+# the breaker saw the baseline decide 3 nodes in the last 0.8 s whose runs were refused).
+MIN_LEFT_S = 1.0
+
 __all__ = ["RunPolicy", "RunRequest", "RunResult", "RunSpec", "RunStatus", "ScratchFile", "make_spec", "record_result",
            "resolve", "NAME_PATTERN"]
 
@@ -178,7 +183,7 @@ def resolve(request: RunRequest, policy: RunPolicy, time_left_s: float | None = 
         return refuse(f"asks for {memory} MB of memory; the operator allows at most {policy.max_memory_mb} MB")
     timeout, deadline = min(request.timeout_s, policy.max_timeout_s), None
     if time_left_s is not None:
-        if time_left_s < 1:
+        if time_left_s < MIN_LEFT_S:
             return refuse("the project's wall-clock budget is spent")
         timeout, deadline = min(timeout, math.floor(time_left_s)), time.time() + time_left_s
     return RunSpec(id=request.name, command=request.command, gpus=request.gpus, cpus=request.cpus,

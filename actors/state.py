@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
-from .runs import RunStatus
+from .runs import MIN_LEFT_S, RunStatus
 from .score import Score
 
 _KINDS = pa.array(["started", "dispatch", "complete", "decision", "run_requested", "experiment", "llm_call",
@@ -225,7 +225,7 @@ class State(BaseModel):
 
     def check_stop(self) -> None:
         c = self.config
-        if self.elapsed_s >= c.budget_s:
+        if self.elapsed_s >= c.budget_s - MIN_LEFT_S:  # nothing new starts in what is left (actors.runs)
             self.stop_reason = f"wall-clock budget spent ({self.elapsed_s:.0f} s of {c.budget_s:.0f} s)"
         elif self.steps >= c.max_steps:
             self.stop_reason = f"step budget spent ({self.steps} decisions)"

@@ -35,7 +35,7 @@ from bus.scopes import WORKSPACE_FOLDERS
 
 from . import file_tools, quick_run, run_status, self_check
 from .llm import untrusted
-from .runs import RunRequest
+from .runs import MIN_LEFT_S, RunRequest
 from .submission import SUBMISSION, check_on_bus, run_submissions
 from .text_protocol import parse_text_calls
 from .workspace import prompt_map
@@ -237,7 +237,7 @@ class ToolBox:
             raise FormatError(f"run: timeout_s must be 1 to {quick_run.MAX_TIMEOUT_S:.0f} seconds; longer work is "
                               "an experiment (launch_experiment)")
         left = self._time_left()
-        if left is not None and left < 1:
+        if left is not None and left < MIN_LEFT_S:
             return "ERROR: run refused: the project's wall-clock budget is spent"
         scope = self.view.scope.read + self.view.scope.write
         folders = tuple(f for f in WORKSPACE_FOLDERS if any(g == "**" or g.split("/")[0] == f for g in scope))
@@ -257,7 +257,7 @@ class ToolBox:
             raise FormatError("check_reproduction: timeout_s must be at least 1 second (leave it out for the "
                               "grader's limit)")
         left = self._time_left()
-        if left is not None and left < 1:
+        if left is not None and left < MIN_LEFT_S:
             return "ERROR: check_reproduction refused: the project's wall-clock budget is spent"
         bounds = [x for x in (timeout_s, left) if x is not None]  # the executor caps it by the operator's limit
         limit = min(bounds) if bounds else None

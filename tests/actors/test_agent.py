@@ -61,6 +61,18 @@ def test_malformed_calls_are_returned_and_end_the_invocation_after_three(bus, pr
     assert result.status == "failed" and "3 malformed" in result.summary
     errors = [req.messages[-1]["content"] for req in llm.requests[1:]] + [None]
     assert "not valid JSON" in errors[0] and "unknown tool 'delete_everything'" in errors[1]
+    # A reply with one good call made progress, however many of its calls were refused
+    # (the breaker: an experimenter whose third reply queued 3 runs beside 2 refused calls
+    # ended as "3 malformed replies", its runs never waited on).
+    result, _ = run(bus, [
+        reply(calls=[("read_file", {"path": "task/description.md", "start": -1e30})]),
+        reply(calls=[("read_file", {"nope": 1})]),
+        reply(calls=[("read_file", {"path": "task/description.md"}), ("read_file", {"nope": 1}),
+                     ("delete_everything", {})]),
+        reply(calls=[("read_file", {"nope": 1})]),
+        reply(calls=[("finish", {"summary": "ok"})]),
+    ], sid="s3")
+    assert result.status == "finished", result.summary
     # A good call in between resets the count.
     result, _ = run(bus, [
         reply(calls=[("read_file", {})]),

@@ -84,3 +84,18 @@ def test_the_budget_runs_from_the_jobs_start_not_from_its_first_decision(project
     assert state.steps == 0 and state.elapsed_s == pytest.approx(100, abs=1)
     state.check_stop()
     assert state.stop_reason.startswith("wall-clock budget spent")
+
+
+def test_under_a_second_left_the_budget_is_spent(project):
+    """Nothing new starts with under MIN_LEFT_S left (a run is refused then): the
+    orchestrator stops instead of deciding nodes whose runs would all be refused (the
+    breaker: the baseline decided 3 in the budget's last 0.8 s, then called them failed)."""
+    project.as_role("system", "driver").record("started", "the job started")
+    config = OrchestratorConfig(project=project.name, budget_s=60)
+    t0 = project.events().to_pylist()[0]["time"].timestamp()
+    state = State.from_events(project.events(), config, now=t0 + 59.5)
+    state.check_stop()
+    assert state.stop_reason.startswith("wall-clock budget spent")
+    state = State.from_events(project.events(), config, now=t0 + 58.5)
+    state.check_stop()
+    assert not state.stop_reason
