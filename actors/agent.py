@@ -25,6 +25,7 @@ from .llm.failures import cause_of
 from .llm.protocol import (
     LLM,
     ContextWindow,
+    LLMBadReply,
     LLMContextOverflow,
     LLMDeadline,
     LLMError,
@@ -122,7 +123,18 @@ class Agent:
                 result.steps += 1
                 cursor = self._reground(view, messages, cursor)
                 context.fit(messages, limits.prompt_chars)
-                reply = self._ask(llm, view, messages, sent, subtask.id, limits, subtask.deadline)
+                try:
+                    reply = self._ask(llm, view, messages, sent, subtask.id, limits, subtask.deadline)
+                except LLMBadReply as e:  # one unusable reply (recorded): told, and asked again
+                    format_errors += 1
+                    messages.append({"role": "user", "content": f"ERROR: your last reply could not be used "
+                                     f"({str(e)[:300]}). Answer again, in smaller calls (a big file in parts)."})
+                    view.record("agent_step", f"step {result.steps}: unusable reply",
+                                metrics={"format_errors": float(format_errors)})
+                    if format_errors >= self.max_format_errors:
+                        result.summary = f"ended after {format_errors} unusable or malformed replies in a row"
+                        break
+                    continue
                 result.prompt_tokens += reply.prompt_tokens
                 result.completion_tokens += reply.completion_tokens
                 ok = self._act(reply, tools, messages, limits.reply_tokens, repeats)

@@ -23,6 +23,7 @@ each node's ``tree_node`` event).
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Callable, Literal
 
@@ -32,6 +33,7 @@ from bus import Bus
 from bus.crashpoints import crashpoint
 
 from .agent import AgentResult, Subtask
+from .llm.failures import cause_of
 from .champion import settle_submission
 from .policy import Decision, Policy, State
 from .run_dispatch import RunDispatcher
@@ -77,6 +79,19 @@ class OrchestratorConfig(BaseModel):
                                                 "follows actors.paper_policy.")
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def failure_line(e: BaseException) -> str:
+    """``Type: message`` of what failed, for people (status, the report): an agent's or a
+    model actor's own exception rather than Ray's task error around it (whose name and
+    text carry a coloured traceback), colour codes out, in one line of at most 400
+    characters."""
+    e = cause_of(e)
+    text = " ".join(_ANSI.sub("", str(e)).split())
+    return f"{type(e).__name__}: {text}"[:400]
+
+
 class Orchestrator:
     def __init__(self, bus: Bus, config: OrchestratorConfig, policy: Policy, run_agents: RunAgents,
                  run_experiments: RunExperiments, preempted: Callable[[], str | None] = lambda: None,
@@ -112,7 +127,7 @@ class Orchestrator:
         try:
             return self._run()
         except Exception as e:
-            self.system.record("failed", f"orchestrator failed: {type(e).__name__}: {str(e)[:400]}")
+            self.system.record("failed", f"orchestrator failed: {failure_line(e)}")
             raise
 
     def _run(self) -> State:

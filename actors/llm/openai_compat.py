@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - older openai
 import openai
 
 from .overflow import context_overflow
-from .protocol import LLMDeadline, LLMReply, LLMRequest, LLMUnavailable
+from .protocol import LLMBadReply, LLMDeadline, LLMReply, LLMRequest, LLMUnavailable
 from .wire import CappedTransport, ReplyTooLarge, read_completion
 
 
@@ -92,9 +92,9 @@ class OpenAICompatLLM:
             raw = self._create(kwargs, request.deadline)
             body = json.loads(raw.http_response.content)
         except ReplyTooLarge as e:
-            raise LLMUnavailable(f"{self.base_url}: {e}; a server that sends that much is misbehaving") from None
+            raise LLMBadReply(f"{self.base_url}: {e}; a server that sends that much is misbehaving") from None
         except ValueError as e:  # not JSON at all
-            raise LLMUnavailable(f"{self.base_url} sent a reply that is not JSON ({str(e)[:200]})") from None
+            raise LLMBadReply(f"{self.base_url} sent a reply that is not JSON ({str(e)[:200]})") from None
         except openai.APIConnectionError as e:
             raise LLMUnavailable(f"could not reach {self.base_url} ({e}); is the server running, "
                                  "and is llm.base_url right?") from None

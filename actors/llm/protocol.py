@@ -89,6 +89,12 @@ class LLMUnavailable(LLMError):
     """The backend could not be reached or kept failing after its retries."""
 
 
+class LLMBadReply(LLMUnavailable):
+    """The server answered, but with nothing usable (over the size cap, not JSON): one
+    reply's fault, not the backend's. An agent tells its model and asks again (a subtask
+    fails after a few in a row); elsewhere it is as unavailable."""
+
+
 class LLMDeadline(LLMError):
     """No complete reply before the request's ``deadline`` (the project's budget ended
     during the call): the caller stops as it does when a budget is spent."""

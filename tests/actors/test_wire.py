@@ -124,3 +124,39 @@ def test_a_call_with_absurd_usage_is_a_row_the_bus_reads_back(tmp_path):
         Agent(bus, llm).run("p", Subtask(id="analyst-1", role="analyst", goal="look"))
     kinds = [e["kind"] for e in Bus(tmp_path / "root").project("p").events().to_pylist()]
     assert "llm_call" in kinds and "agent_end" in kinds
+
+
+def test_an_oversized_reply_fails_the_step_not_the_project(tmp_path):
+    """The breaker: a coder's reply carrying a 70 MB write_file ended the whole project
+    (exit 70). One unusable reply is now told to the model, which is asked again; only
+    replies in a row with nothing usable end the subtask, never the project."""
+    from actors.agent import Agent, Subtask
+    from actors.llm.protocol import LLMBadReply
+
+    from .stub_endpoint import tool_call
+
+    answers = iter(["huge"] + ["huge", "huge", "read", "finish"] + ["huge"] * 10)
+
+    def respond(body):
+        what = next(answers)
+        if what == "huge":  # a write_file of 9 MB, sent whole (a server that ignores max_tokens)
+            return completion({"tool_calls": [{"id": "c", "type": "function", "function": {
+                "name": "write_file", "arguments": '{"path": "analysis/a.md", "content": "' + "x" * (9 * 2**20)
+                + '", "summary": "big"}'}}]})
+        if what == "read":
+            return tool_call(body, "read_file", {"path": "task/description.md"})
+        return tool_call(body, "finish", {"summary": "done"})
+
+    bus = Bus(tmp_path / "root")
+    proj = bus.create_project("p")
+    proj.as_role("system").write("task/description.md", "Classify iris.\n", summary="task")
+    with StubEndpoint(respond) as server:
+        llm = make_llm(LLMConfig(backend="openai", base_url=server.url, model="stub", timeout_s=30, max_retries=0))
+        with pytest.raises(LLMBadReply):  # the error itself, for callers other than an agent
+            make_llm(LLMConfig(backend="openai", base_url=server.url, model="stub", timeout_s=30,
+                               max_retries=0)).complete(HI)
+        result = Agent(bus, llm).run("p", Subtask(id="s1", role="analyst", goal="Read the task"))
+        assert result.status == "finished", result.summary  # two unusable replies, then good ones
+        result = Agent(bus, llm).run("p", Subtask(id="s2", role="analyst", goal="Read the task"))
+        assert result.status == "failed" and "3 unusable or malformed replies" in result.summary
+    assert not proj.as_role("viewer").exists("analysis/a.md")
