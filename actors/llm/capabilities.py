@@ -11,11 +11,14 @@ project starts: the models it serves, the context window, whether it takes tools
 
 Every failure is ``ServerCheckFailed`` (an ``LLMUnavailable``), one line saying what
 to change: the server unreachable, the key refused, the model not served, tools
-refused while forced.
+refused while forced, or no complete answer within ``CHECK_LIMIT_S`` (a server that
+sent a byte every half second held ``aisci run`` at start for over 10 minutes: the
+client's timeout is per read, never reached).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 
 import openai
@@ -24,7 +27,9 @@ from pydantic import BaseModel, Field
 from .config import LLMConfig
 from .protocol import LLMUnavailable
 
-__all__ = ["Capabilities", "ServerCheckFailed", "check_server"]
+__all__ = ["CHECK_LIMIT_S", "Capabilities", "ServerCheckFailed", "check_server"]
+
+CHECK_LIMIT_S = 120.0  # the whole check; a server warming up answers its first small requests well within it
 
 PROBE_TOOL = {"type": "function", "function": {
     "name": "ping", "description": "Answer the probe.", "parameters": {"type": "object", "properties": {}}}}
@@ -44,18 +49,34 @@ class Capabilities(BaseModel):
     tools_error: str = Field(default="", description="What it answered to tools, when it refused them.")
 
 
-def check_server(config: LLMConfig, timeout_s: float = 30.0) -> tuple[LLMConfig, Capabilities]:
+def check_server(config: LLMConfig, timeout_s: float = 30.0,
+                 limit_s: float = CHECK_LIMIT_S) -> tuple[LLMConfig, Capabilities]:
     """Ask the server of ``config`` (backend openai) what it can do; returns the config
     with ``tool_calling`` resolved ("native" or "text") and ``context_tokens`` filled
-    from the server where unset, and what the server said.
+    from the server where unset, and what the server said. ``timeout_s``: per read;
+    ``limit_s``: the whole check.
 
     Raises:
-        ServerCheckFailed: unreachable, the key refused, the model not listed, or tools
-        refused with ``tool_calling="native"``.
+        ServerCheckFailed: unreachable, the key refused, the model not listed, tools
+        refused with ``tool_calling="native"``, or no complete answer within ``limit_s``.
     """
     url = config.base_url.rstrip("/")
     client = openai.OpenAI(base_url=url, api_key=os.environ.get(config.api_key_env) or "none",
                            timeout=min(timeout_s, config.timeout_s), max_retries=1)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(_check, client, url, config)
+    pool.shutdown(wait=False)
+    try:
+        return future.result(timeout=limit_s)
+    except concurrent.futures.TimeoutError:
+        raise ServerCheckFailed(f"{url} gave no complete answer to the start-up check within {limit_s:.0f} s (a "
+                                "stalled or far too slow server): check the server, then start again") from None
+    finally:  # a stalled read ends when its connection closes (or the thread would hold the exit)
+        if not future.done():
+            client.close()
+
+
+def _check(client: openai.OpenAI, url: str, config: LLMConfig) -> tuple[LLMConfig, Capabilities]:
     listed = _call(lambda: client.models.list().data, url, config)
     models = [m.id for m in listed]
     if config.model not in models:

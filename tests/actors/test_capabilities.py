@@ -76,3 +76,50 @@ def test_what_to_change_when_the_server_cannot_serve(monkeypatch):
     with StubEndpoint(text_model, models=MODELS, key="sk-right-654321") as server:
         with pytest.raises(ServerCheckFailed, match=r"refused the key \(HTTP 401.*\$AISCI_TEST_KEY is set.*--api-key-env"):
             check_server(config(server.url, api_key_env="AISCI_TEST_KEY"))
+
+
+def test_a_server_that_drips_its_answer_fails_the_check_within_its_limit():
+    """The breaker's server listed its models, then sent one space every 0.5 s to the
+    tool probe: `aisci run` printed nothing for over 10 minutes (the client's timeout is
+    per read). The whole check now has a limit, and says so in one line."""
+    import threading
+    import time
+
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    url = f"http://127.0.0.1:{listening.getsockname()[1]}/v1"
+    models = json.dumps({"object": "list", "data": [{"id": "smol", "object": "model"}]}).encode()
+
+    def serve(conn):
+        try:
+            request = conn.recv(65536)
+            if b"GET /v1/models" in request:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                             + str(len(models)).encode() + b"\r\n\r\n" + models)
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+            for _ in range(600):  # 5 minutes of a space every half second
+                conn.sendall(b" ")
+                time.sleep(0.5)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def accept():
+        while True:
+            try:
+                conn, _ = listening.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(ServerCheckFailed, match=r"no complete answer to the start-up check within 3 s"):
+            check_server(config(url), timeout_s=2, limit_s=3)
+        assert time.monotonic() - t0 < 10
+    finally:
+        listening.close()
