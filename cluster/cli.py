@@ -28,6 +28,16 @@ import importlib
 import sys
 import traceback
 
+from .cli_types import (
+    MAX_BRANCHES,
+    _agents,
+    _branches,
+    _count,
+    _interval,
+    _name,
+    _seconds,
+    _seq,
+)
 from .ray_noise import hidden_ray_noise
 
 __all__ = ["DEFAULT_TASK", "EXIT_INTERRUPTED", "build_parser", "main"]
@@ -74,40 +84,6 @@ class _Parser(argparse.ArgumentParser):
         return parsed
 
 
-def _seconds(text: str) -> float:
-    """A non-negative, finite number of seconds (argparse turns the error into one line)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} seconds: give a number from 0 up")
-    return value
-
-
-def _interval(text: str) -> float:
-    """Seconds between two refreshes: more than 0."""
-    try:
-        value = _seconds(text)
-    except argparse.ArgumentTypeError:
-        value = -1.0
-    if value <= 0:  # one message for 0, -1 and NaN alike (the breaker saw two that disagreed)
-        raise argparse.ArgumentTypeError(f"{text} seconds: give a number above 0")
-    return value
-
-
-MAX_AGENTS = 64  # each agent is a Ray actor, a process of ~200 MB: 100,000 of them never got to step 1
-
-
-def _agents(text: str) -> int:
-    """The pool's size: 1 to MAX_AGENTS."""
-    value = _count(text)
-    if value > MAX_AGENTS:
-        raise argparse.ArgumentTypeError(f"{text}: give at most {MAX_AGENTS} (each agent is a Ray actor, a process "
-                                         "of its own; agents wait for the model, so a few serve many runs)")
-    return value
-
-
 def _shipped_names() -> str:
     """The shipped tasks' names, found without importing the task library (pandas):
     ``find_spec`` imports only the empty ``benchmarks`` package."""
@@ -118,35 +94,6 @@ def _shipped_names() -> str:
     names = sorted(n for r in roots if os.path.isdir(r) for n in os.listdir(r)
                    if os.path.isfile(os.path.join(r, n, "config.yaml")))
     return ", ".join(names) or "none installed"
-
-
-def _name(text: str) -> str:
-    """A project's name as given: not empty (an empty --project was taken as none, and
-    the run went to a new project); the bus checks the rest of the name."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("give a name (letters, digits, '-', '_', '.'), or leave the option out")
-    return text
-
-
-def _whole(text: str, least: int, why: str) -> int:
-    """A whole number from ``least`` up (argparse turns the error into one line)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < least:
-        raise argparse.ArgumentTypeError(f"{text}: give {least} or more{why}")
-    return value
-
-
-def _seq(text: str) -> int:
-    """An event's sequence number: a whole number from 0 up."""
-    return _whole(text, 0, " (sequence numbers start at 1)")
-
-
-def _count(text: str) -> int:
-    """A whole number from 1 up."""
-    return _whole(text, 1, "")
 
 
 def _command(sub: argparse._SubParsersAction, name: str, command: str, text: str, *,
@@ -211,8 +158,9 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                    "(without this switch the planner reads plan/prior.md: what similar earlier projects on this bus "
                    "found); for an honest comparison of a project on its own (default: off)")
     r.add_argument("--agents", type=_agents, default=2, help="agent actors in the pool")
-    r.add_argument("--branches", type=_count, default=2, metavar="N", help="nodes of the solution tree grown at "
-                   "once: drafts, improvements of the best, fixes of the failed, their runs in parallel (default: 2)")
+    r.add_argument("--branches", type=_branches, default=2, metavar="N", help="nodes of the solution tree grown at "
+                   f"once (1 to {MAX_BRANCHES}): drafts, improvements of the best, fixes of the failed, their runs in "
+                   "parallel (default: 2)")
     r.add_argument("--policy", help="the operator's run policy for every experiment run: a YAML file of sandbox "
                    "(bwrap or none), network, memory_mb, disk_mb, max_timeout_s, env and other limits (default: "
                    "bubblewrap where it runs, no network, 4096 MB)")

@@ -126,7 +126,8 @@ def check_model(llm):
     why = ("as asked; " if asked != "auto" else "") + (
         "the server takes tools" if caps.tools else f"the server refuses tools: {caps.tools_error}")
     console.print(f"model {untrusted(llm.model)} at {untrusted(llm.base_url)}: tool calls [bold]{llm.tool_calling}"
-                  f"[/bold] ({untrusted(why)}), context window {llm.context_tokens or 'unknown'} tokens",
+                  f"[/bold] ({untrusted(why)}), context window "
+                  f"{f'{llm.context_tokens} tokens' if llm.context_tokens else 'unknown'}",
                   markup=True, highlight=False)  # the server's error message is the server's: escaped
     return llm
 

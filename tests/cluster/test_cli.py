@@ -66,6 +66,9 @@ def test_user_mistakes_are_one_line_before_anything_starts(tmp_path, capsys):
         (["paper", "scaling-knn-vs-forest", "--reproduce-timeout", "0"], "--reproduce-timeout '0': use a positive"),
         (["run", "digits", "--agents", "-3"], "-3: give 1 or more"),
         (["run", "digits", "--branches", "-2"], "-2: give 1 or more"),
+        # The breaker: "invalid OrchestratorConfig setting: branches: Input should be ...".
+        (["run", "digits", "--branches", "65"], "--branches: 65: give at most 64"),
+        (["run", "digits", "--branches", "999"], "--branches: 999: give at most 64"),
         (["run", "digits", "--budget", "99999d"], "give at most 365d"),
         (["run", "digits", "--budget", "1e300"], "give at most 365d"),
         (["leaderboard", "nosuch"], "no sweep 'nosuch' under"),

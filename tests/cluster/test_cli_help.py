@@ -328,3 +328,11 @@ def test_aisci_pause_is_said_by_the_driver_as_sigterm_is(ray_cluster, tmp_path, 
     assert "(raylet)" not in out, out[-2000:]  # "Task OrchestratorActor.run failed ... retries remaining": Ray's
     paused = [e["summary"] for e in Bus(root).project("pp").events().to_pylist() if e["kind"] == "paused"]
     assert paused and "grace period over" in paused[-1], paused
+
+
+def test_the_clis_bound_on_branches_is_the_orchestrators():
+    from actors.orchestrator import OrchestratorConfig
+    from cluster.cli import MAX_BRANCHES
+
+    bound = [m.le for m in OrchestratorConfig.model_fields["branches"].metadata if hasattr(m, "le")]
+    assert bound == [MAX_BRANCHES]
