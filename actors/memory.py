@@ -223,7 +223,8 @@ def build_prior(bus: Bus, project: str, profile: TaskProfile) -> Prior:
         scored = scored.assign(key=sign * scored["score"]).sort_values(["key", "order"], kind="stable")
         best = scored.iloc[0]
         failed: dict[str, int] = {}
-        for r in runs[runs["status"].notna() & (runs["status"] != "ok")].itertuples():
+        # A refused run (the budget spent, a limit) never ran: it says nothing of its model.
+        for r in runs[runs["status"].notna() & ~runs["status"].isin(["ok", "refused"])].itertuples():
             model, _ = _template(_command(bus, name, r.hash))
             failed[model or str(r.run)[:40]] = failed.get(model or str(r.run)[:40], 0) + 1
         prior.projects.append(PriorProject(

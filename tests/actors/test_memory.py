@@ -235,3 +235,12 @@ def test_a_winning_ensemble_carries_its_members_into_the_prior(bus):
     assert best.members == [{"run": names[i], "model": GRID[i][0], "params": GRID[i][1]} for i in (3, 4)]
     assert build_prior(bus, "new", DIGITS).runs[1].members == []  # a plain run has none
     assert f"  - member `{names[3]}`: --model {GRID[3][0]}" in render(build_prior(bus, "new", DIGITS))
+
+
+def test_a_refused_run_is_not_counted_as_not_ok(bus):
+    """The breaker: three runs refused as the budget ended were listed as 'not ok' in the
+    next project's prior (by their run ids): a refused run never ran."""
+    make_project(bus, "first", DIGITS, digits_runs([0.90, 0.91]) + [("knn", {"n_neighbors": 7}, "refused", None),
+                                                                   ("forest", {"n_estimators": 200}, "timeout", None)])
+    near = build_prior(bus, "second", DIGITS).projects[0]
+    assert near.failed == {"forest": 1}, near.failed
