@@ -312,6 +312,14 @@ def run_job(bus: Bus, job: ProjectJob, pool: AgentPool | None = None, grace_s: f
         return _run_prepared(bus, job, pool, grace_s, quiet, t0, ended_before)
 
 
+def _took(proj, job: ProjectJob, wall_s: float) -> str:
+    """The project's active time (every start, pauses excluded: what its budget counts)
+    and, after a resume, this start's (the breaker read a resumed run's 30.5 s as the
+    project's, which had run 59 s)."""
+    active = State.from_events(proj.events(), job.orchestrator).elapsed_s
+    return f"{wall_s:.1f} s" if abs(active - wall_s) < 1 else f"{active:.1f} s of project time ({wall_s:.1f} s this start)"
+
+
 def _run_prepared(bus: Bus, job: ProjectJob, pool: AgentPool | None, grace_s: float, quiet: bool, t0: float,
                   ended_before: bool) -> ProjectOutcome:
     proj = bus.project(job.project)
@@ -338,7 +346,7 @@ def _run_prepared(bus: Bus, job: ProjectJob, pool: AgentPool | None, grace_s: fl
         out.grade = finish_project(bus, job.project, job.task, job.task_options)
     if not quiet:
         grade = out.grade
-        console.print(f"[bold]{untrusted(out.reason)}[/bold] after {out.steps} steps, {out.wall_s:.1f} s")
+        console.print(f"[bold]{untrusted(out.reason)}[/bold] after {out.steps} steps, {_took(proj, job, out.wall_s)}")
         console.print(f"grade: score {grade.score} ({'valid' if grade.valid_submission else untrusted(grade.reason)}), "
                       f"[bold]{grade.standing}[/bold]; "
                       f"report: {untrusted(proj.dir / 'report' / 'report.md', 1000)}")

@@ -70,6 +70,7 @@ def test_sigterm_pauses_and_resume_finishes(tmp_path):
     resumed = _aisci(tmp_path, "resume", "spot")
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]
+    assert "s of project time (" in out and "s this start)" in out, out[-1500:]  # every start's time, and this one's
     final = State.from_events(bus.project("spot").events())
     assert final.stopped.startswith("every phase is done; submission: submission/submission.csv is in place")
     before, everything = events, bus.project("spot").events().to_pylist()
