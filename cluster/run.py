@@ -389,6 +389,10 @@ def make_job(task_dir: str, project: str | None = None, llm: LLMConfig | None = 
     check_project_name(project)  # before Ray starts or anything is written (a one-line error)
     if target is not None and not math.isfinite(target):
         raise UserError(f"--target {target}: give a finite score to stop at (e.g. 0.97), or leave it out")
+    low, high = task.metric.bounds
+    if target is not None and not low <= target <= high:  # never reached: the project would run its whole budget
+        raise UserError(f"--target {target:g}: {task.metric.name} scores lie in [{low:g}, {high:g}]; give a score "
+                        "there, or leave it out")
     config = OrchestratorConfig(project=project, task_kind=task.kind, data_kind=data_kind,
                                 is_lower_better=task.is_lower_better, target=target, budget_s=budget_s,
                                 bus_memory=bus_memory, branches=branches, search=search)

@@ -155,12 +155,15 @@ class Metric:
             number; in [0, 1] where the competition's grader asks), ``label`` (a class,
             compared with the answers' label) or ``value`` (a finite number).
         fn: ``fn(y_true, y_pred) -> float`` on aligned arrays, ``(rows, columns)``.
+        bounds: the scores the metric can give, (lowest, highest), from its definition
+            (a target outside them can never be reached).
     """
 
     name: str
     is_lower_better: bool
     predicts: str
     fn: Callable[[np.ndarray, np.ndarray], float]
+    bounds: tuple[float, float] = (float("-inf"), float("inf"))
 
     def score(self, y_true, y_pred) -> float:
         """The metric of aligned ``y_pred`` against ``y_true`` (not rounded).
@@ -181,13 +184,13 @@ class Metric:
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("auc-roc", False, "probability", _roc_auc),
-    Metric("log-loss", True, "probability", _binary_log_loss),
-    Metric("multi-class-log-loss", True, "probability", _multiclass_log_loss),
-    Metric("quadratic-weighted-kappa", False, "label", _quadratic_weighted_kappa),
-    Metric("root-mean-squared-error", True, "value", _rmse),
-    Metric("mean-column-wise-rmsle", True, "value", _rmsle),
-    Metric("accuracy", False, "label", _accuracy),
+    Metric("auc-roc", False, "probability", _roc_auc, (0.0, 1.0)),
+    Metric("log-loss", True, "probability", _binary_log_loss, (0.0, float("inf"))),
+    Metric("multi-class-log-loss", True, "probability", _multiclass_log_loss, (0.0, float("inf"))),
+    Metric("quadratic-weighted-kappa", False, "label", _quadratic_weighted_kappa, (-1.0, 1.0)),
+    Metric("root-mean-squared-error", True, "value", _rmse, (0.0, float("inf"))),
+    Metric("mean-column-wise-rmsle", True, "value", _rmsle, (0.0, float("inf"))),
+    Metric("accuracy", False, "label", _accuracy, (0.0, 1.0)),
 )}
 
 # Other spellings of the same arithmetic in MLE-bench's config.yaml files.

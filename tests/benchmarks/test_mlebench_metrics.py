@@ -256,3 +256,27 @@ def test_each_grader_agrees_with_sklearn_and_ranks_better_submissions_better(cid
 def test_the_docstring_examples_run():
     for module in (package, competitions, metrics, submission):
         assert doctest.testmod(module).failed == 0, module.__name__
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_every_metrics_scores_lie_in_its_bounds(seed):
+    """`Metric.bounds` (what `--target` is checked against) holds every score: random
+    predictions, perfect ones and the worst labels."""
+    from benchmarks.mlebench.metrics import METRICS
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, size=(200, 1))
+    binary = rng.integers(0, 2, size=(200, 1))
+    probs = rng.random((200, 1))
+    values = rng.random((200, 1)) * 10
+    cases = {"label": [(labels, rng.integers(0, 3, size=(200, 1))), (labels, labels), (labels, 2 - labels)],
+             "probability": [(binary, probs), (binary, binary.astype(float)), (binary, 1.0 - binary)],
+             "value": [(values, values), (values, values * 3)]}
+    for metric in METRICS.values():
+        low, high = metric.bounds
+        for y_true, y_pred in cases[metric.predicts]:
+            if metric.name == "multi-class-log-loss":
+                y_true = np.eye(2)[binary[:, 0]]
+                y_pred = np.column_stack([1 - probs[:, 0], probs[:, 0]])
+            score = metric.score(y_true, y_pred)
+            assert low <= score <= high, (metric.name, score)

@@ -70,6 +70,9 @@ def test_user_mistakes_are_one_line_before_anything_starts(tmp_path, capsys):
         (["run", "digits", "--branches", "65"], "--branches: 65: give at most 64"),
         (["run", "digits", "--branches", "999"], "--branches: 999: give at most 64"),
         (["run", "digits", "--budget", "99999d"], "give at most 365d"),
+        # A target the metric never gives: the project ran its whole budget (digits: accuracy).
+        (["run", "digits", "--target", "5"], "--target 5: accuracy scores lie in [0, 1]"),
+        (["run", "digits", "--target", "-0.1"], "--target -0.1: accuracy scores lie in [0, 1]"),
         (["run", "digits", "--budget", "1e300"], "give at most 365d"),
         (["leaderboard", "nosuch"], "no sweep 'nosuch' under"),
         (["status", "--sweep", "nosuch"], "no sweep 'nosuch' under"),
