@@ -115,9 +115,8 @@ class _ScriptedJudgeLLM:
 
     def complete(self, request: LLMRequest) -> LLMReply:
         text = self.judge(request.messages, request.response_schema or {})
-        chars = sum(len(str(m.get("content") or "")) for m in request.messages)
-        return LLMReply(text=text, prompt_tokens=chars // 4, completion_tokens=len(text) // 4,
-                        model=self.model, backend="scripted")
+        # Rules, not a model: no tokens (estimated ones counted in a project's token totals).
+        return LLMReply(text=text, prompt_tokens=0, completion_tokens=0, model=self.model, backend="scripted")
 
 
 def judge_model(config: JudgeConfig, bus_config: dict, project: str, instance: str):

@@ -154,6 +154,7 @@ def test_the_baseline_reproduces_the_shipped_paper_and_the_scripted_judge_grades
     assert graded and json.loads(proj.read_object(graded[-1]["hash"]))["score"] == grade["score"]
     judge_calls = [e for e in events if e["kind"] == "llm_call" and (e["instance"] or "").startswith("judge-")]
     assert judge_calls  # the judge's calls are recorded like any model call
+    assert all(not e["prompt_tokens"] and not e["completion_tokens"] for e in judge_calls)  # rules, not a model
     report = viewer.read("report/report.md")
     assert "PaperBench score" in report and "PaperBench score" in said and "self-check before finishing" in report
     # Ended: the same command says so and does nothing; so does `aisci resume`.
