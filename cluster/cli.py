@@ -220,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     _project_arg(p)
     p.add_argument("--reason", default="paused by `aisci pause`", help="why, recorded on the bus")
     y = _command(sub, "replay", "cli_run:cmd_replay", "run a recorded project again with no model: its recorded "
-                 "model calls, at full speed", uses_ray=True)
+                 "model calls, at full speed (a paper project: its grade, from the judge's recorded calls)",
+                 uses_ray=True)
     _project_arg(y, "the recorded project")
     y.add_argument("--project", type=_name, dest="into", help="the new project's name (default: <project>-replay-<time>)")
     y.add_argument("--realtime", action="store_true", help="keep each model call's recorded latency")

@@ -179,9 +179,27 @@ def cmd_sweep(bus: Bus, args: argparse.Namespace) -> None:
 
 
 def cmd_replay(bus: Bus, args: argparse.Namespace) -> None:
+    if load_job(bus, args.project).orchestrator.track == "paper":
+        return _replay_paper_grade(bus, args)
     job = replay_job(bus, args.project, args.into, args.realtime)  # checked before Ray starts
     _connect(args.address)
     finish([run_job(bus, job, grace_s=args.grace)])
+
+
+def _replay_paper_grade(bus: Bus, args: argparse.Namespace) -> None:
+    """A paper project's replay: its grade from the judge's recorded calls, no model, no
+    Ray, nothing written (``cluster.paper_replay``); exit 70 where it differs."""
+    from .paper_replay import replay_grade
+
+    if args.into:
+        raise UserError(f"{args.project} reproduces a paper: its replay re-grades it from the judge's recorded "
+                        "calls and writes nothing; leave --project out")
+    replayed, recorded, differ = replay_grade(bus, args.project)
+    said = f"{replayed.score:.3f} ({replayed.num_leaf_nodes} leaves) against the recorded {recorded['score']:.3f}"
+    if differ:
+        console.print(f"[red]the replayed grade differs[/red]: {said}; leaves: {untrusted('; '.join(differ), 2000)}")
+        raise SystemExit(EXIT_FAILED)
+    console.print(f"replayed the judge's recorded calls with no model: PaperBench score {said}, the same on every leaf")
 
 
 def _task_id(job: ProjectJob) -> str:

@@ -46,7 +46,7 @@ from bus import Bus, BusConfig
 
 from .errors import UserError
 
-__all__ = ["JudgeConfig", "JudgedGrade", "grade_submission", "leaf_paths", "parse_judge"]
+__all__ = ["JudgeConfig", "JudgedGrade", "grade_submission", "judge_instance", "leaf_paths", "parse_judge"]
 
 PROGRESS_EVERY_S = 30.0  # a progress line while the judge works (a real model: minutes for a rubric)
 
@@ -141,11 +141,17 @@ def leaf_paths(rubric: TaskNode, path: str = "root") -> list[tuple[str, TaskNode
     return [pl for i, c in enumerate(rubric.sub_tasks) for pl in leaf_paths(c, f"{path}/sub_tasks/{i}")]
 
 
+def judge_instance(path: str) -> str:
+    """The name a leaf's judge calls are recorded under (``logs/llm/<it>/``): ``root/sub_tasks/0/sub_tasks/2``
+    is ``judge-r.0.2``."""
+    return "judge-" + path.replace("root", "r").replace("/sub_tasks/", ".")
+
+
 @ray.remote(num_cpus=0, max_retries=0)  # waits on the model: no CPU reserved
 def _grade_leaf(paper_dir: str, submission: str, config: dict, code_only: bool, bus_config: dict, project: str,
                 path: str) -> dict:
     judge_config = JudgeConfig.model_validate(config)
-    instance = "judge-" + path.replace("root", "r").replace("/sub_tasks/", ".")
+    instance = judge_instance(path)
     judge = SimpleJudge(Paper(paper_dir), submission, judge_model(judge_config, bus_config, project, instance),
                         code_only=code_only, max_prompt_chars=judge_config.max_prompt_chars(),
                         max_answer_chars=judge_config.max_answer_chars())

@@ -39,11 +39,12 @@ from bus.paths import check_project_name
 
 from . import scratch
 from .driver import console
-from .job import ProjectJob, ProjectOutcome, save_job
-from .lease import DriverLease
 from .engine import place_engine
 from .errors import UserError
+from .job import ProjectJob, ProjectOutcome, save_job
+from .lease import DriverLease
 from .paper_grade import JudgedGrade, grade_json, grade_submission
+from .paper_replay import keep_outputs
 from .paper_reproduce import (
     absolute_paths,
     export_submission,
@@ -196,7 +197,8 @@ def finish_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, out: PaperO
         out.reproduction = repro
         log = (folder / "reproduce.log").read_bytes()
         system.write("report/reproduce.log", log, summary=f"output of reproduce.sh ({repro.log_bytes} bytes)")
-        record = {**repro.model_dump(), "commit": commits[-1] if commits else None, "commits": len(commits)}
+        kept = keep_outputs(system, folder, set(files))  # what the judge reads of them: a replay rebuilds it
+        record = {**repro.model_dump(), "commit": commits[-1] if commits else None, "commits": len(commits), **kept}
         system.write("report/reproduction.json", json.dumps(record, indent=1),
                      summary="how the reproduction went")
         system.record("reproduced", f"reproduce.sh {_said(repro)} in {repro.repro_execution_time_s:.1f} s",

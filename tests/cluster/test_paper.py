@@ -169,10 +169,30 @@ def test_the_baseline_reproduces_the_shipped_paper_and_the_scripted_judge_grades
     assert main(["--root", root, "status", "knn"]) == 0
     table = capsys.readouterr().out
     assert f"│ {grade['score']:g} " in table and "(paper)" in table, table
-    # A replay is for `aisci run` projects: one line, before Ray, not a grader's config error.
-    assert main(["--root", root, "replay", "knn"]) == 2
-    err = capsys.readouterr().err
-    assert "reproduces a paper" in err and "validation" not in err and err.count("\n") == 1, err
+    # A replay of a paper project re-grades it from the judge's recorded calls, with no
+    # model and nothing written: the same grade on every leaf (46 calls replayed).
+    n = proj.events().num_rows
+    assert main(["--root", root, "replay", "knn"]) == 0
+    said = capsys.readouterr().out
+    assert f"PaperBench score {grade['score']:.3f} (23 leaves) against the recorded {grade['score']:.3f}" in said, said
+    assert "the same on every leaf" in said and proj.events().num_rows == n
+    kept = json.loads(viewer.read("report/reproduction.json"))
+    assert kept["outputs_complete"] and viewer.exists("report/reproduced/results.csv"), kept
+    # A recorded verdict changed on the bus (a new version of its transcript): the replay says
+    # which leaf differs, exit 70 (the grade no longer follows from the recording).
+    system = proj.as_role("system", "t")
+    verdict = next(p for p in system.list("logs/llm/judge-r.0.0") if '"score"' in
+                   json.loads(system.read(p)).get("reply", {}).get("text", ""))
+    call = json.loads(system.read(verdict))
+    answer = json.loads(call["reply"]["text"])
+    call["reply"]["text"] = json.dumps({**answer, "score": 1 - answer["score"]})
+    system.write(verdict, json.dumps(call))
+    with pytest.raises(SystemExit) as exited:
+        main(["--root", root, "replay", "knn"])
+    assert exited.value.code == 70
+    assert "the replayed grade differs" in capsys.readouterr().out
+    assert main(["--root", root, "replay", "knn", "--project", "x"]) == 2  # a paper's replay makes no project
+    assert "writes nothing" in capsys.readouterr().err
 
 
 @pytest.mark.slow

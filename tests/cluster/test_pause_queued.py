@@ -43,8 +43,10 @@ def test_runs_waiting_at_a_pause_are_withdrawn_and_the_resume_runs_them_once(ray
     first = threading.Thread(target=lambda: box.append(run_job(bus, job, grace_s=GRACE_S, quiet=True)))
     first.start()
     deadline = time.monotonic() + 300
-    while not _events(bus, "experiment_start"):  # one run going, two waiting for its CPUs
-        assert time.monotonic() < deadline, "no run started within 300 s"
+    # One run going, two dispatched and waiting for its CPUs (beside a CPU-bound job the
+    # second and third dispatches came after the pause: then nothing waits to withdraw).
+    while not (_events(bus, "experiment_start") and len([e for e in _events(bus, "dispatch") if e["run"]]) >= 3):
+        assert time.monotonic() < deadline, "three runs were not dispatched, one started, within 300 s"
         time.sleep(0.1)
     bus.project("pq").as_role("system", "cli").record("pause_requested", "paused by `aisci pause`")
     first.join(timeout=GRACE_S + 120)
