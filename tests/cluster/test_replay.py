@@ -104,5 +104,8 @@ def test_a_project_cut_by_its_budget_between_two_calls_replays_to_a_clean_stop(r
     ends = [e["summary"] for e in events if e["kind"] == "agent_end"]
     assert len(ends) == 1 and ends[0].startswith("budget: stopped after"), ends
     assert "failed" not in [e["kind"] for e in events]
-    assert any("recording" in e["summary"] for e in events if e["kind"] in ("agent_end", "stopped")), \
-        [(e["kind"], e["summary"]) for e in events][-8:]
+    # Where the replay asked past the recording, that is said; beside a CPU-bound job its
+    # start-up left the real `sleep 10` under a second, and the replay's own budget ended it
+    # first: a clean stop too (RecordingEnded itself: tests/actors/test_agent.py).
+    said = [e["summary"] for e in events if e["kind"] in ("agent_end", "stopped")]
+    assert any("recording" in s or "wall-clock budget" in s for s in said), said
