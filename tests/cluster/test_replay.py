@@ -75,15 +75,16 @@ def test_a_recorded_project_replays_to_the_same_events_much_faster(ray_cluster, 
     assert "exists already" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # a whole project, then its replay (40-50 s)
+@pytest.mark.slow  # a whole project, then its replay (60-80 s)
 def test_a_project_cut_by_its_budget_between_two_calls_replays_to_a_clean_stop(ray_cluster, bus, capsys):
     """The recorded agent's first call takes 12 s of model time, its `run` the rest of
-    the 20 s budget: it stops before its second call, and the orchestrator stops on the
-    budget, neither asking the model again. At full speed the replay reaches both
+    the 40 s budget: it stops before its second call, and the orchestrator stops on the
+    budget, neither asking the model again (a 20 s budget was too short beside a
+    CPU-bound job: the coder's actor once started after it, with no call at all). At full speed the replay reaches both
     points inside the budget and asks past the recording: that is a stop as the
     recorded one, not a fault (CI's vLLM stage: the replay of a project whose budget
     ended during ensemble-1's run failed with ScriptExhausted, exit 70)."""
-    first = reply(calls=[("run", {"command": "sleep 10"})])
+    first = reply(calls=[("run", {"command": "sleep 30"})])
     first.latency_s = 12.0
     script = {
         "orchestrator": [reply(text=json.dumps({"action": "dispatch", "role": "coder", "goal": "Try the machine",
@@ -91,7 +92,7 @@ def test_a_project_cut_by_its_budget_between_two_calls_replays_to_a_clean_stop(r
         "coder-1": [first.model_dump(), reply(calls=[("finish", {"summary": "never asked for in the recording"})]).model_dump()],
     }
     out = run_task(bus, str(shipped_tasks()["digits"]), project="cut", llm=LLMConfig(backend="scripted", script=script),
-                   budget_s=20, allow_unsandboxed=True)
+                   budget_s=40, allow_unsandboxed=True)
     assert out.reason.startswith("wall-clock budget spent"), out.reason
     calls = [e["role"] for e in bus.project("cut").events().to_pylist() if e["kind"] == "llm_call"]
     assert calls == ["orchestrator", "coder"], calls  # the finish was never asked for
@@ -105,7 +106,7 @@ def test_a_project_cut_by_its_budget_between_two_calls_replays_to_a_clean_stop(r
     assert len(ends) == 1 and ends[0].startswith("budget: stopped after"), ends
     assert "failed" not in [e["kind"] for e in events]
     # Where the replay asked past the recording, that is said; beside a CPU-bound job its
-    # start-up left the real `sleep 10` under a second, and the replay's own budget ended it
+    # start-up left the real `sleep 30` under a second, and the replay's own budget ended it
     # first: a clean stop too (RecordingEnded itself: tests/actors/test_agent.py).
     said = [e["summary"] for e in events if e["kind"] in ("agent_end", "stopped")]
     assert any("recording" in s or "wall-clock budget" in s for s in said), said
