@@ -35,7 +35,12 @@ from bus import Bus, BusError, RoleView
 from . import scratch
 from .errors import UserError
 from .paper_grade import judge_instance
-from .paper_reproduce import export_submission, submission_files
+from .paper_reproduce import (
+    export_submission,
+    reproduction_start,
+    submission_files,
+    written_files,
+)
 from .paper_settings import settings_of
 
 __all__ = ["KEPT", "keep_outputs", "replay_grade"]
@@ -49,33 +54,25 @@ def keep_outputs(system: RoleView, folder: Path, given: set[str]) -> dict:
     """Put the files the reproduction wrote or changed in ``folder`` (dated at or after
     its start) that a judge can be shown onto the bus under ``KEPT``; returns what was
     kept (for ``report/reproduction.json``): ``outputs_kept`` and ``outputs_complete``."""
-    stamp = folder / "reproduce.log.creation_time"
-    try:
-        started = float(stamp.read_text().strip())
-    except (OSError, ValueError):
+    started = reproduction_start(folder)
+    if started is None:
         return {"outputs_kept": 0, "outputs_complete": False}
     cap = Limits().max_file_bytes
     kept, total, complete = 0, 0, True
-    for here, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(here, d))
-                         and not any(s in d for s in SKIPPED_DIRS))
-        for name in sorted(names):
-            path = Path(here) / name
-            rel = path.relative_to(folder).as_posix()
-            if rel.startswith("reproduce.log") or path.suffix not in _SHOWN or path.is_symlink() \
-                    or not path.is_file() or (path.stat().st_mtime < started and rel in given):
-                continue
-            with open(path, "rb") as f:
-                data = f.read(cap)
-            if kept >= MAX_KEPT_FILES or total + len(data) > MAX_KEPT_BYTES:
-                complete = False
-                continue
-            try:
-                system.write(f"{KEPT}/{rel}", data, summary="written by the reproduction (what the judge reads)")
-            except BusError:  # a name the bus refuses: the replay will miss it
-                complete = False
-                continue
-            kept, total = kept + 1, total + len(data)
+    for rel, path, _ in written_files(folder, given, started):
+        if path.suffix not in _SHOWN or any(s in part for s in SKIPPED_DIRS for part in rel.split("/")[:-1]):
+            continue  # never shown to a judge
+        with open(path, "rb") as f:
+            data = f.read(cap)
+        if kept >= MAX_KEPT_FILES or total + len(data) > MAX_KEPT_BYTES:
+            complete = False
+            continue
+        try:
+            system.write(f"{KEPT}/{rel}", data, summary="written by the reproduction (what the judge reads)")
+        except BusError:  # a name the bus refuses: the replay will miss it
+            complete = False
+            continue
+        kept, total = kept + 1, total + len(data)
     return {"outputs_kept": kept, "outputs_complete": complete}
 
 

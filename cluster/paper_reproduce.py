@@ -34,8 +34,8 @@ from bus import BusError, Project, RoleView
 from . import confine, sandbox, scratch
 from .experiments import _stream_output
 
-__all__ = ["LOG_CAP_BYTES", "RUN_ID", "absolute_paths", "export_submission", "reproduce", "submission_files",
-           "submission_history"]
+__all__ = ["LOG_CAP_BYTES", "RUN_ID", "absolute_paths", "export_submission", "reproduce", "reproduction_start",
+           "submission_files", "submission_history", "workspace_paths", "written_files"]
 
 RUN_ID = "reproduce"
 LOG_CAP_BYTES = 20_000_000  # the judge reads the first 200 kB; the rest is kept for people, up to this
@@ -121,6 +121,40 @@ def submission_history(proj: Project, system: RoleView) -> list[tuple[str, bytes
         out.append((r["path"][len("submission/"):], data,
                     f"{r['path']} v{r['version']} by {r['instance']}: {r['summary'] or ''}"))
     return out
+
+
+def workspace_paths(bus, project: Project, files: dict[str, bytes]) -> list[str]:
+    """``absolute_paths`` of this workspace: the project's folder and the bus's root,
+    resolved or not, the most precise first (the end's refusal and the self-check's)."""
+    roots = [str(project.dir.resolve()), str(project.dir), str(bus.root.resolve()), str(bus.root)]
+    return absolute_paths(files, list(dict.fromkeys(roots)))
+
+
+def reproduction_start(folder: Path) -> float | None:
+    """When the reproduction in ``folder`` started, as its runner wrote it before the
+    script ran (``reproduce.log.creation_time``; the script could rewrite it: a hint)."""
+    try:
+        return float((folder / "reproduce.log.creation_time").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def written_files(folder: Path, given: set[str], started: float):
+    """(path relative to ``folder``, path, size) of the regular files the reproduction made
+    or changed: not among ``given``, or dated at or after ``started`` (the copy is dated
+    before it, ``prepare_reproduction``); links never followed, the runner's
+    reproduce.log* left out, in a stable order."""
+    for here, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(here, d)))
+        for name in sorted(names):
+            path = Path(here) / name
+            rel = path.relative_to(folder).as_posix()
+            if rel in ("reproduce.log", "reproduce.log.creation_time") or path.is_symlink() or not path.is_file():
+                continue
+            st = path.stat()
+            if st.st_mtime < started and rel in given:
+                continue
+            yield rel, path, st.st_size
 
 
 def absolute_paths(files: dict[str, bytes], forbidden: list[str]) -> list[str]:

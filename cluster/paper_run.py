@@ -46,11 +46,11 @@ from .lease import DriverLease
 from .paper_grade import JudgedGrade, grade_json, grade_submission
 from .paper_replay import keep_outputs
 from .paper_reproduce import (
-    absolute_paths,
     export_submission,
     reproduce,
     submission_files,
     submission_history,
+    workspace_paths,
 )
 from .paper_settings import NOT_GRADED, SETTINGS_FILE, PaperSettings
 from .quick_run import SandboxExecutor
@@ -177,8 +177,7 @@ def finish_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, out: PaperO
                       f"{'; '.join(out.blacklist_hits)[:300]}", status="disqualified")
         say(f"[red]blacklist[/red]: {len(out.blacklist_hits)} hits (report/blacklist.json): PaperBench disqualifies")
     files = submission_files(system)
-    roots = [str(proj.dir.resolve()), str(proj.dir), str(bus.root.resolve()), str(bus.root)]  # the most precise first
-    out.refused = absolute_paths(files, list(dict.fromkeys(roots)))
+    out.refused = workspace_paths(bus, proj, files)
     scratch_dir = str(bus.root / "scratch" / job.project / "reproduce")
     folder: Path | None = None
     if out.refused:

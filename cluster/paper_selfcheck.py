@@ -12,7 +12,6 @@ wrote is reported by name and size, the small text files whole.
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -21,7 +20,13 @@ from actors.self_check import SHOWN_FILE_CHARS, SHOWN_TOTAL_CHARS, SelfCheck
 from bus import Bus
 
 from . import sandbox, scratch
-from .paper_reproduce import absolute_paths, reproduce, submission_files
+from .paper_reproduce import (
+    reproduce,
+    reproduction_start,
+    submission_files,
+    workspace_paths,
+    written_files,
+)
 from .paper_settings import settings_of
 
 __all__ = ["self_check"]
@@ -48,8 +53,7 @@ def self_check(bus: Bus, project: str, instance: str, timeout_s: float | None, p
     if "reproduce.sh" not in files:
         return SelfCheck(status="missing", timeout_s=limit, reason="write submission/reproduce.sh: the grader runs "
                          "`bash reproduce.sh` in a fresh copy of submission/")
-    roots = [str(proj.dir.resolve()), str(proj.dir), str(bus.root.resolve()), str(bus.root)]
-    if refused := absolute_paths(files, list(dict.fromkeys(roots))):
+    if refused := workspace_paths(bus, proj, files):
         return SelfCheck(status="refused", reason="the submission names absolute paths of this workspace, which the "
                          f"grader's fresh copy does not have (the grader refuses it): {'; '.join(refused)[:400]}; "
                          "use paths relative to reproduce.sh's folder")
@@ -81,27 +85,14 @@ def _outputs(folder: Path, given: set[str]) -> tuple[dict[str, int], dict[str, s
     """Files the script made or changed (dated at or after the start: the copy's files
     are dated before it, ``prepare_reproduction``), never following links; the small
     text ones are also returned whole."""
-    try:  # the start, as the runner wrote it before the script ran (the script could rewrite it: a hint only)
-        started = float((folder / "reproduce.log.creation_time").read_text().strip())
-    except (OSError, ValueError):
-        started = 0.0
     outputs, shown, total = {}, {}, 0
-    for here, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(here, d)))
-        for name in sorted(names):
-            path = Path(here) / name
-            rel = path.relative_to(folder).as_posix()
-            if rel in ("reproduce.log", "reproduce.log.creation_time") or path.is_symlink() or not path.is_file():
-                continue
-            st = path.stat()
-            if st.st_mtime < started and rel in given:
-                continue
-            if len(outputs) >= _OUTPUTS_LISTED:
-                return outputs, shown
-            outputs[rel] = st.st_size
-            if st.st_size <= SHOWN_FILE_CHARS and total + st.st_size <= SHOWN_TOTAL_CHARS:
-                data = path.read_bytes()
-                if b"\x00" not in data:
-                    shown[rel] = data.decode("utf-8", "replace")
-                    total += len(data)
+    for rel, path, size in written_files(folder, given, reproduction_start(folder) or 0.0):
+        if len(outputs) >= _OUTPUTS_LISTED:
+            break
+        outputs[rel] = size
+        if size <= SHOWN_FILE_CHARS and total + size <= SHOWN_TOTAL_CHARS:
+            data = path.read_bytes()
+            if b"\x00" not in data:
+                shown[rel] = data.decode("utf-8", "replace")
+                total += len(data)
     return outputs, shown
