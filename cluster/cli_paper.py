@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 
 from actors.llm.config import parse_model
-from benchmarks.paperbench import InvalidPaper, Paper, shipped_papers
 from bus import Bus
 
 from .cli_run import _connect, _operator_policy, check_model, finish
@@ -17,27 +16,13 @@ from .display import untrusted
 from .driver import console
 from .engine import check_vllm
 from .errors import UserError
+from .paper_end import ended_line
 from .paper_grade import parse_judge
-from .paper_run import ended_line, make_paper_job, run_paper
+from .paper_run import make_paper_job, open_paper, run_paper
 from .paper_settings import PaperSettings, settings_of
 from .run import parse_budget
 
-__all__ = ["cmd_paper", "open_paper"]
-
-
-def open_paper(name_or_folder: str) -> Paper:
-    """A shipped paper by its name, or a paper folder. Raises ``UserError`` (one line)."""
-    from pathlib import Path
-    shipped = shipped_papers()
-    folder = shipped.get(name_or_folder) or Path(name_or_folder).expanduser()
-    if not Path(folder).is_dir():
-        raise UserError(f"no paper {name_or_folder!r}: give a PaperBench paper folder (config.yaml, paper.md, "
-                        f"addendum.md, rubric.json, blacklist.txt) or a shipped paper's name "
-                        f"({', '.join(sorted(shipped)) or 'none'})")
-    try:
-        return Paper(folder)
-    except InvalidPaper as e:
-        raise UserError(str(e)) from None
+__all__ = ["cmd_paper"]
 
 
 def cmd_paper(bus: Bus, args: argparse.Namespace) -> None:
@@ -47,7 +32,8 @@ def cmd_paper(bus: Bus, args: argparse.Namespace) -> None:
         check_vllm(judge.llm)  # a local path that is not there: said before Ray starts
     llm = parse_model(args.model, base_url=args.base_url, api_key_env=args.api_key_env)
     settings = PaperSettings(paper=str(paper.root), show_rubric=args.show_rubric, code_dev=args.code_dev,
-                             judge=judge, reproduce_timeout_s=parse_budget(args.reproduce_timeout, "--reproduce-timeout"))
+                             judge=judge, reproduce_timeout_s=parse_budget(args.reproduce_timeout, "--reproduce-timeout"),
+                             reproduce_gpus=args.reproduce_gpus)
     job = make_paper_job(paper, args.project, llm, parse_budget(args.budget), not args.no_bus_memory, args.agents,
                          args.allow_unsandboxed, _operator_policy(args))
     if job.project in bus.projects():

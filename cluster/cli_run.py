@@ -151,7 +151,8 @@ def _engine_settings(llm, args: argparse.Namespace):
 def cmd_resume(bus: Bus, args: argparse.Namespace) -> None:
     job = load_job(bus, args.project)  # an unknown project is one line, before Ray starts
     if job.orchestrator.track == "paper":  # resumed as `aisci paper` runs it: its settings are the operator's
-        from .paper_run import ended_line, run_paper
+        from .paper_end import ended_line
+        from .paper_run import run_paper
         from .paper_settings import settings_of
 
         settings = settings_of(bus, args.project)

@@ -49,6 +49,20 @@ _branches = _up_to(MAX_BRANCHES, "each branch is a node grown at once; Ray runs 
                    "CPUs and GPUs hold")
 
 
+MAX_GPUS = 64  # PaperSettings.reproduce_gpus' bound (not imported: --help stays fast)
+
+
+def _gpus(text: str) -> float:
+    """GPUs asked of Ray: a number from 0 to ``MAX_GPUS`` (fractions as Ray takes them)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GPUs") from None
+    if not 0 <= value <= MAX_GPUS:
+        raise argparse.ArgumentTypeError(f"{text}: give a number of GPUs from 0 to {MAX_GPUS}")
+    return value
+
+
 def _name(text: str) -> str:
     """A project's name as given: not empty (an empty --project was taken as none, and
     the run went to a new project); the bus checks the rest of the name."""

@@ -172,12 +172,14 @@ def absolute_paths(files: dict[str, bytes], forbidden: list[str]) -> list[str]:
 
 def reproduce(files: dict[str, bytes], scratch_dir: str, timeout_s: float, policy: RunPolicy,
               hidden: tuple[str, ...], cpus: float = 1.0,
-              history: list[tuple[str, bytes, str]] = ()) -> tuple[Reproduction, Path, list[str]]:
+              history: list[tuple[str, bytes, str]] = (), gpus: float = 0.0) -> tuple[Reproduction, Path, list[str]]:
     """Run the submission's reproduce.sh in a fresh copy under ``scratch_dir``.
 
     Returns (what the run did, the reproduced folder, the copy's git commits). The folder
-    is the caller's to grade and then wipe. Raises ``sandbox.MountRefused`` where a mount
-    would show a hidden path, ``SandboxUnavailable`` where bubblewrap is missing."""
+    is the caller's to grade and then wipe. ``gpus``: the GPUs Ray gave the caller, shown to
+    the script (their devices mounted; CUDA_VISIBLE_DEVICES kept by ``sandbox.run_env``).
+    Raises ``sandbox.MountRefused`` where a mount would show a hidden path,
+    ``SandboxUnavailable`` where bubblewrap is missing."""
     slot = confine.UidSlot() if policy.sandbox == "bwrap" and os.geteuid() == 0 else None
     with slot or contextlib.nullcontext():
         uid = slot.uid if slot else None
@@ -199,7 +201,7 @@ def reproduce(files: dict[str, bytes], scratch_dir: str, timeout_s: float, polic
         procs = policy.max_procs if uid is not None else confine.tasks_of_uid(os.getuid()) + policy.max_procs
         limits = {"CORE": 0, "FSIZE": policy.disk_mb << 20, "AS": policy.memory_mb << 20, "NPROC": procs}
         if policy.sandbox == "bwrap":
-            binds = sandbox.binds_for(scratch_dir, work, RUN_ID, policy, 0)
+            binds = sandbox.binds_for(scratch_dir, work, RUN_ID, policy, gpus)
             sandbox.refuse_hidden(binds, hidden, policy.ro_mounts)
             cwd = os.path.join(scratch_dir, "experiments", RUN_ID)
             spawn = lambda: sandbox.start(binds, "bash reproduce.sh", env, cwd, policy.network,

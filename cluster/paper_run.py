@@ -20,41 +20,27 @@ agent pool and bus as ``aisci run``, then reproduced and graded as PaperBench do
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from pathlib import Path
 
-import pyarrow.compute as pc
-from pydantic import Field
+import ray
 
-from actors.blacklist import hits
 from actors.llm.config import LLMConfig, actor_env
 from actors.orchestrator import OrchestratorConfig
 from actors.pool import AgentPool
 from actors.runs import RunPolicy
 from actors.state import State
-from benchmarks.paperbench import Paper, PaperGrade, Reproduction
+from benchmarks.paperbench import InvalidPaper, Paper, shipped_papers
 from bus import Bus, Project
 from bus.paths import check_project_name
 
-from . import scratch
 from .driver import console
-from .engine import place_engine
 from .errors import UserError
-from .job import ProjectJob, ProjectOutcome, save_job
+from .job import ProjectJob, save_job
 from .lease import DriverLease
-from .paper_grade import JudgedGrade, grade_json, grade_submission
-from .paper_replay import keep_outputs
-from .paper_reproduce import (
-    export_submission,
-    reproduce,
-    submission_files,
-    submission_history,
-    workspace_paths,
-)
-from .paper_settings import NOT_GRADED, SETTINGS_FILE, PaperSettings
+from .paper_end import PaperOutcome, check_end_placement, end_as_task, finish_paper
+from .paper_settings import SETTINGS_FILE, PaperSettings
 from .quick_run import SandboxExecutor
-from .report import write_report
 from .run import (
     check_not_running,
     connect,
@@ -64,16 +50,20 @@ from .run import (
 )
 from .sandbox import default_sandbox
 
-__all__ = ["PaperOutcome", "finish_paper", "import_paper", "make_paper_job", "paper_files",
-           "run_paper"]
+__all__ = ["import_paper", "make_paper_job", "open_paper", "paper_files", "prepare_paper", "run_paper"]
 
-JUDGE_ENGINE_WAIT_S = 1800.0  # a vLLM judge's start-up: 2-6 min seen on a busy 2-core machine
-
-class PaperOutcome(ProjectOutcome):
-    reproduction: Reproduction | None = None
-    refused: list[str] = Field(default_factory=list, description="Why the submission was refused (absolute paths).")
-    blacklist_hits: list[str] = Field(default_factory=list)
-    paper_grade: PaperGrade | None = None
+def open_paper(name_or_folder: str) -> Paper:
+    """A shipped paper by its name, or a paper folder. Raises ``UserError`` (one line)."""
+    shipped = shipped_papers()
+    folder = shipped.get(name_or_folder) or Path(name_or_folder).expanduser()
+    if not Path(folder).is_dir():
+        raise UserError(f"no paper {name_or_folder!r}: give a PaperBench paper folder (config.yaml, paper.md, "
+                        f"addendum.md, rubric.json, blacklist.txt) or a shipped paper's name "
+                        f"({', '.join(sorted(shipped)) or 'none'})")
+    try:
+        return Paper(folder)
+    except InvalidPaper as e:
+        raise UserError(str(e)) from None
 
 
 def paper_files(paper: Paper, show_rubric: bool = False) -> dict[str, Path]:
@@ -113,7 +103,10 @@ def make_paper_job(paper: Paper, project: str | None = None, llm: LLMConfig | No
                       hidden=(str(paper.root),))  # the rubric's folder: no run may see it
 
 
-def _prepare(bus: Bus, job: ProjectJob, paper: Paper, settings: PaperSettings) -> State:
+def prepare_paper(bus: Bus, job: ProjectJob, paper: Paper, settings: PaperSettings) -> State:
+    """``prepare`` for a paper: the paper on the bus (idempotent), the job and the
+    operator's paper settings saved, a resumed project made ready (``start_or_resume``).
+    Raises ``ProjectBusy`` where another driver runs it."""
     connect()
     check_not_running(bus, job.project)
     resumed = job.project in bus.projects()
@@ -126,10 +119,14 @@ def _prepare(bus: Bus, job: ProjectJob, paper: Paper, settings: PaperSettings) -
 
 def run_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, pool: AgentPool | None = None,
               grace_s: float = 30.0, quiet: bool = False) -> PaperOutcome:
-    """Run the project to its end (or a pause), then reproduce and grade it."""
+    """Run the project to its end (or a pause), then reproduce and grade it (``finish_paper``:
+    here, or as a Ray task where the reproduction asks for GPUs). Raises ``UserError``
+    where no node has the GPUs asked for, before anything is written."""
     paper = Paper(settings.paper)
     t0 = time.time()
-    _prepare(bus, job, paper, settings)
+    connect()
+    check_end_placement(settings)  # before anything is written
+    prepare_paper(bus, job, paper, settings)
     say = (lambda *_, **__: None) if quiet else console.print
     say(f"[bold]aisci paper[/bold] {paper.id} -> project [bold]{job.project}[/bold] on {bus.root} "
         f"(model: {job.llm.backend}{'' if job.orchestrator.bus_memory else ', bus memory OFF'})")
@@ -144,135 +141,23 @@ def run_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, pool: AgentPoo
         if out.paused or out.failed:
             say(say_not_done(out))
             return out
-        finish_paper(bus, job, settings, out, say)
+        ref = None
+        try:
+            if settings.reproduce_gpus:  # on a node with the GPUs, which the driver's may not have
+                say(f"the end (reproduction, grade) runs as a Ray task with {settings.reproduce_gpus:g} GPU...")
+                ref = end_as_task(bus, job, settings, out)
+                out, lines = ray.get(ref)
+                for line in lines:
+                    say(line)
+            else:
+                finish_paper(bus, job, settings, out, say)
+        except (KeyboardInterrupt, SystemExit) as e:  # SIGTERM (a spot instance's notice) or Ctrl-C in the end
+            if ref is not None:
+                ray.cancel(ref, force=True)
+            why = "Ctrl-C" if isinstance(e, KeyboardInterrupt) else "SIGTERM (preemption notice)"
+            out.kind, out.reason = "paused", f"{why} during its end (reproduction, grade): cut, nothing graded"
+            say(say_not_done(out))  # no `paper_ended` event: the resume does the end again
     out.wall_s = time.time() - t0
     return out
 
 
-def monitor_blacklist(proj: Project, sources: list[str]) -> list[str]:
-    """PaperBench's monitor: ``path: source`` for each agent transcript (the recorded model
-    calls, logs/llm/<instance>/) naming a blacklisted source; the judge's are not read."""
-    if not sources:
-        return []
-    system = proj.as_role("system", "monitor")
-    found = []
-    for path in system.list("logs/llm"):
-        if path.split("/")[2].startswith("judge-"):
-            continue
-        for source in hits(system.read_bytes(path).decode("utf-8", "replace"), sources):
-            found.append(f"{path}: {source}")
-    return found
-
-
-def finish_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, out: PaperOutcome, say=console.print) -> None:
-    """The end of a paper project: monitor, submission check, reproduction, grade, report."""
-    paper = Paper(settings.paper)
-    proj = bus.project(job.project)
-    system = proj.as_role("system", "paper")
-    out.blacklist_hits = monitor_blacklist(proj, paper.blacklist)
-    if out.blacklist_hits:
-        system.write("report/blacklist.json", json.dumps(out.blacklist_hits, indent=1),
-                     summary=f"{len(out.blacklist_hits)} blacklisted sources named in the agents' model calls")
-        system.record("blacklist_hit", f"the agents' model calls name blacklisted sources (PaperBench disqualifies): "
-                      f"{'; '.join(out.blacklist_hits)[:300]}", status="disqualified")
-        say(f"[red]blacklist[/red]: {len(out.blacklist_hits)} hits (report/blacklist.json): PaperBench disqualifies")
-    files = submission_files(system)
-    out.refused = workspace_paths(bus, proj, files)
-    scratch_dir = str(bus.root / "scratch" / job.project / "reproduce")
-    folder: Path | None = None
-    if out.refused:
-        system.write("report/reproduction.json", json.dumps({"refused": out.refused}, indent=1),
-                     summary="the submission was refused: it names absolute paths of the workspace")
-        system.record("submission_refused", f"the submission names absolute paths of this workspace (a fresh copy "
-                      f"elsewhere has none): {'; '.join(out.refused)[:300]}", status="refused")
-        say(f"[red]refused[/red]: the submission names absolute paths of the workspace: {'; '.join(out.refused)}")
-    elif not settings.code_dev:
-        try:
-            repro, folder, commits = reproduce(files, scratch_dir, settings.reproduce_timeout_s, job.run_policy,
-                                               job.hidden, history=submission_history(proj, system))
-        except Exception:
-            scratch.wipe(scratch_dir)
-            raise
-        out.reproduction = repro
-        log = (folder / "reproduce.log").read_bytes()
-        system.write("report/reproduce.log", log, summary=f"output of reproduce.sh ({repro.log_bytes} bytes)")
-        kept = keep_outputs(system, folder, set(files))  # what the judge reads of them: a replay rebuilds it
-        record = {**repro.model_dump(), "commit": commits[-1] if commits else None, "commits": len(commits), **kept}
-        system.write("report/reproduction.json", json.dumps(record, indent=1),
-                     summary="how the reproduction went")
-        system.record("reproduced", f"reproduce.sh {_said(repro)} in {repro.repro_execution_time_s:.1f} s",
-                      path="report/reproduce.log", status="ok" if repro.exit_code == 0 else "failed",
-                      metrics={"duration_s": repro.repro_execution_time_s, "timed_out": float(repro.timed_out),
-                               "exit_code": float(repro.exit_code if repro.exit_code is not None else -1)})
-        say(f"reproduction: reproduce.sh {_said(repro)} in {repro.repro_execution_time_s:.1f} s; "
-            f"log: {proj.dir / 'report' / 'reproduce.log'}")
-    try:
-        if out.refused:
-            pass
-        elif settings.judge is None:
-            say(NOT_GRADED)
-        else:
-            if folder is None:  # Code-Dev: the submission as written, not run
-                folder = Path(scratch.make(scratch_dir, "reproduce", None, None))
-                export_submission(files, folder)
-            judged = _judge(bus, job.project, paper, folder, settings, say)
-            if judged is not None:
-                grade = out.paper_grade = judged.grade
-                data = grade_json(judged, settings.judge)
-                digest = proj.put_object(data.encode())
-                system.write("report/paperbench.json", data, summary=f"PaperBench score {grade.score:.3f}")
-                system.record("paper_graded", f"PaperBench{' Code-Dev' if grade.code_only else ''} score "
-                              f"{grade.score:.3f} ({grade.num_leaf_nodes} leaves, {grade.num_invalid_leaf_nodes} "
-                              f"invalid; judge {settings.judge.label})", hash=digest,
-                              metrics={"score": grade.score, "invalid_leaves": float(grade.num_invalid_leaf_nodes),
-                                       "judge_wall_s": judged.wall_s, "leaves_per_min": judged.leaves_per_min})
-                say(f"PaperBench score [bold]{grade.score:.3f}[/bold] ({grade.num_leaf_nodes} leaves judged in "
-                    f"{judged.wall_s:.0f} s, {judged.leaves_per_min:.1f} a minute; judge {settings.judge.label}); "
-                    f"tree: {proj.dir / 'report' / 'paperbench.json'}")
-    finally:
-        scratch.wipe(scratch_dir)
-    write_report(proj, None)
-    say(f"report: {proj.dir / 'report' / 'report.md'}")
-
-
-def _judge(bus: Bus, project: str, paper: Paper, folder: Path, settings: PaperSettings, say) -> JudgedGrade | None:
-    """The grade; a vLLM judge's engine is placed and started first (``cluster.engine``:
-    it may take minutes on a CPU); one that cannot be is said, and the paper is not graded."""
-    judge = settings.judge
-    if judge.kind == "vllm":
-        try:
-            judge = judge.model_copy(update={"llm": place_engine(judge.llm, JUDGE_ENGINE_WAIT_S, say=say)})
-        except UserError as e:
-            say(f"not graded: the judge's vLLM engine: {e}")
-            return None
-    return grade_submission(bus, project, paper, folder, judge, settings.code_dev, say=say)
-
-
-def _said(repro: Reproduction) -> str:
-    if not repro.repro_script_exists:
-        return "is missing"
-    if repro.timed_out:
-        return "timed out"
-    return f"exited {repro.exit_code}" if repro.exit_code is not None else "did not run (the sandbox failed)"
-
-
-def paper_grade_of(bus: Bus, project: str) -> dict | None:
-    """The project's recorded PaperBench grade (by the hash on its last ``paper_graded``
-    event), or None."""
-    proj = bus.project(project)
-    events = proj.events()
-    rows = events.filter(pc.equal(events.column("kind"), "paper_graded"))
-    if rows.num_rows == 0:
-        return None
-    digest = rows.column("hash")[-1].as_py()
-    return json.loads(proj.read_object(digest)) if digest else None
-
-
-def ended_line(bus: Bus, project: str) -> str | None:
-    """What `aisci paper` and `aisci resume` say of a paper project that has ended (its
-    score, or not graded, and its report); None while it has not."""
-    if not State.from_events(bus.project(project).events()).stopped:
-        return None
-    grade = paper_grade_of(bus, project)
-    said = f"PaperBench score {grade['score']:.3f}" if grade else "not graded"
-    return f"{project} ended already ({said}); report: `aisci report {project}`"

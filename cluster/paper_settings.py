@@ -27,6 +27,10 @@ class PaperSettings(BaseModel):
                            "Development leaves graded.")
     judge: JudgeConfig | None = Field(default=None, description="Who grades; None: not graded.")
     reproduce_timeout_s: float = Field(default=3600.0, gt=0, description="reproduce.sh's time limit.")
+    reproduce_gpus: float = Field(default=0.0, ge=0, le=64, description="GPUs the end (reproduction and grade) "
+                                  "asks Ray for: it then runs as a Ray task on a node that has them, and "
+                                  "reproduce.sh sees them (CUDA_VISIBLE_DEVICES, /dev/nvidia*). PaperBench "
+                                  "reproduces on one A10.")
 
 
 def settings_of(bus: Bus, project: str) -> PaperSettings | None:

@@ -9,7 +9,7 @@ from actors.paper_baseline import read_setup, render
 from actors.paper_policy import PaperPolicy
 from actors.state import State
 from benchmarks.paperbench import Paper, shipped_papers
-from cluster.paper_run import monitor_blacklist
+from cluster.paper_end import monitor_blacklist
 
 PAPER = Paper(shipped_papers()["scaling-knn-vs-forest"])
 

@@ -11,13 +11,8 @@ from actors.runs import RunPolicy, RunRequest, RunResult, resolve
 from actors.tools import ToolBox
 from benchmarks.paperbench import Paper, shipped_papers
 from cluster.cli import main
-from cluster.paper_run import (
-    PaperOutcome,
-    finish_paper,
-    import_paper,
-    make_paper_job,
-    paper_files,
-)
+from cluster.paper_end import PaperOutcome, finish_paper
+from cluster.paper_run import import_paper, make_paper_job, paper_files
 from cluster.paper_settings import PaperSettings
 from cluster.quick_run import SandboxExecutor
 
