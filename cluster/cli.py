@@ -33,6 +33,7 @@ from .cli_types import (
     _agents,
     _branches,
     _count,
+    _gpus,
     _interval,
     _name,
     _seconds,
@@ -184,6 +185,8 @@ def _paper_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", default="24h", help="wall-clock budget of the agents: 90s, 30m, 2h, 1d")
     p.add_argument("--reproduce-timeout", default="1h", help="reproduce.sh's time limit (PaperBench's "
                    "reproduction step)")
+    p.add_argument("--reproduce-gpus", type=_gpus, default=0.0, help="GPUs for the reproduction (PaperBench "
+                   "reproduces on one A10): the end then runs as a Ray task on a node that has them")
     p.add_argument("--code-dev", action="store_true", help="PaperBench Code-Dev: no reproduction; only the "
                    "rubric's Code Development leaves are graded")
     p.add_argument("--judge", help="who grades: openai:<model> (an OpenAI-compatible server), vllm:<path> (the "
@@ -226,10 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--project", type=_name, dest="into", help="the new project's name (default: <project>-replay-<time>)")
     y.add_argument("--realtime", action="store_true", help="keep each model call's recorded latency")
     _cluster_flags(y)
-    w = _command(sub, "sweep", "cli_run:cmd_sweep", "run a grid of tasks x settings x seeds x models as concurrent "
-                 "projects; the same command resumes it", uses_ray=True)
-    w.add_argument("file", help="the sweep's YAML file: name, tasks, settings, seeds, models, budget, "
-                   "max_concurrent, agents, policy (the README's Sweeps section shows one)")
+    w = _command(sub, "sweep", "cli_run:cmd_sweep", "run a grid of tasks and papers x settings x seeds x models as "
+                 "concurrent projects; the same command resumes it", uses_ray=True)
+    w.add_argument("file", help="the sweep's YAML file: name, tasks, papers, paper, settings, seeds, models, "
+                   "budget, max_concurrent, agents, policy (the README's Sweeps section shows one)")
     _cluster_flags(w)
     s = _command(sub, "status", "cli_projects:cmd_status", "where each project stands")
     s.add_argument("project", nargs="?", help="one project (default: every project but sweeps' own)")

@@ -1,64 +1,35 @@
-"""``aisci sweep sweep.yaml``: a grid of tasks x settings x seeds x models, run as many
-projects at once on one cluster.
-
-    name: tabular
-    tasks: [breast-cancer, diabetes]        # shipped task names or task folders
-    # data_dir: ~/mlebench/data             # MLE-bench's data dir: the tasks are then competition ids there
-    # tasks: [spaceship-titanic, {id: my-comp, metric: auc-roc, id_column: key}, {id: digits, data_dir: null}]
-    settings:                               # named overrides: bus_memory, cross_project_memory (default
-                                            # off in a sweep), budget, target, max_steps, max_tokens
-      memory-on: {}
-      memory-off: {bus_memory: false}
-    seeds: [0, 1]                           # exported to every run as AISCI_SEED
-    models: [baseline]                      # baseline | openai:<model> | vllm:<path>
-    budget: 30m                             # per project, unless a setting says otherwise
-    max_concurrent: 4                       # projects running at once
-    agents: 4                               # agent actors per model (shared by all its projects)
-    policy: {network: false, memory_mb: 4096}   # the operator's run policy (actors.runs.RunPolicy)
-    allow_unsandboxed: false                # run models' code without bubblewrap where it cannot run
-    llm: {gpus: 0, max_model_len: 8192}     # vllm models' engine: the --llm-* keys, any vLLM engine arg
+"""``aisci sweep sweep.yaml``: a grid of tasks and papers x settings x seeds x models
+(the file: ``cluster.sweep_spec``), run as many projects at once on one cluster.
 
 The projects share one agent pool per model (and memory switch), one LLM engine per
 model (``actors.llm.server``) and one run queue for CPUs and GPUs (``cluster.admission``:
-round-robin between projects). The sweep
+round-robin between projects). A paper's project ends as ``aisci paper`` ends one (its
+reproduction and grade, ``cluster.paper_end``), as a Ray task: the sweep goes on while
+it reproduces, and the task asks for the GPUs the reproduction is given. The sweep
 itself is a project on the bus (``sweep-<name>``: the spec and its members), so running
 the same command again resumes it as a whole: ended projects are left alone, paused or
-interrupted ones resume, the rest start. SIGTERM pauses every running project.
-
-A task is a string (a shipped task's name or a folder; with ``data_dir``, a competition
-id in it, as ``aisci run ID --data-dir DIR``) or a ``TaskEntry`` mapping, which can give
-its own ``data_dir`` (``null``: a shipped task or folder in a sweep with a data dir)
-and what ``aisci run`` takes as flags (``metric``, ``id_column``, ``config``,
-``leaderboard``). Every task is found and checked whole before Ray starts.
+interrupted ones resume (a paper stopped before its end is ended), the rest start.
+SIGTERM pauses every running project; a paper's end in flight is cut at the grace
+period and done again by the next run.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
-from pathlib import Path
-from typing import Annotated, Any, Union
+from dataclasses import dataclass
+from typing import Any
 
 import ray
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    ValidationError,
-    field_serializer,
-)
 
 from actors.llm.capabilities import check_server
-from actors.llm.config import ModelSpecError, actor_env, parse_model, with_engine
+from actors.llm.config import actor_env
+from actors.orchestrator import failure_line
 from actors.outcome import Outcome
 from actors.pool import AgentPool
-from actors.runs import RunPolicy
 from actors.state import State
-from benchmarks.mlebench.task import InvalidTask, TaskOptions, open_task
+from benchmarks.paperbench import Paper
 from bus import Bus
 
 from .display import untrusted
@@ -68,164 +39,21 @@ from .errors import UserError
 from .grading import finish_project, grade_of
 from .job import ProjectJob, ProjectOutcome
 from .lease import DriverLease
-from .quick_run import SandboxExecutor
-from .run import (
-    connect,
-    make_job,
-    moves_off_drained_node,
-    parse_budget,
-    prepare,
-    read_yaml,
-    start_orchestrator,
+from .paper_end import (
+    JUDGE_ENGINE_WAIT_S,
+    PaperOutcome,
+    check_end_placement,
+    end_as_task,
+    paper_ended,
 )
-from .tasks import find_task
+from .paper_run import prepare_paper
+from .paper_settings import PaperSettings
+from .quick_run import SandboxExecutor
+from .run import connect, moves_off_drained_node, prepare, start_orchestrator
+from .sweep_spec import PaperOptions, Setting, SweepSpec, TaskEntry
 
-
-class Setting(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    bus_memory: bool = True
-    # Off in a sweep unless a setting turns it on: members (seeds above all) must not
-    # learn from one another, or the grid measures the order they ran in.
-    cross_project_memory: bool = False
-    budget: str | float | None = None
-    target: float | None = None
-    max_steps: int | None = Field(default=None, gt=0)
-    max_tokens: int | None = Field(default=None, gt=0)
-
-
-class TaskEntry(BaseModel):
-    """One task of a sweep, written out (a plain string in ``tasks:`` is ``{id: it}``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, description="A competition id in the data dir; with no data dir, a shipped "
-                    "task's name or a task folder.")
-    data_dir: str | None = Field(default=None, description="MLE-bench's data dir holding <id>/prepared/ (~ and "
-                                 "relative paths as on the command line); unset: the sweep's; null: none.")
-    metric: str | None = Field(default=None, description="As `aisci run --metric`.")
-    id_column: str | None = Field(default=None, description="As `aisci run --id-column`.")
-    config: str | None = Field(default=None, description="As `aisci run --config`: the competition's config.yaml.")
-    leaderboard: str | None = Field(default=None, description="As `aisci run --leaderboard`.")
-
-
-# A string or a mapping, told apart before validation, so that a mistake in a mapping is
-# reported as that (`tasks.0.entry.datadir: Extra inputs are not permitted`), not as "not a string".
-_Task = Annotated[Union[Annotated[str, Tag("name")], Annotated[TaskEntry, Tag("entry")]],
-                  Discriminator(lambda v: "name" if isinstance(v, str) else "entry")]
-
-
-class SweepSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,23}$")
-    tasks: list[_Task] = Field(min_length=1, description="Shipped task names, task folders, or (with a "
-                                         "data dir) competition ids; a mapping is a TaskEntry.")
-    data_dir: str | None = Field(default=None, description="MLE-bench's data dir (`mlebench prepare --data-dir`): "
-                                 "the tasks are competition ids there, unless an entry says otherwise.")
-    settings: dict[str, Setting] = Field(default_factory=lambda: {"default": Setting()})
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    models: list[str] = Field(default_factory=lambda: ["baseline"], min_length=1)
-    budget: str | float = "1h"
-    max_concurrent: int = Field(default=4, ge=1)
-    agents: int = Field(default=4, ge=1)
-    policy: RunPolicy | None = Field(default=None, description="The operator's run policy for every project.")
-    allow_unsandboxed: bool = False
-    llm: dict[str, Any] = Field(default_factory=dict, description="The vLLM engine's settings for the vllm models "
-                                "(actors.llm.config.EngineSettings: gpus, max_model_len, memory_fraction, any "
-                                "vLLM engine arg).")
-
-    @field_serializer("tasks")
-    def _tasks_as_written(self, tasks: list) -> list:
-        # An entry's data_dir unset (the sweep's) and null (none) differ: keep only what was written.
-        return [t if isinstance(t, str) else t.model_dump(exclude_unset=True) for t in tasks]
-
-    @classmethod
-    def load(cls, path: str | Path) -> SweepSpec:
-        """Read and check a sweep file. Raises ``UserError`` with one line saying what is wrong."""
-        data: Any = read_yaml(path, "sweep file")
-        if not isinstance(data, dict):
-            raise UserError(f"sweep file {path}: a YAML mapping of name, tasks, settings, seeds, models, budget, ... "
-                            "(benchmarks/sweeps/tabular.yaml is an example)")
-        odd = [k for k in (data.get("settings") or {}) if not isinstance(k, str)] \
-            if isinstance(data.get("settings"), dict) else []
-        if odd:  # YAML reads on/off/yes/no/true/false (and numbers) as values, not names
-            raise UserError(f"sweep file {path}: settings: the name {str(odd[0]).lower()} is read by YAML as a "
-                            f"{type(odd[0]).__name__}: quote it (e.g. \"on\": {{}})")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            first = e.errors()[0]
-            raise UserError(f"sweep file {path}: {'.'.join(map(str, first['loc'])) or 'the file'}: {first['msg']}"
-                            + (f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else "")) from None
-
-    @property
-    def project(self) -> str:
-        return f"sweep-{self.name}"
-
-    def task_folders(self) -> list[tuple[Path, TaskOptions]]:
-        """Each task's folder and options, in ``tasks`` order, each opened and checked
-        whole (``benchmarks.mlebench.task.Task``).
-
-        Raises:
-            UserError: one line naming the task (and, for a competition id, the data
-                dir and the folder looked at) and what to fix.
-        """
-        out = []
-        for raw in self.tasks:
-            entry = TaskEntry(id=raw) if isinstance(raw, str) else raw
-            data_dir = entry.data_dir if "data_dir" in entry.model_fields_set else self.data_dir
-            options = TaskOptions(config=entry.config, leaderboard=entry.leaderboard, metric=entry.metric,
-                                  id_column=entry.id_column, data_dir=data_dir)
-            try:
-                task = open_task(entry.id if data_dir else find_task(entry.id), options)
-            except InvalidTask as e:
-                where = f" in the data dir {data_dir}" if data_dir else ""
-                raise UserError(f"sweep {self.name}: task {entry.id!r}{where}: {e}") from None
-            out.append((task.root, task.options))  # (options: the config and leaderboard found, no data dir)
-        return out
-
-    def jobs(self) -> list[tuple[ProjectJob, dict]]:
-        """One job per grid point, with its coordinates (task, setting, seed, model).
-        Raises ``UserError`` before anything starts: an unknown task (a competition id
-        not in the data dir) or model, a name too long, or a grid point twice (the
-        same task, seed or model listed twice)."""
-        tasks = self.task_folders()
-        twice = [f"{axis} {v!r}" for axis, values in (("task", [str(folder) for folder, _ in tasks]),
-                                                      ("seed", self.seeds), ("model", self.models))
-                 for v in {x for x in values if values.count(x) > 1}]
-        if twice:
-            raise UserError(f"sweep {self.name}: {', '.join(twice)} listed twice; list each once")
-        out = []
-        for folder, options in tasks:
-            for setting_name, s in self.settings.items():
-                for model in self.models:
-                    for seed in self.seeds:
-                        parts = [self.name, folder.name, setting_name, f"s{seed}"]
-                        if len(self.models) > 1:
-                            parts.insert(3, re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")[-16:])
-                        project = "-".join(parts)
-                        if len(project) > 64:
-                            raise UserError(f"project name {project!r} is longer than 64 characters: "
-                                            "use shorter sweep, task or setting names")
-                        try:
-                            llm = parse_model(model)
-                        except ModelSpecError as e:  # named as the file has it, not as the --model flag
-                            raise UserError(f"sweep {self.name}: models: {str(e).replace('--model ', '', 1)}") from None
-                        llm = with_engine(llm, self.llm) if llm.backend == "vllm" else llm
-                        job = make_job(str(folder), project, llm, parse_budget(s.budget or self.budget),
-                                       s.target, s.bus_memory, self.agents, self.policy, self.allow_unsandboxed,
-                                       options)
-                        job.run_policy = job.run_policy.model_copy(update={"seed": seed})
-                        job.cross_project_memory = s.cross_project_memory
-                        for key in ("max_steps", "max_tokens"):
-                            if getattr(s, key) is not None:
-                                setattr(job.orchestrator, key, getattr(s, key))
-                        out.append((job, {"task": folder.name, "setting": setting_name, "seed": seed,
-                                          "model": model}))
-        names = [j.project for j, _ in out]
-        clash = sorted({n for n in names if names.count(n) > 1})
-        if clash:
-            raise UserError(f"sweep {self.name}: two grid points make the same project {clash[0]!r} "
-                            "(tasks with the same folder name?); rename one")
-        return out
+__all__ = ["PaperOptions", "Setting", "SweepSpec", "TaskEntry", "check_same_sweep", "members", "pending",
+           "run_sweep"]
 
 
 def members(bus: Bus, sweep: str) -> list[dict]:
@@ -243,7 +71,7 @@ def members(bus: Bus, sweep: str) -> list[dict]:
 # What a sweep may change between two runs of its file: how many projects go at once, and
 # grid points added or dropped (a new seed, task, model or setting makes new projects).
 # Anything else would run the rest of its projects with other settings than the first.
-_FREE = ("max_concurrent", "tasks", "seeds", "models", "settings")
+_FREE = ("max_concurrent", "tasks", "papers", "seeds", "models", "settings")
 
 
 def check_same_sweep(bus: Bus, spec: SweepSpec) -> None:
@@ -271,7 +99,7 @@ def pending(bus: Bus, spec: SweepSpec, grid: list[tuple[ProjectJob, dict]]) -> l
     left is said (with no cluster joined and no model's server asked). Raises
     ``UserError`` for a sweep file changed under a name that ran (``check_same_sweep``)."""
     check_same_sweep(bus, spec)
-    todo = [j for j, _ in grid if not _ended(bus, j.project)]
+    todo = [j for j, _ in grid if not _ended(bus, j)]
     if not todo:
         console.print(f"sweep {spec.name}: all {len(grid)} projects have ended; `aisci leaderboard {spec.name}` "
                       "ranks them", markup=False, highlight=False)
@@ -285,6 +113,16 @@ def _at(spec: dict, key: str) -> str:
     return json.dumps(value, sort_keys=True)[:80]
 
 
+@dataclass
+class _Member:
+    """A project of the sweep in flight: its orchestrator running, or (``actor`` None) a
+    paper's end running as a Ray task."""
+
+    job: ProjectJob
+    actor: Any | None
+    paper: PaperSettings | None = None
+
+
 def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: float = 10.0,
               address: str | None = None) -> list[ProjectOutcome]:
     """Run every grid point of ``spec`` as a project, at most ``max_concurrent`` at once;
@@ -294,6 +132,8 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
     todo = pending(bus, spec, grid)
     if not todo:
         return []
+    papers = {job.project: spec.paper_settings(job.task) for job, c in grid if c["track"] == "paper"}
+    judge = next(iter(papers.values())).judge if papers else None
     servers: dict[str, Any] = {}  # each endpoint asked once what it takes (tools, window), as `aisci run` does
     for job, _ in grid:
         if job.llm.backend == "openai":
@@ -306,13 +146,20 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
             job.llm = servers[key]
         elif job.llm.backend == "vllm":
             check_vllm(job.llm)
+    if judge is not None and judge.kind == "vllm":
+        check_vllm(judge.llm)
     connect(address)
+    if papers:
+        check_end_placement(next(iter(papers.values())))
     engines: dict[str, Any] = {}  # each vllm engine placed and started before anything is written
     for job, _ in grid:
         key = job.llm.model_dump_json()
         if key not in engines:
             engines[key] = place_engine(job.llm, job.orchestrator.budget_s, say=console.print)
         job.llm = engines[key]
+    if judge is not None and judge.kind == "vllm":  # the papers' judge: one engine, placed once, for every end
+        placed = judge.model_copy(update={"llm": place_engine(judge.llm, JUDGE_ENGINE_WAIT_S, say=console.print)})
+        papers = {p: s.model_copy(update={"judge": placed}) for p, s in papers.items()}
     sweep = bus.create_project(spec.project, f"sweep {spec.name}")
     system = sweep.as_role("system", "sweep")
     system.write("sweep/spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), summary="sweep spec")
@@ -321,7 +168,7 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
     console.print(f"[bold]aisci sweep[/bold] {spec.name}: {len(grid)} projects, {len(grid) - len(todo)} already "
                   f"ended, at most {spec.max_concurrent} at once")
     pools: dict[str, AgentPool] = {}  # one per (model, memory switch): agents are built with both
-    running: dict[ray.ObjectRef, tuple[ProjectJob, Any]] = {}
+    running: dict[ray.ObjectRef, _Member] = {}
     outcomes: list[ProjectOutcome] = []
     notice, asked, last_report = PreemptionNotice(), None, 0.0
     lease = DriverLease(bus)  # a heartbeat per running project (cluster.lease)
@@ -333,31 +180,45 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
                 if key not in pools:
                     pools[key] = AgentPool(spec.agents, bus.config, job.llm, bus_memory=job.orchestrator.bus_memory,
                                            env=actor_env(job.llm), executor=SandboxExecutor(bus.config))  # run tool
-                pool = pools[key]
-                prepare(bus, job)
+                paper = papers.get(job.project)
+                if paper is None:
+                    prepare(bus, job)
+                else:
+                    prepare_paper(bus, job, Paper(paper.paper), paper)
                 lease.hold(job.project)
-                actor = start_orchestrator(bus, job, pool)
-                running[actor.run.remote()] = (job, actor)
+                actor = start_orchestrator(bus, job, pools[key])
+                running[actor.run.remote()] = _Member(job, actor, paper)
                 console.print(f"  started {job.project}")
             ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5) if running else ([], [])
             for ref in ready:
-                job, actor = running.pop(ref)
+                member = running.pop(ref)
+                job = member.job
+                if member.actor is None:  # a paper's end came back
+                    outcomes.append(_paper_ended(bus, job, ref))
+                    lease.release(job.project)
+                    continue
                 outcome = result_of(bus, job, ref)
-                ray.kill(actor)
+                ray.kill(member.actor)
                 if moves_off_drained_node(bus, job.project, outcome, notice):
                     todo.insert(0, job)
+                    continue
+                if member.paper is not None and outcome.kind == "ended":  # its reproduction and grade: a Ray task
+                    out = PaperOutcome(project=job.project, **outcome.model_dump())
+                    running[end_as_task(bus, job, member.paper, out)] = _Member(job, None, member.paper)
+                    console.print(f"  ending  {job.project}: its reproduction and grade", markup=False)
                     continue
                 outcomes.append(_finish(bus, job, outcome))
                 lease.release(job.project)
             why = notice.check()
             if why and asked is None:
-                for job, _ in running.values():
-                    bus.project(job.project).as_role("system", "sweep").record("pause_requested", why)
+                for member in running.values():
+                    if member.actor is not None:  # a paper's end has no orchestrator left to ask
+                        bus.project(member.job.project).as_role("system", "sweep").record("pause_requested", why)
                 console.print(f"[yellow]pausing[/yellow] the sweep: {why}; work in flight has {grace_s:.0f} s")
                 asked = time.monotonic()
             if asked is not None and time.monotonic() - asked > grace_s:
-                outcomes += [_finish(bus, job, pause_now(bus, job, actor, why))
-                             for job, actor in running.values()]
+                outcomes += [_finish(bus, m.job, pause_now(bus, m.job, m.actor, why) if m.actor is not None
+                                     else _cut_end(ref, why)) for ref, m in running.items()]
                 running.clear()
             if why and not running:  # paused: members not started stay so (the same command starts them)
                 for job in todo:
@@ -380,9 +241,40 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
     return outcomes
 
 
-def _ended(bus: Bus, project: str) -> bool:
-    return project in bus.projects() and grade_of(bus, project) is not None and \
-        State.from_events(bus.project(project).events()).stopped is not None
+def _ended(bus: Bus, job: ProjectJob) -> bool:
+    if job.project not in bus.projects():
+        return False
+    if job.orchestrator.track == "paper":  # stopped, and its end (reproduction, grade) done
+        return paper_ended(bus, job.project)
+    return grade_of(bus, job.project) is not None and \
+        State.from_events(bus.project(job.project).events()).stopped is not None
+
+
+def _cut_end(ref: ray.ObjectRef, why: str) -> Outcome:
+    """A paper's end still running when the grace period is over: cancelled; the project
+    stays stopped without ``paper_ended``, and the next run of the sweep ends it."""
+    ray.cancel(ref, force=True)
+    return Outcome(kind="paused", reason=f"{why}: its end (reproduction, grade) was cut; the same command does it "
+                                         "again")
+
+
+def _paper_ended(bus: Bus, job: ProjectJob, ref: ray.ObjectRef) -> ProjectOutcome:
+    """A paper's end, come back: its outcome said in one line. One that failed (the
+    sandbox, the judge) is recorded as ``failed``: the same command tries it again."""
+    try:
+        out, _lines = ray.get(ref)
+    except (ray.exceptions.RayTaskError, ray.exceptions.WorkerCrashedError, ray.exceptions.TaskCancelledError) as e:
+        why = f"its end (reproduction, grade) failed: {failure_line(e)}"
+        bus.project(job.project).as_role("system", "sweep").record("failed", why)
+        out = PaperOutcome(project=job.project, kind="failed", reason=why)
+    said = ("refused (absolute paths of the workspace)" if out.refused else
+            f"PaperBench score {out.paper_grade.score:.3f}" if out.paper_grade else "not graded")
+    repro = out.reproduction
+    ran = f", reproduce.sh {'timed out' if repro.timed_out else f'exited {repro.exit_code}'} in " \
+          f"{repro.repro_execution_time_s:.0f} s" if repro else ""
+    console.print(f"  {out.kind:7} {job.project}: " + (untrusted(out.reason) if out.kind != "ended" else
+                                                        f"{said}{ran}"), markup=False, highlight=False)
+    return out
 
 
 def _finish(bus: Bus, job: ProjectJob, outcome: Outcome) -> ProjectOutcome:
