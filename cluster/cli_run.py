@@ -101,7 +101,7 @@ def cmd_run(bus: Bus, args: argparse.Namespace) -> None:
 
 
 def _connect(address: str | None) -> None:
-    """Start or join Ray (``cluster.run.connect``) and say which cluster this is: Ray's
+    """Start or join Ray (``cluster.connect.connect``) and say which cluster this is: Ray's
     own start-up lines are not shown (``cluster.ray_noise``)."""
     connect(address)
     joined = address or os.environ.get("RAY_ADDRESS")

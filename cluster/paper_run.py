@@ -26,7 +26,7 @@ from pathlib import Path
 import ray
 
 from actors.llm.config import LLMConfig, actor_env
-from actors.orchestrator import OrchestratorConfig
+from actors.orchestrator import OrchestratorConfig, failure_line
 from actors.pool import AgentPool
 from actors.runs import RunPolicy
 from actors.state import State
@@ -151,6 +151,10 @@ def run_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, pool: AgentPoo
                     say(line)
             else:
                 finish_paper(bus, job, settings, out, say)
+        except ray.exceptions.RayError as e:  # the task raised, or its worker or node died
+            out.kind, out.reason = "failed", f"its end (reproduction, grade) failed: {failure_line(e)}"
+            bus.project(job.project).as_role("system", "paper").record("failed", out.reason)
+            say(say_not_done(out))
         except (KeyboardInterrupt, SystemExit) as e:  # SIGTERM (a spot instance's notice) or Ctrl-C in the end
             if ref is not None:
                 ray.cancel(ref, force=True)

@@ -263,7 +263,7 @@ def _paper_ended(bus: Bus, job: ProjectJob, ref: ray.ObjectRef) -> ProjectOutcom
     sandbox, the judge) is recorded as ``failed``: the same command tries it again."""
     try:
         out, _lines = ray.get(ref)
-    except (ray.exceptions.RayTaskError, ray.exceptions.WorkerCrashedError, ray.exceptions.TaskCancelledError) as e:
+    except ray.exceptions.RayError as e:  # it raised, its worker or node died, it was cancelled
         why = f"its end (reproduction, grade) failed: {failure_line(e)}"
         bus.project(job.project).as_role("system", "sweep").record("failed", why)
         out = PaperOutcome(project=job.project, kind="failed", reason=why)
