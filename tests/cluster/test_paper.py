@@ -11,7 +11,7 @@ from actors.runs import RunPolicy, RunRequest, RunResult, resolve
 from actors.tools import ToolBox
 from benchmarks.paperbench import Paper, shipped_papers
 from cluster.cli import main
-from cluster.paper_end import PaperOutcome, finish_paper
+from cluster.paper_end import PaperOutcome, finish_paper, paper_ended
 from cluster.paper_run import import_paper, make_paper_job, paper_files
 from cluster.paper_settings import PaperSettings
 from cluster.quick_run import SandboxExecutor
@@ -249,7 +249,8 @@ def test_the_report_of_a_task_project_has_no_paper_section_and_reads_nothing_mis
 def test_a_paused_paper_project_resumes_to_its_grade_without_redoing_the_reading(tmp_path):
     """Spot preemption of `aisci paper`: SIGTERM pauses it (exit 75, nothing graded), and
     `aisci resume P` continues it from the bus with its saved settings (the judge, the
-    reproduction's limit) to a reproduction and a grade; finished subtasks are not redone."""
+    reproduction's limit) to a reproduction and a grade; finished subtasks are not redone.
+    A SIGTERM during the end (the reproduction) is a pause too; the next resume ends it."""
     import os
     import signal
     import subprocess
@@ -280,9 +281,23 @@ def test_a_paused_paper_project_resumes_to_its_grade_without_redoing_the_reading
     assert not viewer.exists("report/paperbench.json") and not viewer.exists("report/reproduction.json")
     done_before = {e["subtask"] for e in bus.project("spot").events().to_pylist() if e["kind"] == "complete"}
 
+    # The resume is stopped in its turn, during the end (the final reproduction runs 15-20 s):
+    # a pause, nothing graded, and not ended (before, the project counted as ended: the next
+    # command said "ended already (not graded)" and the grade was lost).
+    resume = aisci("resume", "spot")
+    deadline = time.monotonic() + 420
+    while not ((tmp_path / "scratch" / "spot" / "reproduce").is_dir() and any(
+            e["kind"] == "stopped" for e in bus.project("spot").events().to_pylist())):
+        assert time.monotonic() < deadline and resume.poll() is None, "the resumed project's end never started"
+        time.sleep(0.2)
+    resume.send_signal(signal.SIGTERM)
+    out, _ = resume.communicate(timeout=240)
+    assert resume.returncode == 75 and "during its end" in out and "aisci resume spot" in out, out[-3000:]
+    assert not paper_ended(bus, "spot") and not viewer.exists("report/paperbench.json")
     resume = aisci("resume", "spot")
     out, _ = resume.communicate(timeout=600)
     assert resume.returncode == 0, out[-3000:]
+    assert paper_ended(bus, "spot")
     assert "PaperBench score" in out
     events = bus.project("spot").events().to_pylist()
     grade = json.loads(viewer.read("report/paperbench.json"))
