@@ -1,5 +1,5 @@
-"""`ray job submit --working-dir . -- aisci run ...` against a real `ray start --head`,
-with Ray's token authentication on (as Ray 2.60 has it for local clusters)."""
+"""`ray job submit --working-dir . -- aisci run ...` (and a sweep of a paper) against a real
+`ray start --head`, with Ray's token authentication on (as Ray 2.60 has it for local clusters)."""
 
 import os
 import shutil
@@ -68,6 +68,18 @@ def test_ray_job_submit_runs_a_task_on_a_head_node(tmp_path):
         assert "succeeded" in out.stdout + out.stderr
         grade = Bus(root).project("job-bc").as_role("viewer").read("report/grade.json")
         assert '"valid_submission": true' in grade
+        # A sweep of the shipped paper the same way (PaperBench Code-Dev, the scripted judge):
+        # its end runs as a Ray task on the head, and the grade lands on the bus.
+        sweep = tmp_path / "papers.yaml"
+        sweep.write_text("name: jp\npapers: [scaling-knn-vs-forest]\npaper: {judge: scripted, code_dev: true}\n"
+                         "budget: 10m\nagents: 2\n")
+        out = subprocess.run(
+            [str(BIN / "ray"), "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir", ".",
+             "--", "python", "-m", "cluster.cli", "--root", str(root), "sweep", str(sweep)],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0 and "succeeded" in out.stdout + out.stderr, out.stdout[-3000:] + out.stderr[-3000:]
+        paper = Bus(root).project("jp-scaling-knn-vs-forest-default-s0").as_role("viewer")
+        assert '"code_only": true' in paper.read("report/paperbench.json")
         # Without the token the job server refuses: authentication stayed on.
         refused = subprocess.run([str(BIN / "ray"), "job", "list", "--address", f"http://127.0.0.1:{dash}"],
                                  env={**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(tmp_path / "none")},
