@@ -39,12 +39,19 @@ def finish_project(bus: Bus, project: str, task_dir: str, options: TaskOptions |
     return grade
 
 
-def grade_of(bus: Bus, project: str) -> CompetitionReport | None:
-    """The project's last recorded grade, or None if it was never graded."""
+def recorded_object(bus: Bus, project: str, kind: str) -> dict | None:
+    """The JSON object named by the hash on the project's last ``kind`` event (a grade:
+    ``graded``, ``paper_graded``), or None where there is none."""
     proj = bus.project(project)
     events = proj.events()
-    graded = events.filter(pc.equal(events.column("kind"), "graded"))
-    if graded.num_rows == 0:
+    rows = events.filter(pc.equal(events.column("kind"), kind))
+    if rows.num_rows == 0:
         return None
-    digest = graded.column("hash")[-1].as_py()
-    return CompetitionReport.read(json.loads(proj.read_object(digest))) if digest else None
+    digest = rows.column("hash")[-1].as_py()
+    return json.loads(proj.read_object(digest)) if digest else None
+
+
+def grade_of(bus: Bus, project: str) -> CompetitionReport | None:
+    """The project's last recorded grade, or None if it was never graded."""
+    data = recorded_object(bus, project, "graded")
+    return CompetitionReport.read(data) if data is not None else None

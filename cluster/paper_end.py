@@ -29,6 +29,7 @@ from . import scratch
 from .driver import console
 from .engine import place_engine
 from .errors import UserError
+from .grading import recorded_object
 from .job import ProjectJob, ProjectOutcome
 from .paper_grade import JudgedGrade, grade_json, grade_submission
 from .paper_replay import keep_outputs
@@ -169,13 +170,7 @@ def _said(repro: Reproduction) -> str:
 def paper_grade_of(bus: Bus, project: str) -> dict | None:
     """The project's recorded PaperBench grade (by the hash on its last ``paper_graded``
     event), or None."""
-    proj = bus.project(project)
-    events = proj.events()
-    rows = events.filter(pc.equal(events.column("kind"), "paper_graded"))
-    if rows.num_rows == 0:
-        return None
-    digest = rows.column("hash")[-1].as_py()
-    return json.loads(proj.read_object(digest)) if digest else None
+    return recorded_object(bus, project, "paper_graded")
 
 
 def ended_line(bus: Bus, project: str) -> str | None:
