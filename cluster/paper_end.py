@@ -200,7 +200,7 @@ def check_end_placement(settings: PaperSettings) -> None:
     if any(n.get("GPU", 0.0) >= settings.reproduce_gpus and n.get("CPU", 0.0) >= 1 for n in nodes):
         return
     most = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
-    raise UserError(f"the reproduction asks for {settings.reproduce_gpus:g} GPU and no node of this cluster has "
+    raise UserError(f"the reproduction asks for {settings.gpus_said} and no node of this cluster has "
                     f"that (the most on one node: {most:g}): give fewer (--reproduce-gpus, or reproduce_gpus in a "
                     "sweep's paper:), or join a cluster that has them (--address)")
 

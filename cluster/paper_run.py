@@ -144,7 +144,7 @@ def run_paper(bus: Bus, job: ProjectJob, settings: PaperSettings, pool: AgentPoo
         ref = None
         try:
             if settings.reproduce_gpus:  # on a node with the GPUs, which the driver's may not have
-                say(f"the end (reproduction, grade) runs as a Ray task with {settings.reproduce_gpus:g} GPU...")
+                say(f"the end (reproduction, grade) runs as a Ray task with {settings.gpus_said}...")
                 ref = end_as_task(bus, job, settings, out)
                 out, lines = ray.get(ref)
                 for line in lines:

@@ -33,6 +33,12 @@ class PaperSettings(BaseModel):
                                   "reproduces on one A10.")
 
 
+    @property
+    def gpus_said(self) -> str:
+        """``reproduce_gpus`` in words: 1 GPU, 2 GPUs, 0.5 GPU."""
+        return f"{self.reproduce_gpus:g} GPU" + ("s" if self.reproduce_gpus > 1 else "")
+
+
 def settings_of(bus: Bus, project: str) -> PaperSettings | None:
     """The project's paper settings; None for a project that is not a paper's."""
     if not bus.operator.exists(project, SETTINGS_FILE):

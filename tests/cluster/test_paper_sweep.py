@@ -69,7 +69,7 @@ def test_bad_paper_sweeps_are_one_line_before_ray_starts(tmp_path):
 
 
 def test_an_end_asking_for_more_gpus_than_a_node_has_is_refused(ray_cluster):
-    with pytest.raises(UserError, match="asks for 3 GPU and no node of this cluster has that"):
+    with pytest.raises(UserError, match="asks for 3 GPUs and no node of this cluster has that"):
         check_end_placement(PaperSettings(paper=str(SHIPPED), reproduce_gpus=3))
     check_end_placement(PaperSettings(paper=str(SHIPPED), reproduce_gpus=1))  # the test cluster's 2 fake GPUs
 
