@@ -62,10 +62,18 @@ def test_sigterm_pauses_and_resume_finishes(tmp_path):
     # A decision may still be committed by a tick that read the bus just before the request
     # (the orchestrator checks again after its policy decides, which narrows it to the
     # commit's own milliseconds; the full suite at a load of 19 met it): it sends nothing.
+    # The same for the subtasks of a tick that checked for a pause just before the request
+    # and recorded their dispatch just after it (a load of 7 met that window once in three
+    # full runs): they may go, but no later tick sends any (a later tick comes only after
+    # the step's subtasks complete).
+    first_complete = next((i for i, e in enumerate(after) if e["kind"] == "complete"), len(after))
+    racing = {e["subtask"] for e in after[:first_complete] if e["kind"] == "dispatch" and e["subtask"]}
     assert not started & withdrawn and started <= finished, kinds[asked:]
-    assert all(e["run"] in withdrawn for e in after if e["kind"] == "dispatch"), kinds[asked:]
+    assert all(e["run"] in withdrawn or e["subtask"] in racing for e in after if e["kind"] == "dispatch"), \
+        kinds[asked:]
     paused = State.from_events(bus.project("spot").events())
-    assert paused.completed.get("implement-1") is True and paused.in_flight <= withdrawn, (paused.in_flight, withdrawn)
+    assert paused.completed.get("implement-1") is True, paused.completed
+    assert paused.in_flight <= withdrawn | racing, (paused.in_flight, withdrawn, racing)
 
     resumed = _aisci(tmp_path, "resume", "spot")
     out, _ = resumed.communicate(timeout=300)
