@@ -62,7 +62,10 @@ DEFAULT_SCOPES: dict[str, Scope] = {
         write=("experiments/**", "logs/experiments.md"),
     ),
     "debugger": Scope(read=("**",), write=("code/**", "logs/debug.md")),
-    "writer": Scope(read=("**",), write=("report/**", "submission/**", "logs/writing.md")),
+    # report/ is the system's (the grade, the reproduction, the report): a writer wrote a
+    # paperbench.json there that the report then failed on (the breaker); only its self-check.
+    "writer": Scope(read=("**",), write=("report/selfcheck.json", "report/selfcheck/**", "submission/**",
+                                         "logs/writing.md")),
     # Humans and dashboards: look at everything, change nothing.
     "viewer": Scope(read=("**",), write=()),
 }

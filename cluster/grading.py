@@ -9,13 +9,10 @@ hash, never from the file.
 
 from __future__ import annotations
 
-import json
-
-import pyarrow.compute as pc
-
 from benchmarks.mlebench.task import CompetitionReport, Task, TaskOptions
 from bus import Bus
 
+from .recorded import recorded_object
 from .report import write_report
 
 __all__ = ["finish_project", "grade_of"]
@@ -39,19 +36,7 @@ def finish_project(bus: Bus, project: str, task_dir: str, options: TaskOptions |
     return grade
 
 
-def recorded_object(bus: Bus, project: str, kind: str) -> dict | None:
-    """The JSON object named by the hash on the project's last ``kind`` event (a grade:
-    ``graded``, ``paper_graded``), or None where there is none."""
-    proj = bus.project(project)
-    events = proj.events()
-    rows = events.filter(pc.equal(events.column("kind"), kind))
-    if rows.num_rows == 0:
-        return None
-    digest = rows.column("hash")[-1].as_py()
-    return json.loads(proj.read_object(digest)) if digest else None
-
-
 def grade_of(bus: Bus, project: str) -> CompetitionReport | None:
     """The project's last recorded grade, or None if it was never graded."""
-    data = recorded_object(bus, project, "graded")
+    data = recorded_object(bus.project(project), "graded")
     return CompetitionReport.read(data) if data is not None else None

@@ -29,7 +29,6 @@ from . import scratch
 from .driver import console
 from .engine import place_engine
 from .errors import UserError
-from .grading import recorded_object
 from .job import ProjectJob, ProjectOutcome
 from .paper_grade import JudgedGrade, grade_json, grade_submission
 from .paper_replay import keep_outputs
@@ -41,6 +40,7 @@ from .paper_reproduce import (
     workspace_paths,
 )
 from .paper_settings import NOT_GRADED, PaperSettings
+from .recorded import recorded_object
 from .report import write_report
 
 __all__ = ["PaperOutcome", "check_end_placement", "end_as_task", "ended_line", "finish_paper",
@@ -170,7 +170,7 @@ def _said(repro: Reproduction) -> str:
 def paper_grade_of(bus: Bus, project: str) -> dict | None:
     """The project's recorded PaperBench grade (by the hash on its last ``paper_graded``
     event), or None."""
-    return recorded_object(bus, project, "paper_graded")
+    return recorded_object(bus.project(project), "paper_graded")
 
 
 def ended_line(bus: Bus, project: str) -> str | None:

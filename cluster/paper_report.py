@@ -7,6 +7,8 @@ import json
 
 from bus import BusError, Project
 
+from .recorded import recorded_object
+
 __all__ = ["paper_section"]
 
 
@@ -30,7 +32,7 @@ def paper_section(project: Project) -> list[str]:
     """Markdown lines; none for a project that is not a paper's."""
     system = project.as_role("system", "report")
     repro = _read(system, "report/reproduction.json")
-    grade = _read(system, "report/paperbench.json")
+    grade = recorded_object(project, "paper_graded")  # by its event's hash: report/ files are not the grade
     blacklist = _read(system, "report/blacklist.json")
     check = _read(system, "report/selfcheck.json")  # the agents' last self-check (check_reproduction)
     if repro is None and grade is None and blacklist is None:

@@ -20,6 +20,7 @@ holds pointers, which are refused here with that advice.
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -55,6 +56,29 @@ def _text(path: Path, required: bool = True) -> str | None:
     return text
 
 
+# What a paper folder is read for; none may be a symbolic link (see ``_no_links``).
+_PARTS = ("config.yaml", "paper.md", "paper.pdf", "addendum.md", "judge.addendum.md", "rubric.json", "blacklist.txt",
+          "assets")
+
+
+def _no_links(root: Path) -> None:
+    """Refuse a paper folder with a symbolic link among its parts or under assets/: a
+    paper.md linked to /etc/shadow went, whole, into every judge prompt, and an assets/
+    linked to /etc onto the bus for every agent (the breaker). A paper folder holds its
+    own files. Raises ``InvalidPaper`` naming the link and its target."""
+    def refuse(path: Path) -> None:
+        raise InvalidPaper(f"{path}: a symbolic link (to {os.readlink(path)}): a paper folder holds its own files; "
+                           "copy the file or folder in")
+    for name in _PARTS:
+        if (root / name).is_symlink():
+            refuse(root / name)
+    if (root / "assets").is_dir():
+        for here, dirs, names in os.walk(root / "assets"):  # links to folders are listed, never entered
+            for name in dirs + names:
+                if os.path.islink(os.path.join(here, name)):
+                    refuse(Path(here) / name)
+
+
 class Paper:
     """A paper folder, checked whole on construction.
 
@@ -68,13 +92,15 @@ class Paper:
         assets: the assets/ folder or None.
 
     Raises:
-        InvalidPaper: a part is missing or malformed (one line naming the file).
+        InvalidPaper: a part is missing or malformed, or a symbolic link (one line naming
+            the file).
     """
 
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise InvalidPaper(f"{self.root}: not a folder (give a PaperBench paper folder: data/papers/<paper-id>)")
+        _no_links(self.root)
         self.id, self.title = self._config()
         self.paper_md = self.root / "paper.md" if (self.root / "paper.md").is_file() else None
         self.paper_pdf = self.root / "paper.pdf" if (self.root / "paper.pdf").is_file() else None

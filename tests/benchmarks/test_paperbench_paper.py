@@ -88,3 +88,29 @@ def test_optional_parts_may_be_absent(folder):
     assert paper.judge_addendum is None and paper.assets is None and paper.paper_md is None
     with pytest.raises(InvalidPaper, match="only paper.pdf"):
         _ = paper.paper_text
+
+
+def _link(path: Path, target: str) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+    path.symlink_to(target)
+
+
+@pytest.mark.parametrize("part", ["paper.md", "rubric.json", "config.yaml", "addendum.md", "blacklist.txt",
+                                  "judge.addendum.md", "assets", "assets/figure.txt", "assets/deep/dir"])
+def test_a_symbolic_link_in_a_paper_folder_is_refused_naming_it(folder, part, tmp_path):
+    """The breaker: a paper.md linked to /etc/shadow went into every judge prompt, and an
+    assets/ linked to /etc onto the bus. Any link among the parts, or under assets/, is
+    one line naming it and its target; nothing is read through it."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "shadow").write_text("root:*:20228:0:99999:7:::\n")
+    target = secret if part in ("assets", "assets/deep/dir") else secret / "shadow"
+    (folder / part).parent.mkdir(parents=True, exist_ok=True)
+    _link(folder / part, str(target))
+    with pytest.raises(InvalidPaper) as e:
+        Paper(folder)
+    said = str(e.value)
+    assert f"{part}: a symbolic link (to {target})" in said and "\n" not in said and "root:*" not in said, said

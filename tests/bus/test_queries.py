@@ -90,7 +90,7 @@ def test_parquet_is_readable_by_duckdb_and_pandas_as_is(bus):
 def test_workspace_map_is_scoped_and_changes_since(bus):
     proj = bus.create_project("p")
     proj.as_role("system").write("task/description.md", "task")
-    proj.as_role("writer").write("report/draft.md", "draft", summary="first draft")
+    proj.as_role("writer").write("report/selfcheck.json", "draft", summary="first draft")
     coder = proj.as_role("coder")
     first = coder.write("code/train.py", "v1", summary="baseline")
     coder.write("code/train.py", "v2 longer", summary="better")
@@ -101,7 +101,7 @@ def test_workspace_map_is_scoped_and_changes_since(bus):
     text = render_map(coder.workspace_map())
     assert "code/train.py  v" in text and "better" in text
     mark = first["seq"]
-    proj.as_role("writer").write("report/draft.md", "second")
+    proj.as_role("writer").write("report/selfcheck.json", "second")
     proj.as_role("orchestrator").record("decision", "try a bigger model")
     changes = coder.changes_since(mark).to_pylist()
     assert [(c["kind"], c["path"]) for c in changes] == [("write", "code/train.py"), ("decision", None)]

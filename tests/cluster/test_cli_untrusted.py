@@ -47,7 +47,7 @@ def _hostile_bus(root) -> Bus:
         busy.as_role("orchestrator", "orchestrator-1").record("dispatch", text, subtask=text, attempt=1)
         busy.as_role("coder", "coder-1").write(f"code/f{i}.py", "x = 1\n", summary=text)
     busy.as_role("coder", "coder-1").write("code/big.py", "x = 1\n", summary=BIG)
-    busy.as_role("writer", "writer-1").write("report/report.md", "# Report\n" + "\n".join(HOSTILE) + "\n")
+    busy.as_role("system", "report").write("report/report.md", "# Report\n" + "\n".join(HOSTILE) + "\n")
     sweep = bus.create_project("sweep-s").as_role("system", "sweep")
     sweep.write("sweep/members.yaml", yaml.safe_dump([{"project": p, "task": "t", "setting": "d", "seed": 0,
                                                        "model": "baseline"} for p in ("stopped-p", "big-p")]))

@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks.mlebench.task import Task, shipped_tasks
 from bus import Bus
+from bus.errors import ScopeViolation
 from cluster.grading import finish_project, grade_of
 from cluster.job import JOB_FILE, save_job
 from cluster.run import make_job
@@ -93,8 +94,17 @@ def test_a_rewritten_decision_file_changes_nothing(bus):
 def test_a_grade_file_rewritten_by_the_writer_is_not_the_grade(bus):
     state, grade = run_project(bus, str(TASK.root), Hybrid({}))
     real = finish_project(bus, "p", str(TASK.root))
-    bus.project("p").as_role("writer", "writer-x").write("report/grade.json", json.dumps({**real.model_dump(), "score": 1.0,
-                                                                                           "gold_medal": True}))
+    fake = json.dumps({**real.model_dump(), "score": 1.0, "gold_medal": True})
+    writer = bus.project("p").as_role("writer", "writer-x")
+    # report/ is the system's: a writer may write only its self-check there (a hostile
+    # writer's report/paperbench.json without a tree made every paper report fail).
+    for path in ("report/grade.json", "report/paperbench.json", "report/reproduce.log", "report/report.md"):
+        with pytest.raises(ScopeViolation):
+            writer.write(path, fake)
+    writer.write("report/selfcheck.json", "{}")
+    writer.write("report/selfcheck/reproduce.log", "ok\n")
+    # ... and were the file rewritten anyway (by any role that may), the grade is read by its hash.
+    bus.project("p").as_role("system", "x").write("report/grade.json", fake)
     assert grade_of(bus, "p") == real
 
 

@@ -78,14 +78,14 @@ def test_shipped_answers_are_out_of_reach_by_path_and_through_git(bus, proj):
 def test_a_run_sees_only_its_projects_readable_folders(bus, proj):
     other = bus.create_project("other")
     other.as_role("coder").write("code/secret.py", "SECRET = 1\n")
-    proj.as_role("writer").write("report/draft.md", "draft\n")
+    proj.as_role("writer").write("report/selfcheck.json", "draft\n")
     result = run(bus, "look", f"ls -a {bus.root}; echo --; ls {bus.root}/projects; echo --; ls {proj.dir}")
     assert result["status"] == "ok", result
     root, projects, folders = log(proj, "look").split("--\n")
     assert root.split() == [".", "..", "projects"]  # no index/, objects/, operator/, scratch/
     assert projects.split() == ["exp"]
     assert sorted(folders.split()) == ["analysis", "code", "experiments", "logs", "plan", "task"]
-    for name, command in {"report": f"cat {proj.dir}/report/draft.md",
+    for name, command in {"report": f"cat {proj.dir}/report/selfcheck.json",
                           "other": f"cat {other.dir}/code/secret.py",
                           "write-code": f"echo x >> {proj.dir}/code/train.py"}.items():
         assert run(bus, name, command)["status"] == "failed", name
