@@ -258,16 +258,21 @@ def _said(summary: str) -> str:
 
 
 def _task(view, max_chars: int) -> str:
-    """The task's description, cut to ``max_chars`` (with a note saying so)."""
-    try:
-        if not view.exists("task/description.md"):
-            return "(no task/description.md)"
-        text = view.read("task/description.md").strip()
-    except BusError as e:  # too large, a link: said, not raised
-        return f"(task/description.md cannot be shown: {e})"
-    if len(text) <= max_chars:
-        return text
-    return text[:max_chars] + f"\n(... {len(text) - max_chars} more characters of the description not shown)"
+    """What the project is for, with the file it comes from, cut to ``max_chars`` (with a
+    note saying so): a task's description, or a paper project's paper (whose prompt said
+    "(no task/description.md)": the breaker)."""
+    for path, label in (("task/description.md", "task/description.md"),
+                        ("task/paper.md", "task/paper.md, the paper to reproduce; the whole is in the file")):
+        try:
+            if not view.exists(path):
+                continue
+            text = view.read(path).strip()
+        except BusError as e:  # too large, a link: said, not raised
+            return f"({path} cannot be shown: {e})"
+        if len(text) > max_chars:
+            text = text[:max_chars] + f"\n(... {len(text) - max_chars} more characters of {path} not shown)"
+        return f"({label})\n{text}"
+    return "(no task/description.md nor task/paper.md)"
 
 
 def _some(lines: list[str], n: int, what: str, newest_last: bool) -> str:

@@ -44,7 +44,7 @@ class PaperPolicy:
                 owed.append(Subtask(id=f"{prefix}-{len(attempts) + 1}", role=role, goal=goal, context="BASELINE: {}"))
             if owed:
                 return Decision(subtasks=owed, reason=f"{phase}: {', '.join(s.id for s in owed)}")
-        return Decision(stop=True, reason="the submission is written and checked (then reproduced and graded)")
+        return Decision(stop=True, reason="the submission is written and checked (the end reproduces it, and grades it where a judge is set)")
 
     def roadmap(self, state: State) -> list[dict]:
         return [{"phase": prefix, "role": role,

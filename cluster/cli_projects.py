@@ -74,6 +74,10 @@ def status_table(bus: Bus, names: list[str], waiting: list[str] = ()) -> pa.Tabl
         grade = grade_of(bus, name)
         paper = _paper_score(events) if grade is None else None  # a paper project's: PaperBench's score
         stands = where_it_stands(bus, name, state)
+        kinds = set(events.column("kind").to_pylist()) if config is not None and config.track == "paper" else set()
+        if kinds and state.stopped and not state.failed and "paper_ended" not in kinds:  # its end: not done yet
+            stands = (f"stopped; its end (reproduction, grade) was cut: aisci resume {name}"
+                      if driver_gone_since(bus, name) is not None else "ending: its reproduction and grade")
         # Work in flight is under way or queued only while a driver runs the project: an
         # interrupted, paused or ended one has none (what was in flight is redone on resume).
         work = in_flight(events, state) if stands.startswith(("running", "pausing")) else InFlight([], [])
@@ -82,7 +86,8 @@ def status_table(bus: Bus, names: list[str], waiting: list[str] = ()) -> pa.Tabl
                      "runs": state.runs_said(),
                      "best cv": round(state.best_run.cv_score, 5) if state.best_run else None, "tokens": state.tokens,
                      "last event": f"{now - last:.0f} s ago", "score": grade.score if grade else paper,
-                     "medal": grade.medal if grade else ("(paper)" if paper is not None else "")})
+                     "medal": grade.medal if grade else ("(paper)" if paper is not None else "") + (
+                         " disqualified (blacklist)" if "blacklist_hit" in kinds else "")})
     for name in waiting:
         rows.append({"project": name, "state": "waiting: not started yet (a sweep runs max_concurrent at once)"})
     return pa.Table.from_pylist(rows) if rows else pa.table({"project": pa.array([], pa.string())})

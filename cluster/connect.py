@@ -38,11 +38,23 @@ def connect(address: str | None = None) -> None:
                             "(HOST:6379, or ray://HOST:10001), start it with `ray start --head`, or leave out "
                             "--address (and RAY_ADDRESS) for a new local cluster") from None
     else:
-        with _interrupts_held() as held:
-            ray.init(address="local", namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
-        if held:  # Ctrl-C or SIGTERM while it started: the cluster just made is stopped whole, then obeyed
-            ray.shutdown()
-            raise KeyboardInterrupt(f"{held[0]} while the local Ray cluster started")
+        for attempt in (1, 2):  # Ray gives its raylet a fixed 30 s to register: a loaded machine can miss it
+            with _interrupts_held() as held:
+                try:
+                    ray.init(address="local", namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+                    failed = None
+                except Exception as e:  # noqa: BLE001  Ray raises a bare Exception ("timed out during startup")
+                    failed = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                    ray.shutdown()  # what it had started of the cluster goes with it
+            if held:  # Ctrl-C or SIGTERM while it started: the cluster just made is stopped whole, then obeyed
+                ray.shutdown()
+                raise KeyboardInterrupt(f"{held[0]} while the local Ray cluster started")
+            if failed is None:
+                return
+            if attempt == 1:
+                print(f"aisci: the local Ray cluster did not start ({failed}); trying once more", file=sys.stderr)
+        raise UserError(f"the local Ray cluster did not start, twice ({failed}): the machine may be too busy; try "
+                        "again when it is quieter, or start one with `ray start --head` and pass --address")
 
 
 @contextlib.contextmanager

@@ -194,7 +194,11 @@ class SweepSpec(BaseModel):
             judge = parse_judge(p.judge, p.judge_base_url, p.judge_api_key_env)
             timeout = parse_budget(p.reproduce_timeout, "reproduce_timeout")
         except UserError as e:
-            raise UserError(f"sweep {self.name}: paper: {str(e).replace('--judge ', 'judge ', 1)}") from None
+            said = str(e)  # named as the file has them, not as aisci paper's flags (the breaker)
+            for flag, key in (("--judge-base-url", "judge_base_url"), ("--judge ", "judge "),
+                              ("--reproduce-timeout", "reproduce_timeout")):
+                said = said.replace(flag, key)
+            raise UserError(f"sweep {self.name}: paper: {said}") from None
         return PaperSettings(paper=paper_dir, show_rubric=p.show_rubric, code_dev=p.code_dev, judge=judge,
                              reproduce_timeout_s=timeout, reproduce_gpus=p.reproduce_gpus)
 

@@ -112,4 +112,18 @@ def test_the_decision_prompt_fits_a_small_window_and_says_what_it_left_out(bus):
     LLMPolicy(bus, llm, window=window).decide(State(config=OrchestratorConfig(project="p")))
     prompt = llm.requests[0].messages[0]["content"]
     assert len(prompt) <= window.prompt_chars(LLMPolicy.MAX_REPLY_TOKENS)
-    assert "more characters of the description not shown" in prompt and "more files not shown" in prompt
+    assert "more characters of task/description.md not shown" in prompt and "more files not shown" in prompt
+
+
+def test_a_paper_projects_decision_prompt_shows_the_paper(bus):
+    """The breaker: a paper project's prompt said "The task (task/description.md): (no
+    task/description.md)". It now shows the paper's head and names its file."""
+    proj = bus.create_project("pp")
+    proj.as_role("system").write("task/paper.md", "# Scaling before distance\n\nWe claim kNN needs scaling.\n" +
+                                 "x" * 10_000, summary="the paper")
+    llm = ScriptedLLM({"orchestrator": [decide("stop", "seen")]})
+    config = OrchestratorConfig(project="pp", policy="llm", budget_s=600, track="paper")
+    Orchestrator(bus, config, LLMPolicy(bus, llm), lambda subtasks: [], lambda specs: []).run()
+    prompt = next(r.messages[0]["content"] for r in llm.requests if r.tag == "orchestrator")
+    assert "(task/paper.md, the paper to reproduce" in prompt and "We claim kNN needs scaling." in prompt
+    assert "no task/description.md" not in prompt and "more characters of task/paper.md not shown" in prompt

@@ -19,7 +19,9 @@ import yaml
 
 from benchmarks.paperbench import Paper, shipped_papers
 from bus import Bus
+from cluster.cli_projects import status_table
 from cluster.errors import UserError
+from cluster.job import save_job
 from cluster.leaderboard import leaderboard
 from cluster.paper_end import (
     PaperOutcome,
@@ -45,7 +47,9 @@ def _load(tmp_path: Path, data: dict) -> SweepSpec:
     return SweepSpec.load(path)
 
 
-def test_bad_paper_sweeps_are_one_line_before_ray_starts(tmp_path):
+def test_bad_paper_sweeps_are_one_line_before_ray_starts(tmp_path, monkeypatch):
+    for name in ("AISCI_JUDGE_BASE_URL", "AISCI_LLM_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
     with pytest.raises(UserError, match="give tasks, papers, or both"):
         _load(tmp_path, {"name": "ps"})
     with pytest.raises(UserError, match="no paper 'no-such-paper'"):
@@ -54,6 +58,9 @@ def test_bad_paper_sweeps_are_one_line_before_ray_starts(tmp_path):
         _load(tmp_path, {**PAPERS, "papers": ["scaling-knn-vs-forest", str(SHIPPED)]}).jobs()
     with pytest.raises(UserError, match=r"sweep ps: paper: judge 'gpt'"):
         _load(tmp_path, {**PAPERS, "paper": {"judge": "gpt"}}).jobs()
+    with pytest.raises(UserError) as e:  # named as the file has them, never as aisci paper's flags
+        _load(tmp_path, {**PAPERS, "paper": {"judge": "openai:J"}}).jobs()
+    assert "judge openai:J needs the endpoint: judge_base_url" in str(e.value) and "--" not in str(e.value), e.value
     with pytest.raises(UserError, match=r"paper\.reproduce_gpus"):
         _load(tmp_path, {**PAPERS, "paper": {"reproduce_gpus": -1}})
     with pytest.raises(UserError, match=r"paper\.judje"):
@@ -113,6 +120,28 @@ def _term_in_the_end(run: subprocess.Popen, bus: Bus, project: str) -> str:
     run.send_signal(signal.SIGTERM)
     out, _ = run.communicate(timeout=240)
     return out
+
+
+def test_a_blacklist_hit_shows_in_status_as_disqualified(bus, tmp_path):
+    """The monitor's hit was in the report and the driver's line, but `aisci status` said
+    only "(paper)" (the breaker): PaperBench disqualifies such a submission."""
+    folder = tmp_path / "bl"
+    shutil.copytree(SHIPPED, folder)
+    (folder / "blacklist.txt").write_text("https://github.com/secret/repo\n")
+    paper = Paper(folder)
+    job = make_paper_job(paper, "bl")
+    proj = import_paper(bus, paper, "bl")
+    save_job(bus, job)
+    proj.as_role("system", "llm").write("logs/llm/writer-1/00000001.json", json.dumps(
+        {"reply": {"text": "I will copy github.com/secret/repo"}}))
+    writer = proj.as_role("writer", "w")
+    writer.write("submission/reproduce.sh", "echo hi\n")
+    writer.write("submission/README.md", "cites github.com/Secret/Repo.git\n")
+    out = PaperOutcome(project="bl", kind="ended", reason="done")
+    finish_paper(bus, job, PaperSettings(paper=str(folder), code_dev=True), out, say=lambda *a, **k: None)
+    assert out.blacklist_hits == ["logs/llm/writer-1/00000001.json: https://github.com/secret/repo"], out
+    row = status_table(bus, ["bl"]).to_pylist()[0]
+    assert row["medal"].endswith("disqualified (blacklist)"), row
 
 
 @pytest.mark.slow
