@@ -60,7 +60,8 @@ def leaderboard(bus: Bus, sweep: str) -> pa.Table:
             best = max(graded, key=lambda r: (MEDALS.index(r["medal"]), sign * r["score"]))
         out.append({
             "task": task, "setting": setting, "model": model,
-            "graded": f"{len(graded)}/{len(rows)}",
+            # a paper's grade is its PaperBench score (a paper row has no MLE-bench score: "0/1" was shown)
+            "graded": f"{len(graded) + sum(r.get('paper_score') is not None for r in rows)}/{len(rows)}",
             "best_score": best["score"] if best else None, "best_medal": best["medal"] if best else None,
             "best_seed": best["seed"] if best else None,
             "mean_score": round(sum(r["score"] for r in graded) / len(graded), 6) if graded else None,

@@ -167,7 +167,8 @@ def test_a_paper_sweep_paused_in_an_end_does_it_again_then_ranks_it(tmp_path):
     assert grade["num_leaf_nodes"] == 23 and paper_ended(bus, project)
     assert f"{project}: PaperBench score {grade['score']:.3f}, reproduce.sh exited 0" in out, out[-3000:]
     assert [m["track"] for m in members(bus, "pc")] == ["paper"]
-    assert leaderboard(bus, "pc").to_pylist()[0]["best_paper_score"] == grade["score"]
+    board = leaderboard(bus, "pc").to_pylist()[0]
+    assert board["best_paper_score"] == grade["score"] and board["graded"] == "1/1", board
     before = bus.project(project).events().num_rows
     last = _aisci(tmp_path, "sweep", str(path))
     out, _ = last.communicate(timeout=120)
