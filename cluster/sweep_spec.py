@@ -49,6 +49,7 @@ from pydantic import (
 from actors.llm.config import ModelSpecError, parse_model, with_engine
 from actors.runs import RunPolicy
 from benchmarks.mlebench.task import InvalidTask, TaskOptions, open_task
+from benchmarks.paperbench import Paper
 
 from .cli_types import MAX_GPUS
 from .errors import UserError
@@ -208,23 +209,23 @@ class SweepSpec(BaseModel):
         before anything starts: an unknown task (a competition id not in the data dir),
         paper or model, bad paper settings, a name too long, or a grid point twice (the
         same task, paper, seed or model listed twice)."""
-        things = [(folder.name, str(folder), options) for folder, options in self.task_folders()]
+        things: list[tuple[str, str, Any]] = [(f.name, str(f), options) for f, options in self.task_folders()]
         papers = [open_paper(name) for name in self.papers]  # each checked whole (Paper)
         if papers:
             self.paper_settings(str(papers[0].root))  # the judge and the limits, checked once
-        things += [(paper.id, str(paper.root), None) for paper in papers]
+        things += [(paper.id, str(paper.root), paper) for paper in papers]  # a Paper in place of TaskOptions
         twice = [f"{axis} {v!r}" for axis, values in (("task", [where for _, where, _ in things]),
                                                       ("seed", self.seeds), ("model", self.models))
                  for v in {x for x in values if values.count(x) > 1}]
         if twice:
             raise UserError(f"sweep {self.name}: {', '.join(twice)} listed twice; list each once")
         out = []
-        for label, where, options in things:
+        for label, where, what in things:
             for setting_name, s in self.settings.items():
                 for model in self.models:
                     for seed in self.seeds:
                         project = self._project(label, setting_name, model, seed)
-                        job = self._job(where, options, project, self._llm(model), s)
+                        job = self._job(where, what, project, self._llm(model), s)
                         job.run_policy = job.run_policy.model_copy(update={"seed": seed})
                         job.cross_project_memory = s.cross_project_memory
                         for key in ("max_steps", "max_tokens"):
@@ -256,10 +257,10 @@ class SweepSpec(BaseModel):
             raise UserError(f"sweep {self.name}: models: {str(e).replace('--model ', '', 1)}") from None
         return with_engine(llm, self.llm) if llm.backend == "vllm" else llm
 
-    def _job(self, where: str, options: TaskOptions | None, project: str, llm, s: Setting) -> ProjectJob:
+    def _job(self, where: str, what: TaskOptions | Paper, project: str, llm, s: Setting) -> ProjectJob:
         budget = parse_budget(s.budget or self.budget)
-        if options is None:  # a paper: as `aisci paper` makes its job (a target score means nothing there)
-            return make_paper_job(open_paper(where), project, llm, budget, s.bus_memory, self.agents,
-                                  self.allow_unsandboxed, self.policy)
+        if isinstance(what, Paper):  # as `aisci paper` makes its job (a target score means nothing there)
+            return make_paper_job(what, project, llm, budget, s.bus_memory, self.agents, self.allow_unsandboxed,
+                                  self.policy)
         return make_job(where, project, llm, budget, s.target, s.bus_memory, self.agents, self.policy,
-                        self.allow_unsandboxed, options)
+                        self.allow_unsandboxed, what)
