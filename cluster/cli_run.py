@@ -16,7 +16,6 @@ from pathlib import Path
 import ray
 from pydantic import ValidationError
 
-from actors.llm.capabilities import check_server
 from actors.llm.config import parse_model, with_engine
 from actors.runs import RunPolicy
 from actors.state import State
@@ -121,6 +120,9 @@ def check_model(llm):
         check_vllm(llm)
     if llm.backend != "openai":
         return llm
+    # Here, not at the top: openai takes 0.4 s to import, needed only with --model openai:...
+    from actors.llm.capabilities import check_server
+
     asked = llm.tool_calling
     llm, caps = check_server(llm)
     why = ("as asked; " if asked != "auto" else "") + (

@@ -23,7 +23,6 @@ from typing import Any
 import ray
 import yaml
 
-from actors.llm.capabilities import check_server
 from actors.llm.config import actor_env
 from actors.orchestrator import failure_line
 from actors.outcome import Outcome
@@ -139,6 +138,9 @@ def run_sweep(bus: Bus, spec: SweepSpec, grace_s: float = 30.0, report_every_s: 
         if job.llm.backend == "openai":
             key = job.llm.model_dump_json()
             if key not in servers:
+                # Here, not at the top: openai takes 0.4 s to import, needed only with --model openai:...
+                from actors.llm.capabilities import check_server
+
                 servers[key], _ = check_server(job.llm)  # before Ray starts or anything is written
                 console.print(f"model {job.llm.model} at {job.llm.base_url}: tool calls {servers[key].tool_calling}, "
                               f"context window {servers[key].context_tokens or 'unknown'} tokens", markup=False,

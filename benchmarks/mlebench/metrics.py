@@ -38,7 +38,6 @@ from functools import total_ordering
 from typing import Callable
 
 import numpy as np
-from scipy.stats import rankdata
 
 __all__ = ["Metric", "Score", "METRICS", "ALIASES", "metric_by_name", "UnknownMetric"]
 
@@ -62,6 +61,9 @@ def _auc_column(y_true: np.ndarray, y_score: np.ndarray) -> float:
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("ROC AUC needs both classes in the answers; this column has only one")
+    # Here, not at the top: scipy.stats takes 0.5 s to import, and every aisci process imports this module.
+    from scipy.stats import rankdata
+
     ranks = rankdata(y_score.astype(float))  # ties share their average rank
     u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2
     return float(u / (n_pos * n_neg))

@@ -1,7 +1,7 @@
 """Issue 13, as a user meets it: `aisci run` on the embedded default (a local Ray, the
 baseline, the shipped task) shows aisci's lines and none of Ray's (``--debug`` shows
 them), and Ctrl-C pauses it as SIGTERM does: exit 75, no traceback, `status` says
-paused, `resume` finishes it."""
+paused (its resume: tests/cluster/test_pause.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from bus import Bus
-from cluster.ray_noise import is_ray_noise
 
 pytestmark = pytest.mark.slow  # two starts of a local Ray cluster and a whole project
 
@@ -43,11 +42,11 @@ def _wait_for_a_run(bus: Bus, project: str, timeout: float = 180) -> None:
 
 
 def test_ctrl_c_pauses_a_run_and_rays_own_lines_show_only_with_debug(tmp_path):
+    """Ctrl-C is the pause SIGTERM is: the same pause on the bus, so the resume is the one
+    tests/cluster/test_pause.py runs to a grade (there too without --debug, no line of Ray's
+    shown); resumed here as well, it took 50-60 s of the suite's 15 minutes for nothing new."""
     bus = Bus(tmp_path)
-    # A budget: `aisci run` grows the whole solution tree (24 nodes and ensembles), which at
-    # a load of 15-20 took the resume past its 300 s; the budget's end still submits the best
-    # (the pause is not counted: the first start only has to reach its first run in 60 s).
-    run = _aisci(tmp_path, "--debug", "run", "--project", "cc", "--grace", "0", "--budget", "60s")
+    run = _aisci(tmp_path, "--debug", "run", "--project", "cc", "--grace", "0")
     _wait_for_a_run(bus, "cc")
     run.send_signal(signal.SIGINT)
     out, err = run.communicate(timeout=180)
@@ -55,17 +54,13 @@ def test_ctrl_c_pauses_a_run_and_rays_own_lines_show_only_with_debug(tmp_path):
     assert "paused: Ctrl-C" in out and "aisci resume cc" in out, out[-2000:]
     assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err, err[-3000:]
     assert "Started a local Ray instance" in err, err[-2000:]  # --debug: Ray's own lines are shown
+    kinds = [e["kind"] for e in bus.project("cc").events().to_pylist()]
+    assert kinds[-1] == "paused" and "pause_requested" in kinds, kinds[-10:]
 
     status = subprocess.run([sys.executable, "-m", "cluster.cli", "--root", str(tmp_path), "status", "cc"],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert "paused: Ctrl-C" in status.stdout, status.stdout
-
-    resumed = _aisci(tmp_path, "resume", "cc")
-    out, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0 and "grade: score" in out, (out[-2000:], err[-2000:])
-    assert "Ray: a new local cluster at " in out  # Ray's own "Started a local Ray instance" is not shown: ours is
-    assert not any(said in err for said in RAY_SAYS), err
-    assert not any(is_ray_noise(line.encode()) for line in err.splitlines()), err
+    assert not any(said in status.stderr for said in RAY_SAYS), status.stderr
 
 
 def _descendants(pid: int) -> dict[int, str]:

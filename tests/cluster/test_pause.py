@@ -17,6 +17,8 @@ import pytest
 from actors.state import State
 from benchmarks.mlebench.task import shipped_tasks
 from bus import Bus
+from cluster.ray_noise import is_ray_noise
+from tests.cluster.test_cli_truth import RAY_SAYS
 
 pytestmark = pytest.mark.slow  # a whole project or a cluster of its own: `pytest -m 'not slow'` skips it
 
@@ -79,6 +81,10 @@ def test_sigterm_pauses_and_resume_finishes(tmp_path):
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]
     assert "s of project time (" in out and "s this start)" in out, out[-1500:]  # every start's time, and this one's
+    # Without --debug none of Ray's own lines is shown (stderr is in `out` here); ours is.
+    assert "Ray: a new local cluster at " in out, out[-1500:]
+    assert not any(said in out for said in RAY_SAYS), out[-3000:]
+    assert not any(is_ray_noise(line.encode()) for line in out.splitlines()), out[-3000:]
     final = State.from_events(bus.project("spot").events())
     assert final.stopped.startswith("every phase is done; submission: submission/submission.csv is in place")
     before, everything = events, bus.project("spot").events().to_pylist()

@@ -29,6 +29,12 @@ def test_a_sweep_runs_its_grid_capped_and_resumes_as_a_whole(ray_cluster, bus, t
     assert sorted(names) == ["t-breast-cancer-off-s0", "t-breast-cancer-off-s1",
                              "t-breast-cancer-on-s0", "t-breast-cancer-on-s1"]
     assert sorted(o.project for o in outcomes) == sorted(names) and not any(o.paused for o in outcomes)
+    # The memory-off ablation: without bus memory the writer cannot re-read the experiments'
+    # predictions (its reads of experiments/ are refused), so it submits nothing.
+    off = next(o for o in outcomes if o.project == "t-breast-cancer-off-s0")
+    assert not off.grade.valid_submission and off.grade.reason == "no submission file", off.grade
+    refused = [e for e in bus.project(off.project).events().to_pylist() if e["kind"] == "refused"]
+    assert any("experiments/" in (e["path"] or "") for e in refused), refused
 
     # Never more than max_concurrent projects at once (from their first to last event).
     spans = []

@@ -6,6 +6,7 @@ ends with a champion (``tree_crash_worker``: 4 drafts, then an ensemble of 3).""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -42,14 +43,30 @@ def _tree(root: Path) -> dict:
     out = {}
     for row in tree_rows(Bus(root), [PROJECT]):
         node = json.loads(view.read(f"plan/tree/{row['node']}.json"))
-        out[row["node"]] = (node["operator"], node["parent"], tuple(node["members"]), node["model"],
-                            json.dumps(node["params"], sort_keys=True), row["status"], row["score"])
+        out[row["node"]] = [node["operator"], node["parent"], list(node["members"]), node["model"],
+                            json.dumps(node["params"], sort_keys=True), row["status"], row["score"]]  # as JSON has it
     return out
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("reference")
+    """The uninterrupted search's tree, grown once per session: under pytest-xdist the
+    workers share the parent of their temp dirs (xdist's documented way to share a
+    fixture), and a lock keeps the second worker reading what the first grew (~15 s of
+    CPU each time, grown once per worker before; xdist's loadgroup does not group under
+    pytest 9)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _grow(tmp_path_factory.mktemp("reference"))
+    shared = tmp_path_factory.getbasetemp().parent  # this session's, one per run
+    with open(shared / "tree_crash.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        saved = shared / "tree_crash_reference.json"
+        if not saved.exists():
+            saved.write_text(json.dumps(_grow(tmp_path_factory.mktemp("reference"))))
+        return json.loads(saved.read_text())
+
+
+def _grow(root: Path) -> dict:
     done = _run(root)
     assert done.returncode == 0, done.stderr[-3000:]
     tree = _tree(root)
