@@ -93,6 +93,10 @@ def watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNo
             console.print(line)
             last = line.split("]", 1)[1]
         if ready:
+            if state.pause_requested and not state.pause_moves and asked is None and not quiet:
+                # The orchestrator saw the pause on the bus and paused between two of these
+                # ticks (nothing in flight): said all the same (the full suite met it once).
+                _say_pausing(job, state.pause_requested, grace_s)
             return result_of(bus, job, ref)
         why = notice.check()
         if why and asked is None:
@@ -104,10 +108,15 @@ def watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNo
         elif state.pause_requested and not state.pause_moves and asked is None:
             asked, reason = time.monotonic(), state.pause_requested
             if not quiet:  # said as for SIGTERM and Ctrl-C (the breaker saw no line for `aisci pause`)
-                console.print(f"[yellow]pausing[/yellow] {job.project}: {untrusted(reason, 200)}; work in flight has "
-                              f"{grace_s:.0f} s (what does not finish is done again on resume)")
+                _say_pausing(job, reason, grace_s)
         if asked is not None and (notice.now or time.monotonic() - asked > grace_s):
             return pause_now(bus, job, actor, reason, cut=notice.now)
+
+
+def _say_pausing(job: ProjectJob, reason: str, grace_s: float) -> None:
+    """The line for a pause asked on the bus (``aisci pause``); the reason is untrusted text."""
+    console.print(f"[yellow]pausing[/yellow] {job.project}: {untrusted(reason, 200)}; work in flight has "
+                  f"{grace_s:.0f} s (what does not finish is done again on resume)")
 
 
 def result_of(bus: Bus, job: ProjectJob, ref) -> Outcome:

@@ -326,8 +326,11 @@ def test_aisci_pause_is_said_by_the_driver_as_sigterm_is(ray_cluster, tmp_path, 
     out = capsys.readouterr().out
     assert ended.value.code == 75 and "pausing pp: paused by `aisci pause`" in " ".join(out.split()), out[-2000:]
     assert "(raylet)" not in out, out[-2000:]  # "Task OrchestratorActor.run failed ... retries remaining": Ray's
+    # Recorded by the driver when the grace ran out ("grace period over"), or by the
+    # orchestrator when it paused first, its work done (the full suite met that once).
     paused = [e["summary"] for e in Bus(root).project("pp").events().to_pylist() if e["kind"] == "paused"]
-    assert paused and "grace period over" in paused[-1], paused
+    assert paused and paused[-1].startswith("paused by `aisci pause`"), paused
+    assert "cut short" not in paused[-1], paused  # --grace 0 is a grace that ran out, not Ctrl-C twice
 
 
 def test_the_clis_bound_on_branches_is_the_orchestrators():
