@@ -45,6 +45,16 @@ def test_importing_the_cli_loads_neither_ray_nor_the_bus():
     assert out.stdout.strip() == "", f"imported at parse time: {out.stdout}"
 
 
+def test_the_run_and_the_agents_import_neither_scipy_stats_nor_openai():
+    """Every agent worker and `aisci` process paid 0.9 s for them, each for one rare use
+    (the AUC's ranks; an openai server's check): imported where used (docs/cli-startup.md)."""
+    code = ("import sys, cluster.cli_run, cluster.sweep, cluster.paper_run, actors.agent; "
+            "print(' '.join(m for m in ('scipy.stats', 'openai') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"imported by the run's modules: {out.stdout}"
+
+
 def test_every_option_is_described_with_its_default_and_no_source_markup(capsys):
     seen = 0
     for path, parser in _parsers(build_parser()):
