@@ -92,11 +92,13 @@ def watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNo
         if not quiet and (line.split("]", 1)[1] != last or ready):  # print when something changed
             console.print(line)
             last = line.split("]", 1)[1]
+        # A pause asked on the bus (`aisci pause`) that this driver has not taken up yet.
+        on_bus = state.pause_requested if state.pause_requested and not state.pause_moves and asked is None else ""
         if ready:
-            if state.pause_requested and not state.pause_moves and asked is None and not quiet:
+            if on_bus and not quiet:
                 # The orchestrator saw the pause on the bus and paused between two of these
                 # ticks (nothing in flight): said all the same (the full suite met it once).
-                _say_pausing(job, state.pause_requested, grace_s)
+                _say_pausing(job, on_bus, grace_s)
             return result_of(bus, job, ref)
         why = notice.check()
         if why and asked is None:
@@ -105,8 +107,8 @@ def watch(bus: Bus, job: ProjectJob, actor, ref, t0: float, notice: PreemptionNo
             console.print(f"[yellow]pausing[/yellow] {job.project}: {why}; work in flight has {grace_s:.0f} s"
                           f"{again} (what does not finish is done again on resume)")
             asked, reason = time.monotonic(), why
-        elif state.pause_requested and not state.pause_moves and asked is None:
-            asked, reason = time.monotonic(), state.pause_requested
+        elif on_bus:
+            asked, reason = time.monotonic(), on_bus
             if not quiet:  # said as for SIGTERM and Ctrl-C (the breaker saw no line for `aisci pause`)
                 _say_pausing(job, reason, grace_s)
         if asked is not None and (notice.now or time.monotonic() - asked > grace_s):
